@@ -1,0 +1,491 @@
+//! Configuration: plain data with the documented defaults, and validation that names the key.
+//!
+//! Every field is optional in a configuration file; [`Config::default`] gives the defaults
+//! listed in the README. Durations are written `250ms`, `5s`, `15m`, `2h` or `1d`
+//! (see [`parse_duration`]). Unknown keys are rejected, so a misspelt key is an error, not a
+//! silently ignored setting.
+//!
+//! This module holds the shapes only; reading a TOML file is the binary's job (cargo feature
+//! `cli`), and library users may build a [`Config`] in code or deserialize it from any serde
+//! format.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+use crate::error::{Error, Result};
+
+/// The whole configuration: `[database]`, `[notifier]` (with `[notifier.http]` and custom
+/// notifiers' sub-tables) and `[api]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// `[database]`.
+    pub database: DatabaseConfig,
+    /// `[notifier]`.
+    pub notifier: NotifierConfig,
+    /// `[api]`.
+    pub api: ApiConfig,
+}
+
+/// `[database]`: where notifications are stored.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// Path of the SQLite database file, created with its schema if missing.
+    /// Defaults to `clair-notifier.db`.
+    pub path: String,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            path: "clair-notifier.db".to_string(),
+        }
+    }
+}
+
+/// `[notifier]`: how and how often notifications are delivered.
+#[derive(Clone, Deserialize)]
+#[serde(default, try_from = "RawNotifierConfig")]
+pub struct NotifierConfig {
+    /// Tries per notifier per delivery round. Defaults to `5`.
+    pub attempts: u32,
+    /// How long after a delivery (or a failed round) an unread notification is sent again.
+    /// Defaults to `2h`.
+    pub renotify_interval: Duration,
+    /// The longest wait between two tries of one round. Defaults to `15m`.
+    pub max_backoff: Duration,
+    /// Number of worker threads sending notifications. Defaults to `4`.
+    pub workers: usize,
+    /// How soon rows written by another process are noticed. Defaults to `1s`.
+    pub poll_interval: Duration,
+    /// How long a claimed notification stays leased to this instance without renewal.
+    /// Defaults to `10m`.
+    pub lease: Duration,
+    /// `[notifier.http]`: the webhook notifier.
+    pub http: HttpConfig,
+    /// The sub-tables of `[notifier]` other than `http`, by name: each custom notifier reads
+    /// its own (as Clair's `Params` did). Empty by default.
+    pub params: BTreeMap<String, serde_json::Value>,
+}
+
+impl Default for NotifierConfig {
+    fn default() -> Self {
+        NotifierConfig {
+            attempts: 5,
+            renotify_interval: Duration::from_secs(2 * 3600),
+            max_backoff: Duration::from_secs(15 * 60),
+            workers: 4,
+            poll_interval: Duration::from_secs(1),
+            lease: Duration::from_secs(10 * 60),
+            http: HttpConfig::default(),
+            params: BTreeMap::new(),
+        }
+    }
+}
+
+impl fmt::Debug for NotifierConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NotifierConfig")
+            .field("attempts", &self.attempts)
+            .field("renotify_interval", &self.renotify_interval)
+            .field("max_backoff", &self.max_backoff)
+            .field("workers", &self.workers)
+            .field("poll_interval", &self.poll_interval)
+            .field("lease", &self.lease)
+            .field("http", &self.http)
+            // Custom notifiers' tables may hold secrets: show only their names.
+            .field("params", &self.params.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(default)]
+struct RawNotifierConfig {
+    attempts: u32,
+    #[serde(deserialize_with = "de_duration")]
+    renotify_interval: Duration,
+    #[serde(deserialize_with = "de_duration")]
+    max_backoff: Duration,
+    workers: usize,
+    #[serde(deserialize_with = "de_duration")]
+    poll_interval: Duration,
+    #[serde(deserialize_with = "de_duration")]
+    lease: Duration,
+    http: HttpConfig,
+    #[serde(flatten)]
+    rest: BTreeMap<String, serde_json::Value>,
+}
+
+impl Default for RawNotifierConfig {
+    fn default() -> Self {
+        let d = NotifierConfig::default();
+        RawNotifierConfig {
+            attempts: d.attempts,
+            renotify_interval: d.renotify_interval,
+            max_backoff: d.max_backoff,
+            workers: d.workers,
+            poll_interval: d.poll_interval,
+            lease: d.lease,
+            http: d.http,
+            rest: BTreeMap::new(),
+        }
+    }
+}
+
+impl TryFrom<RawNotifierConfig> for NotifierConfig {
+    type Error = String;
+
+    fn try_from(raw: RawNotifierConfig) -> std::result::Result<Self, String> {
+        for (key, value) in &raw.rest {
+            if !value.is_object() {
+                return Err(format!(
+                    "unknown key `notifier.{key}`: expected one of attempts, renotify_interval, \
+                     max_backoff, workers, poll_interval, lease, or a [notifier.<name>] table"
+                ));
+            }
+        }
+        Ok(NotifierConfig {
+            attempts: raw.attempts,
+            renotify_interval: raw.renotify_interval,
+            max_backoff: raw.max_backoff,
+            workers: raw.workers,
+            poll_interval: raw.poll_interval,
+            lease: raw.lease,
+            http: raw.http,
+            params: raw.rest,
+        })
+    }
+}
+
+/// `[notifier.http]`: the webhook notifier, enabled when `endpoint` is set.
+///
+/// `Debug` shows header names but never their values, nor the signing secret.
+#[derive(Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// The URL each notification's name is POSTed to. Empty (the default) disables the webhook.
+    pub endpoint: String,
+    /// Limit on one POST: connecting, sending and receiving the answer. Defaults to `5s`.
+    #[serde(deserialize_with = "de_duration")]
+    pub timeout: Duration,
+    /// Name to verify on the server's TLS certificate, if not the endpoint's host. Empty by
+    /// default.
+    pub servername: String,
+    /// PEM bundle of CAs to trust instead of the built-in roots. Empty by default.
+    pub cafile: String,
+    /// PEM client certificate chain for mutual TLS (with `keyfile`). Empty by default.
+    pub certfile: String,
+    /// PEM private key of the client certificate. Empty by default.
+    pub keyfile: String,
+    /// Proxy URL, e.g. `http://127.0.0.1:3128`. Empty (the default) means a direct connection:
+    /// the environment's proxy variables are never used.
+    pub proxy: String,
+    /// Extra request headers. Empty by default.
+    pub headers: BTreeMap<String, String>,
+    /// `whsec_<base64>`: sign each POST per the Standard Webhooks spec. Empty by default.
+    pub signing_secret: String,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            endpoint: String::new(),
+            timeout: Duration::from_secs(5),
+            servername: String::new(),
+            cafile: String::new(),
+            certfile: String::new(),
+            keyfile: String::new(),
+            proxy: String::new(),
+            headers: BTreeMap::new(),
+            signing_secret: String::new(),
+        }
+    }
+}
+
+impl fmt::Debug for HttpConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpConfig")
+            .field("endpoint", &self.endpoint)
+            .field("timeout", &self.timeout)
+            .field("servername", &self.servername)
+            .field("cafile", &self.cafile)
+            .field("certfile", &self.certfile)
+            .field("keyfile", &self.keyfile)
+            .field("proxy", &redact_url(&self.proxy))
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .field("signing_secret", &redacted(&self.signing_secret))
+            .finish()
+    }
+}
+
+/// `[api]`: the read API.
+///
+/// `Debug` never shows the pagination key or the token.
+#[derive(Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Address the read API listens on. Defaults to `127.0.0.1:6060`; empty turns it off.
+    pub addr: String,
+    /// 32 bytes in URL-safe base64 that key the page tokens, so they stay valid across
+    /// restarts and instances. Empty (the default): generated and kept in the database.
+    pub pagination_key: String,
+    /// When set, GET and DELETE need `Authorization: Bearer <token>`. Empty by default.
+    pub token: String,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            addr: "127.0.0.1:6060".to_string(),
+            pagination_key: String::new(),
+            token: String::new(),
+        }
+    }
+}
+
+impl fmt::Debug for ApiConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiConfig")
+            .field("addr", &self.addr)
+            .field("pagination_key", &redacted(&self.pagination_key))
+            .field("token", &redacted(&self.token))
+            .finish()
+    }
+}
+
+fn redacted(secret: &str) -> &'static str {
+    if secret.is_empty() { "" } else { "<redacted>" }
+}
+
+/// A proxy URL may carry a password (`http://user:pass@host`): keep only scheme and host.
+fn redact_url(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((_, host)) => format!("{scheme}://<redacted>@{host}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+impl NotifierConfig {
+    /// Checks the values that have limits: `attempts` and `workers` at least 1, intervals
+    /// not zero.
+    ///
+    /// # Errors
+    ///
+    /// An error of kind [`Config`](crate::ErrorKind::Config) naming the first key at fault.
+    pub fn validate(&self) -> Result<()> {
+        if self.attempts == 0 {
+            return Err(Error::config("notifier.attempts must be at least 1, got 0"));
+        }
+        if self.workers == 0 || self.workers > 1024 {
+            return Err(Error::config(format!(
+                "notifier.workers must be between 1 and 1024, got {}",
+                self.workers
+            )));
+        }
+        for (key, value) in [
+            ("notifier.renotify_interval", self.renotify_interval),
+            ("notifier.max_backoff", self.max_backoff),
+            ("notifier.poll_interval", self.poll_interval),
+            ("notifier.lease", self.lease),
+            ("notifier.http.timeout", self.http.timeout),
+        ] {
+            if value.is_zero() {
+                return Err(Error::config(format!("{key} must be longer than 0")));
+            }
+        }
+        if self.lease < self.http.timeout.saturating_mul(2) {
+            return Err(Error::config(format!(
+                "notifier.lease ({}) must be at least twice notifier.http.timeout ({}), so a \
+                 send in flight keeps its lease",
+                format_duration(self.lease),
+                format_duration(self.http.timeout)
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Parses a duration written as an integer and a unit: `ms`, `s`, `m`, `h` or `d`
+/// (`250ms`, `5s`, `15m`, `2h`, `1d`).
+///
+/// # Errors
+///
+/// A sentence saying what is wrong with `text`, for the caller to prefix with the key.
+pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let bad = || {
+        format!(
+            "invalid duration \"{text}\": write a whole number and a unit, like 250ms, 5s, 15m, 2h or 1d"
+        )
+    };
+    if digits.is_empty() {
+        return Err(bad());
+    }
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    let ms_per = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(bad()),
+    };
+    let ms = n
+        .checked_mul(ms_per)
+        .filter(|ms| *ms <= 100 * 365 * 86_400_000)
+        .ok_or_else(|| format!("duration \"{text}\" is too long (at most 100 years)"))?;
+    Ok(Duration::from_millis(ms))
+}
+
+/// Writes a duration the way [`parse_duration`] reads it, in the largest exact unit.
+pub fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    for (unit, per) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+    ] {
+        if ms != 0 && ms % per == 0 {
+            return format!("{}{unit}", ms / per);
+        }
+    }
+    format!("{ms}ms")
+}
+
+fn de_duration<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    parse_duration(&text).map_err(serde::de::Error::custom)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_in_every_unit_and_reject_the_rest() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86400)));
+        for bad in [
+            "",
+            "5",
+            "s",
+            "-5s",
+            "5 s",
+            "1.5s",
+            "5sec",
+            "99999999999999999999s",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} was accepted");
+        }
+        assert!(
+            parse_duration("100000000d")
+                .unwrap_err()
+                .contains("too long")
+        );
+    }
+
+    #[test]
+    fn durations_format_back_to_what_parses() {
+        for text in ["250ms", "5s", "15m", "2h", "1d", "90s"] {
+            assert_eq!(format_duration(parse_duration(text).unwrap()), text);
+        }
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let c = Config::default();
+        assert_eq!(c.database.path, "clair-notifier.db");
+        assert_eq!(c.notifier.attempts, 5);
+        assert_eq!(c.notifier.renotify_interval, Duration::from_secs(7200));
+        assert_eq!(c.notifier.max_backoff, Duration::from_secs(900));
+        assert_eq!(c.notifier.workers, 4);
+        assert_eq!(c.notifier.poll_interval, Duration::from_secs(1));
+        assert_eq!(c.notifier.lease, Duration::from_secs(600));
+        assert_eq!(c.notifier.http.timeout, Duration::from_secs(5));
+        assert_eq!(c.api.addr, "127.0.0.1:6060");
+        c.notifier.validate().unwrap();
+    }
+
+    #[test]
+    fn custom_tables_are_params_and_stray_keys_are_rejected() {
+        let c: Config = serde_json::from_str(
+            r#"{"notifier":{"workers":8,"renotify_interval":"1m","mine":{"x":1},"http":{"endpoint":"http://127.0.0.1:1/"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.notifier.workers, 8);
+        assert_eq!(c.notifier.renotify_interval, Duration::from_secs(60));
+        assert_eq!(c.notifier.params["mine"]["x"], 1);
+        let err = serde_json::from_str::<Config>(r#"{"notifier":{"renotifyInterval":"1m"}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("notifier.renotifyInterval"), "{err}");
+        let err = serde_json::from_str::<Config>(r#"{"api":{"paginationKey":"x"}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("paginationKey"), "{err}");
+    }
+
+    #[test]
+    fn validation_names_the_key() {
+        let mut n = NotifierConfig {
+            attempts: 0,
+            ..NotifierConfig::default()
+        };
+        assert!(
+            n.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("notifier.attempts")
+        );
+        n.attempts = 1;
+        n.poll_interval = Duration::ZERO;
+        assert!(
+            n.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("notifier.poll_interval")
+        );
+    }
+
+    #[test]
+    fn debug_never_shows_secrets() {
+        let mut c = Config::default();
+        c.notifier.http.signing_secret = "whsec_c2VjcmV0c2VjcmV0".into();
+        c.notifier
+            .http
+            .headers
+            .insert("X-Api-Key".into(), "hunter2".into());
+        c.notifier.http.proxy = "http://user:pw-secret@127.0.0.1:3128".into();
+        c.notifier
+            .params
+            .insert("mine".into(), serde_json::json!({"password": "pw2"}));
+        c.api.token = "tok-secret".into();
+        c.api.pagination_key = "key-secret".into();
+        let text = format!("{c:?}");
+        for secret in [
+            "c2VjcmV0",
+            "hunter2",
+            "pw-secret",
+            "pw2",
+            "tok-secret",
+            "key-secret",
+        ] {
+            assert!(!text.contains(secret), "{secret} leaked in {text}");
+        }
+        assert!(text.contains("X-Api-Key"));
+    }
+}

@@ -1,0 +1,315 @@
+//! The notifier service: one scanner thread, a bounded job queue, a fixed pool of workers.
+//!
+//! ```text
+//!              claim (batch, leased)            Notifier::send
+//!   store ───────────► scanner ──► [job queue] ──► worker × N ──► receivers
+//!     ▲                   │  ▲                        │
+//!     └─ outcomes (batch) ┘  └──── [outcome queue] ◄──┘
+//! ```
+//!
+//! The scanner is the only thread that writes delivery state; workers only send. Retries are
+//! scheduled in the store (an outcome sets the next due time), never slept in a worker. A
+//! [`Stopper`] stops everything; [`Handle::stop`] returns once the sends in flight have ended
+//! (each is bounded by its notifier's timeout) and unsent work has been released.
+
+mod backoff;
+mod metrics;
+mod scanner;
+mod stopper;
+mod worker;
+
+pub use backoff::INITIAL_BACKOFF;
+pub use metrics::{Histogram, LATENCY_BUCKETS_MS, Metrics, NotifierCounters};
+pub use stopper::Stopper;
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{Receiver, Sender, bounded};
+
+use crate::config::NotifierConfig;
+use crate::error::{Error, ErrorKind, Result};
+use crate::notifier::Registry;
+use crate::store::{Datastore, LeaseOwner};
+use crate::time::Clock;
+
+/// Wakes a service's scanner so that it looks for due work at once. Cheap to clone; waking a
+/// stopped service does nothing.
+#[derive(Clone, Debug)]
+pub struct Waker(Sender<()>);
+
+impl Waker {
+    /// A waker and the receiver its wake-ups arrive on (at most one is kept pending).
+    pub fn new() -> (Waker, Receiver<()>) {
+        let (tx, rx) = bounded(1);
+        (Waker(tx), rx)
+    }
+
+    /// Asks for a look at due work. Never blocks.
+    pub fn wake(&self) {
+        let _ = self.0.try_send(());
+    }
+
+    /// Whether the service this waker belongs to has gone.
+    pub fn is_closed(&self) -> bool {
+        // A disconnected channel refuses even when it has room.
+        matches!(
+            self.0.try_send(()),
+            Err(crossbeam_channel::TrySendError::Disconnected(()))
+        )
+    }
+}
+
+/// What every thread of one service shares.
+pub(crate) struct Shared {
+    pub config: NotifierConfig,
+    pub store: Arc<dyn Datastore>,
+    pub clock: Clock,
+    pub stopper: Stopper,
+    pub owner: LeaseOwner,
+    pub metrics: Arc<Metrics>,
+}
+
+/// Builds and starts a notifier service.
+///
+/// # Example
+///
+/// ```
+/// use std::sync::Arc;
+/// use clair_notifier::{Delivery, Notifier, NotifierConfig, Registry, SendError, Service, SqliteStore};
+///
+/// struct Log;
+/// impl Notifier for Log {
+///     fn configure(&mut self, _: &NotifierConfig) -> clair_notifier::Result<bool> { Ok(true) }
+///     fn send(&self, d: &Delivery) -> Result<(), SendError> { println!("{}", d.name); Ok(()) }
+/// }
+///
+/// # let dir = tempfile::tempdir().unwrap();
+/// let store = Arc::new(SqliteStore::open(dir.path().join("n.db"))?);
+/// let mut registry = Registry::new();
+/// registry.register("log", Log);
+/// let handle = Service::new(NotifierConfig::default(), store).registry(registry).start()?;
+/// handle.stop();
+/// # Ok::<(), clair_notifier::Error>(())
+/// ```
+pub struct Service {
+    config: NotifierConfig,
+    store: Arc<dyn Datastore>,
+    registry: Option<Registry>,
+    clock: Clock,
+    stopper: Stopper,
+}
+
+impl Service {
+    /// A service over `store` with `config`, the built-in notifiers, the system clock and a
+    /// new stopper.
+    pub fn new(config: NotifierConfig, store: Arc<dyn Datastore>) -> Service {
+        Service {
+            config,
+            store,
+            registry: None,
+            clock: Clock::system(),
+            stopper: Stopper::new(),
+        }
+    }
+
+    /// The notifiers to offer the configuration to (instead of [`Registry::with_builtins`]).
+    pub fn registry(mut self, registry: Registry) -> Service {
+        self.registry = Some(registry);
+        self
+    }
+
+    /// The clock to read the time from (tests pass one they move by hand).
+    pub fn clock(mut self, clock: Clock) -> Service {
+        self.clock = clock;
+        self
+    }
+
+    /// The stop signal to obey (so that one signal can stop several services).
+    pub fn stopper(mut self, stopper: Stopper) -> Service {
+        self.stopper = stopper;
+        self
+    }
+
+    /// Configures the notifiers and starts the threads. With no enabled notifier, logs that
+    /// the service is disabled and returns a handle with nothing running
+    /// ([`Handle::is_running`] is `false`).
+    ///
+    /// # Errors
+    ///
+    /// A configuration error (see [`NotifierConfig::validate`]), or a thread that could not
+    /// be spawned.
+    pub fn start(self) -> Result<Handle> {
+        self.config.validate()?;
+        let registry = self.registry.unwrap_or_else(Registry::with_builtins);
+        let enabled = registry.configure(&self.config);
+        let names: Vec<String> = enabled.iter().map(|(n, _)| n.clone()).collect();
+        let metrics = Arc::new(Metrics::new(&names));
+        let (waker, wake_rx) = Waker::new();
+        if enabled.is_empty() {
+            log::warn!("notifier service is disabled: no notifier is enabled");
+            return Ok(Handle {
+                stopper: self.stopper,
+                waker,
+                scanner: None,
+                metrics,
+                notifiers: names,
+            });
+        }
+        let workers = self.config.workers;
+        let capacity = (workers * 64).clamp(256, 4096);
+        let (job_tx, job_rx) = bounded(capacity);
+        let (outcome_tx, outcome_rx) = bounded(capacity + workers);
+        let shared = Arc::new(Shared {
+            config: self.config,
+            store: self.store,
+            clock: self.clock,
+            stopper: self.stopper.clone(),
+            owner: LeaseOwner::random(),
+            metrics: Arc::clone(&metrics),
+        });
+        shared.store.watch(waker.clone());
+        let notifiers: worker::Notifiers = Arc::new(enabled);
+        let spawn_err = |e| Error::with_source(ErrorKind::Other, "could not start a thread", e);
+        let mut threads = Vec::with_capacity(workers);
+        for i in 0..workers {
+            let (shared, notifiers, jobs, outcomes) = (
+                Arc::clone(&shared),
+                Arc::clone(&notifiers),
+                job_rx.clone(),
+                outcome_tx.clone(),
+            );
+            let t = std::thread::Builder::new()
+                .name(format!("clair-notifier-worker-{i}"))
+                .spawn(move || worker::run(shared, notifiers, jobs, outcomes));
+            match t {
+                Ok(t) => threads.push(t),
+                Err(e) => {
+                    self.stopper.stop();
+                    return Err(spawn_err(e));
+                }
+            }
+        }
+        drop((job_rx, outcome_tx));
+        let scanner = scanner::Scanner {
+            shared: Arc::clone(&shared),
+            jobs: job_tx,
+            outcomes: outcome_rx,
+            wake: wake_rx,
+            capacity,
+            claim_threshold: (capacity / 2).max(1),
+        };
+        log::info!(
+            "notifier service started: {} workers, notifiers {}",
+            workers,
+            names.join(", ")
+        );
+        let scanner = std::thread::Builder::new()
+            .name("clair-notifier-scanner".to_string())
+            .spawn(move || {
+                scanner.run();
+                for t in threads {
+                    let _ = t.join();
+                }
+            });
+        let scanner = match scanner {
+            Ok(t) => t,
+            Err(e) => {
+                self.stopper.stop();
+                return Err(spawn_err(e));
+            }
+        };
+        Ok(Handle {
+            stopper: self.stopper,
+            waker,
+            scanner: Some(scanner),
+            metrics,
+            notifiers: names,
+        })
+    }
+}
+
+/// A running service. Dropping it stops the service and waits for it.
+pub struct Handle {
+    stopper: Stopper,
+    waker: Waker,
+    scanner: Option<JoinHandle<()>>,
+    metrics: Arc<Metrics>,
+    notifiers: Vec<String>,
+}
+
+impl Handle {
+    /// A waker for the scanner (the store's inserts already wake it).
+    pub fn waker(&self) -> Waker {
+        self.waker.clone()
+    }
+
+    /// The service's stop signal.
+    pub fn stopper(&self) -> &Stopper {
+        &self.stopper
+    }
+
+    /// The service's counters.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        Arc::clone(&self.metrics)
+    }
+
+    /// The enabled notifiers' names.
+    pub fn notifiers(&self) -> &[String] {
+        &self.notifiers
+    }
+
+    /// Whether threads are running (false for a disabled service, or once stopped).
+    pub fn is_running(&self) -> bool {
+        self.scanner.as_ref().is_some_and(|t| !t.is_finished())
+    }
+
+    /// Raises the stop signal and waits until every thread has finished: sends in flight end
+    /// (bounded by their timeouts), their outcomes are written and unsent work is released.
+    pub fn stop(mut self) {
+        self.stopper.stop();
+        self.join_threads();
+    }
+
+    /// Waits until the service stops (someone raised its stopper).
+    pub fn join(mut self) {
+        self.join_threads();
+    }
+
+    fn join_threads(&mut self) {
+        if let Some(t) = self.scanner.take() {
+            if t.join().is_err() {
+                log::error!("the scanner thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.stopper.stop();
+        self.join_threads();
+    }
+}
+
+impl std::fmt::Debug for Handle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handle")
+            .field("notifiers", &self.notifiers)
+            .field("running", &self.is_running())
+            .finish()
+    }
+}
+
+/// Runs the notifier service over `store` until `stopper` is raised (Clair's `notifier.Run`),
+/// with the built-in notifiers and those registered with [`register`](crate::register).
+/// Returns at once if no notifier is enabled or the configuration is invalid (logged).
+pub fn run(config: &NotifierConfig, store: Arc<dyn Datastore>, stopper: &Stopper) {
+    let service = Service::new(config.clone(), store)
+        .registry(Registry::take_global())
+        .stopper(stopper.clone());
+    match service.start() {
+        Ok(handle) => handle.join(),
+        Err(e) => log::error!("notifier service could not start: {}", e.chain()),
+    }
+}

@@ -1,0 +1,218 @@
+//! The scanner thread: the only writer of delivery state.
+//!
+//! It claims due notifications in batches into the bounded job queue, writes back the
+//! workers' outcomes in batches (in the same transaction as the next claim), renews the
+//! leases of work in flight, and sleeps until the next notification is due, a wake-up (an
+//! in-process insert), the poll interval (rows written by other processes), or a stop.
+//! On stop it waits for the sends in flight, writes their outcomes, and releases the leases
+//! of work that was claimed but never sent.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, select};
+
+use super::Shared;
+use crate::notification::NotificationId;
+use crate::store::{Claimed, Outcome};
+use crate::time::Timestamp;
+
+/// The longest wait after a failed store operation before the next try.
+const MAX_STORE_RETRY: Duration = Duration::from_secs(5);
+
+/// How many times outcomes are tried on the way out before they are left to the leases.
+const FINAL_WRITE_TRIES: u32 = 5;
+
+pub(crate) struct Scanner {
+    pub shared: Arc<Shared>,
+    pub jobs: Sender<Claimed>,
+    pub outcomes: Receiver<Outcome>,
+    pub wake: Receiver<()>,
+    /// Queue capacity; a claim fills at most the free part.
+    pub capacity: usize,
+    /// Claim only when at least this many slots are free (batches, not trickles).
+    pub claim_threshold: usize,
+}
+
+impl Scanner {
+    pub fn run(self) {
+        let shared = Arc::clone(&self.shared);
+        let config = &shared.config;
+        let poll = config.poll_interval;
+        let renew_every = config.lease / 3;
+        // Work claimed and not yet reported, by id.
+        let mut in_flight: HashMap<NotificationId, ()> = HashMap::new();
+        let mut pending: Vec<Outcome> = Vec::new();
+        let mut woken = true;
+        let mut next_due: Option<Timestamp> = None;
+        let mut last_poll: Option<Instant> = None;
+        let mut last_renew = Instant::now();
+        let mut store_retry = Duration::from_millis(50);
+
+        loop {
+            while let Ok(o) = self.outcomes.try_recv() {
+                in_flight.remove(&o.id);
+                pending.push(o);
+            }
+            if shared.stopper.is_stopped() {
+                break;
+            }
+            let now = shared.clock.now();
+            if last_poll.is_none_or(|t| t.elapsed() >= poll) {
+                last_poll = Some(Instant::now());
+                match shared.store.next_due() {
+                    Ok(d) => next_due = d,
+                    Err(e) => log::error!("{}", e.chain()),
+                }
+            }
+            let free = self.capacity.saturating_sub(self.jobs.len());
+            let due_now = woken || next_due.is_some_and(|d| d <= now);
+            let limit = if due_now && free >= self.claim_threshold {
+                free
+            } else {
+                0
+            };
+
+            if limit > 0 || !pending.is_empty() {
+                let lease_until = now.add(config.lease);
+                match shared
+                    .store
+                    .record_and_claim(shared.owner, &pending, limit, now, lease_until)
+                {
+                    Ok(claimed) => {
+                        store_retry = Duration::from_millis(50);
+                        for o in pending.drain(..) {
+                            next_due = Some(next_due.map_or(o.next_due, |d| d.min(o.next_due)));
+                        }
+                        if limit > 0 {
+                            woken = false;
+                            shared
+                                .metrics
+                                .claimed
+                                .fetch_add(claimed.len() as u64, Ordering::Relaxed);
+                            if claimed.len() < limit {
+                                // Everything due now is claimed: learn when the next one is.
+                                last_poll = Some(Instant::now());
+                                match shared.store.next_due() {
+                                    Ok(d) => next_due = d,
+                                    Err(e) => log::error!("{}", e.chain()),
+                                }
+                            } else {
+                                next_due = Some(now);
+                            }
+                            for c in claimed {
+                                in_flight.insert(c.id, ());
+                                // Never blocks: at most `free` were claimed.
+                                if let Err(e) = self.jobs.try_send(c) {
+                                    let c = e.into_inner();
+                                    log::error!(
+                                        "job queue refused {}; it will be released",
+                                        c.name
+                                    );
+                                }
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        shared.metrics.store_errors.fetch_add(1, Ordering::Relaxed);
+                        log::error!(
+                            "{} (retrying in {} ms; {} outcomes kept)",
+                            e.chain(),
+                            store_retry.as_millis(),
+                            pending.len()
+                        );
+                        if !shared.stopper.sleep(store_retry) {
+                            continue;
+                        }
+                        store_retry = (store_retry * 2).min(MAX_STORE_RETRY);
+                        continue;
+                    }
+                }
+            }
+
+            if last_renew.elapsed() >= renew_every && !in_flight.is_empty() {
+                last_renew = Instant::now();
+                let ids: Vec<NotificationId> = in_flight.keys().copied().collect();
+                let until = shared.clock.now().add(config.lease);
+                match shared.store.renew(shared.owner, &ids, until) {
+                    Ok(held) => log::debug!("renewed {held} of {} leases", ids.len()),
+                    Err(e) => {
+                        shared.metrics.store_errors.fetch_add(1, Ordering::Relaxed);
+                        log::error!("{}", e.chain());
+                    }
+                }
+            }
+
+            // Is there something to do at once?
+            let now = shared.clock.now();
+            let free = self.capacity.saturating_sub(self.jobs.len());
+            if free >= self.claim_threshold && next_due.is_some_and(|d| d <= now) {
+                continue;
+            }
+            let mut timeout =
+                poll.saturating_sub(last_poll.map_or(Duration::ZERO, |t| t.elapsed()));
+            if let Some(d) = next_due {
+                timeout = timeout.min(d.since(now));
+            }
+            if !in_flight.is_empty() {
+                timeout = timeout.min(renew_every.saturating_sub(last_renew.elapsed()));
+            }
+            select! {
+                recv(self.outcomes) -> o => if let Ok(o) = o {
+                    in_flight.remove(&o.id);
+                    pending.push(o);
+                },
+                recv(self.wake) -> _ => woken = true,
+                recv(shared.stopper.receiver()) -> _ => {},
+                default(timeout) => {},
+            }
+        }
+        self.shutdown(in_flight, pending);
+    }
+
+    /// Waits for the workers (each finishes at most the send it has in hand), writes their
+    /// outcomes, and releases the leases of claimed work that was never sent.
+    fn shutdown(self, mut in_flight: HashMap<NotificationId, ()>, mut pending: Vec<Outcome>) {
+        let Scanner {
+            shared,
+            jobs,
+            outcomes,
+            ..
+        } = self;
+        drop(jobs);
+        // Workers hold the only senders: this ends when the last worker has exited.
+        for o in outcomes.iter() {
+            in_flight.remove(&o.id);
+            pending.push(o);
+        }
+        let unsent: Vec<NotificationId> = in_flight.into_keys().collect();
+        for attempt in 1..=FINAL_WRITE_TRIES {
+            let now = shared.clock.now();
+            let result = shared
+                .store
+                .record(shared.owner, &pending, now)
+                .and_then(|()| shared.store.release(shared.owner, &unsent, now));
+            match result {
+                Ok(()) => {
+                    log::info!(
+                        "stopped: {} outcomes written, {} unsent notifications released",
+                        pending.len(),
+                        unsent.len()
+                    );
+                    return;
+                }
+                Err(e) if attempt < FINAL_WRITE_TRIES => {
+                    log::warn!("{} (try {attempt} of {FINAL_WRITE_TRIES})", e.chain());
+                    std::thread::park_timeout(Duration::from_millis(100 * u64::from(attempt)));
+                }
+                Err(e) => log::error!(
+                    "{}: {} notifications stay leased until their lease expires and will be sent again",
+                    e.chain(),
+                    pending.len() + unsent.len()
+                ),
+            }
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! A worker thread: takes claimed notifications from the queue, sends each through every
+//! enabled notifier that has not yet succeeded in the round, and reports the outcome.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use crossbeam_channel::{Receiver, Sender, select};
+
+use super::Shared;
+use super::backoff::{self, Rng};
+use crate::notifier::{Delivery, Notifier};
+use crate::store::{Claimed, NotifierProgress, Outcome};
+
+/// The enabled notifiers, shared by all workers.
+pub(crate) type Notifiers = Arc<Vec<(String, Box<dyn Notifier>)>>;
+
+pub(crate) fn run(
+    shared: Arc<Shared>,
+    notifiers: Notifiers,
+    jobs: Receiver<Claimed>,
+    outcomes: Sender<Outcome>,
+) {
+    let mut rng = Rng::new();
+    loop {
+        let job = select! {
+            recv(shared.stopper.receiver()) -> _ => return,
+            recv(jobs) -> job => match job {
+                Ok(job) => job,
+                Err(_) => return,
+            },
+        };
+        // A job taken in the same instant as a stop is left for the scanner to release.
+        if shared.stopper.is_stopped() {
+            return;
+        }
+        let outcome = deliver(&shared, &notifiers, job, &mut rng);
+        if outcomes.send(outcome).is_err() {
+            return;
+        }
+    }
+}
+
+/// One round's step for one notification: every notifier not yet done is tried once.
+fn deliver(shared: &Shared, notifiers: &Notifiers, job: Claimed, rng: &mut Rng) -> Outcome {
+    let had_progress = !job.progress.is_empty();
+    let mut progress: Vec<NotifierProgress> = Vec::with_capacity(notifiers.len());
+    let mut retry_after = None;
+    for (i, (name, notifier)) in notifiers.iter().enumerate() {
+        let mut p = job
+            .progress
+            .iter()
+            .find(|p| &p.notifier == name)
+            .cloned()
+            .unwrap_or_else(|| NotifierProgress {
+                notifier: name.clone(),
+                attempts: 0,
+                succeeded: false,
+                last_error: None,
+            });
+        if !p.succeeded {
+            let delivery = Delivery {
+                name: job.name.clone(),
+                created: job.created,
+                notified: job.notified,
+                attempt: p.attempts + 1,
+            };
+            let counters = &shared.metrics.notifiers[i].1;
+            match catch_unwind(AssertUnwindSafe(|| notifier.send(&delivery))) {
+                Ok(Ok(())) => {
+                    p.succeeded = true;
+                    p.last_error = None;
+                    counters.ok.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(Err(e)) => {
+                    p.attempts += 1;
+                    log::warn!(
+                        "notifier {name}: attempt {} for {} failed: {e}",
+                        p.attempts,
+                        job.name
+                    );
+                    if let Some(d) = e.retry_after() {
+                        retry_after =
+                            Some(retry_after.map_or(d, |r: std::time::Duration| r.max(d)));
+                    }
+                    p.last_error = Some(format!("{name}: {}", e.message()));
+                    counters.failed.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(panic) => {
+                    p.attempts += 1;
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "a non-string panic".to_string());
+                    log::error!("notifier {name} panicked sending {}: {what}", job.name);
+                    p.last_error = Some(format!("{name}: panicked: {what}"));
+                    counters.failed.fetch_add(1, Ordering::Relaxed);
+                    counters.panicked.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        progress.push(p);
+    }
+
+    let now = shared.clock.now();
+    let config = &shared.config;
+    let failing: Vec<&NotifierProgress> = progress.iter().filter(|p| !p.succeeded).collect();
+    if failing.is_empty() {
+        shared.metrics.rounds_ok.fetch_add(1, Ordering::Relaxed);
+        if job.notified.is_none() {
+            let ms = now.since(job.created).as_millis();
+            shared.metrics.latency_ms.observe(ms as u64);
+        }
+        return Outcome {
+            id: job.id,
+            notified: true,
+            next_due: now.add(config.renotify_interval),
+            attempts: 0,
+            last_error: None,
+            progress: Vec::new(),
+            replace_progress: had_progress,
+        };
+    }
+    let attempts = failing.iter().map(|p| p.attempts).max().unwrap_or(0);
+    let last_error = failing
+        .iter()
+        .filter_map(|p| p.last_error.as_deref())
+        .collect::<Vec<_>>()
+        .join("; ");
+    if attempts >= config.attempts {
+        // The round failed: start afresh after renotify_interval.
+        shared.metrics.rounds_failed.fetch_add(1, Ordering::Relaxed);
+        log::warn!(
+            "notification {}: giving up this round after {attempts} attempts; next round in {}",
+            job.name,
+            crate::config::format_duration(config.renotify_interval)
+        );
+        return Outcome {
+            id: job.id,
+            notified: false,
+            next_due: now.add(config.renotify_interval),
+            attempts,
+            last_error: Some(last_error),
+            progress: Vec::new(),
+            replace_progress: had_progress,
+        };
+    }
+    shared.metrics.retries.fetch_add(1, Ordering::Relaxed);
+    let wait = backoff::delay(attempts, config.max_backoff, retry_after, rng);
+    Outcome {
+        id: job.id,
+        notified: false,
+        next_due: now.add(wait),
+        attempts,
+        last_error: Some(last_error),
+        progress,
+        replace_progress: true,
+    }
+}

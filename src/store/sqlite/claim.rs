@@ -1,0 +1,135 @@
+//! Claiming due notifications under a lease, renewing and releasing leases.
+
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+
+use crate::error::Result;
+use crate::notification::NotificationId;
+use crate::store::{Claimed, LeaseOwner, NotifierProgress};
+use crate::time::Timestamp;
+
+pub fn claim(
+    tx: &Transaction<'_>,
+    path: &str,
+    owner: LeaseOwner,
+    limit: usize,
+    now: Timestamp,
+    lease_until: Timestamp,
+) -> Result<Vec<Claimed>> {
+    let err = |e| super::store_error(path, "could not claim notifications in", e);
+    // A leased notification's due_at is its lease's expiry, so "due" covers "not leased, or
+    // leased by an owner whose lease expired".
+    let mut stmt = tx
+        .prepare_cached(
+            "UPDATE notification SET due_at = ?1, lease_owner = ?2
+             WHERE id IN (SELECT id FROM notification
+                          WHERE due_at <= ?3 ORDER BY due_at LIMIT ?4)
+             RETURNING id, name, created_at, notified_at, has_progress, attempts",
+        )
+        .map_err(err)?;
+    let mut claimed = Vec::new();
+    let mut with_progress = Vec::new();
+    let rows = stmt
+        .query_map(
+            params![
+                lease_until.as_millis(),
+                owner.0,
+                now.as_millis(),
+                limit as i64
+            ],
+            |r| {
+                Ok((
+                    Claimed {
+                        id: NotificationId(r.get(0)?),
+                        name: r.get(1)?,
+                        created: Timestamp::from_millis(r.get(2)?),
+                        notified: r.get::<_, Option<i64>>(3)?.map(Timestamp::from_millis),
+                        progress: Vec::new(),
+                    },
+                    r.get::<_, bool>(4)?,
+                ))
+            },
+        )
+        .map_err(err)?;
+    for row in rows {
+        let (c, has_progress) = row.map_err(err)?;
+        if has_progress {
+            with_progress.push(claimed.len());
+        }
+        claimed.push(c);
+    }
+    if !with_progress.is_empty() {
+        let mut progress = tx
+            .prepare_cached(
+                "SELECT notifier, attempts, succeeded, last_error FROM progress
+                 WHERE notification_id = ?1 ORDER BY notifier",
+            )
+            .map_err(err)?;
+        for i in with_progress {
+            let rows = progress
+                .query_map([claimed[i].id.0], |r| {
+                    Ok(NotifierProgress {
+                        notifier: r.get(0)?,
+                        attempts: r.get(1)?,
+                        succeeded: r.get(2)?,
+                        last_error: r.get(3)?,
+                    })
+                })
+                .map_err(err)?;
+            for p in rows {
+                claimed[i].progress.push(p.map_err(err)?);
+            }
+        }
+    }
+    Ok(claimed)
+}
+
+pub fn renew(
+    tx: &Transaction<'_>,
+    path: &str,
+    owner: LeaseOwner,
+    ids: &[NotificationId],
+    until: Timestamp,
+) -> Result<usize> {
+    let err = |e| super::store_error(path, "could not renew leases in", e);
+    let mut stmt = tx
+        .prepare_cached(
+            "UPDATE notification SET due_at = ?1
+             WHERE id = ?2 AND lease_owner = ?3 AND read_at IS NULL",
+        )
+        .map_err(err)?;
+    let mut held = 0;
+    for id in ids {
+        held += stmt
+            .execute(params![until.as_millis(), id.0, owner.0])
+            .map_err(err)?;
+    }
+    Ok(held)
+}
+
+pub fn release(
+    tx: &Transaction<'_>,
+    path: &str,
+    owner: LeaseOwner,
+    ids: &[NotificationId],
+    now: Timestamp,
+) -> Result<()> {
+    let err = |e| super::store_error(path, "could not release leases in", e);
+    let mut stmt = tx
+        .prepare_cached(
+            "UPDATE notification SET due_at = ?1, lease_owner = NULL
+             WHERE id = ?2 AND lease_owner = ?3 AND read_at IS NULL",
+        )
+        .map_err(err)?;
+    for id in ids {
+        stmt.execute(params![now.as_millis(), id.0, owner.0])
+            .map_err(err)?;
+    }
+    Ok(())
+}
+
+pub fn next_due(conn: &Connection) -> rusqlite::Result<Option<Timestamp>> {
+    conn.prepare_cached("SELECT min(due_at) FROM notification WHERE due_at IS NOT NULL")?
+        .query_row([], |r| r.get::<_, Option<i64>>(0))
+        .optional()
+        .map(|v| v.flatten().map(Timestamp::from_millis))
+}

@@ -1,0 +1,405 @@
+//! The SQLite datastore.
+//!
+//! # Durability
+//!
+//! The database runs in WAL mode (`journal_mode = WAL`). Inserts and marks of read commit with
+//! `synchronous = FULL`: the WAL is synced before the commit returns, so a notification that
+//! [`insert`](crate::Datastore::insert) returned survives a power cut. Claims, lease renewals
+//! and outcomes commit with `synchronous = NORMAL` (synced at checkpoints): a power cut may
+//! undo the last of them, which only means a notification is sent once more. A process crash
+//! (kill -9) loses nothing in either mode.
+//!
+//! Every connection sets `busy_timeout` (5 s) so that writers of other processes are waited
+//! for rather than failed at once; the service retries what still fails.
+//!
+//! # Connections
+//!
+//! One writer connection, behind a mutex (SQLite allows one writer at a time anyway), and a
+//! small pool of reader connections for the read API and the command line, which in WAL mode
+//! read while the writer writes.
+
+mod claim;
+mod insert;
+mod outcome;
+mod query;
+mod schema;
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::notification::{
+    NewNotification, NotificationId, NotificationPage, NotificationSummary, PageCursor,
+};
+use crate::service::Waker;
+use crate::store::{Claimed, Counts, Datastore, LeaseOwner, ListFilter, Outcome};
+use crate::time::Timestamp;
+
+/// How long a statement waits for another connection's write lock before failing.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Reader connections kept open for reuse.
+const READER_POOL: usize = 8;
+
+/// Notifications stored in an SQLite database file.
+pub struct SqliteStore {
+    path: String,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+    watchers: Mutex<Vec<Waker>>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+/// Maps a driver error to this crate's error, saying what was being done to which file.
+pub(crate) fn store_error(path: &str, doing: &str, e: rusqlite::Error) -> Error {
+    let detail = match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DiskFull) => Some("the disk is full"),
+        Some(rusqlite::ErrorCode::NotADatabase) => Some("the file is not an SQLite database"),
+        Some(rusqlite::ErrorCode::DatabaseCorrupt) => Some("the database file is corrupt"),
+        Some(rusqlite::ErrorCode::ReadOnly) => Some("the database is read-only"),
+        Some(rusqlite::ErrorCode::DatabaseBusy) | Some(rusqlite::ErrorCode::DatabaseLocked) => {
+            Some("another connection held the write lock too long")
+        }
+        Some(rusqlite::ErrorCode::CannotOpen) => Some("the file cannot be opened"),
+        _ => None,
+    };
+    let message = match detail {
+        Some(d) => format!("{doing} {path}: {d}"),
+        None => format!("{doing} {path}"),
+    };
+    Error::with_source(ErrorKind::Store, message, e)
+}
+
+impl SqliteStore {
+    /// Opens the database at `path`, creating it with its schema if missing and migrating an
+    /// older schema.
+    ///
+    /// # Errors
+    ///
+    /// A [`Store`](ErrorKind::Store) error if the file cannot be opened or created, is not an
+    /// SQLite database, belongs to another program, or has a newer schema; a file that is not
+    /// clair-notifier's is left untouched.
+    pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore> {
+        let path = path.as_ref().to_string_lossy().into_owned();
+        if Path::new(&path).is_dir() {
+            return Err(Error::new(
+                ErrorKind::Store,
+                format!("could not open {path}: it is a directory"),
+            ));
+        }
+        let mut writer = open_connection(&path)?;
+        // journal_mode is a property of the file: set it once, check that it took.
+        let mode: String = writer
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(|e| store_error(&path, "could not open", e))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(Error::new(
+                ErrorKind::Store,
+                format!("could not switch {path} to WAL mode (it stayed in {mode} mode)"),
+            ));
+        }
+        schema::migrate(&mut writer, &path)?;
+        writer
+            .execute_batch("PRAGMA optimize = 0x10002")
+            .map_err(|e| store_error(&path, "could not open", e))?;
+        Ok(SqliteStore {
+            path,
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+            watchers: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The path this store was opened with.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    fn writer(&self) -> MutexGuard<'_, Connection> {
+        self.writer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `f` on a reader connection from the pool.
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+        doing: &str,
+    ) -> Result<T> {
+        let conn = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let conn = match conn {
+            Some(c) => c,
+            None => open_connection(&self.path)?,
+        };
+        let out = f(&conn).map_err(|e| store_error(&self.path, doing, e));
+        let mut pool = self.readers.lock().unwrap_or_else(|e| e.into_inner());
+        if pool.len() < READER_POOL {
+            pool.push(conn);
+        }
+        out
+    }
+
+    /// Reads a stored setting (such as the read API's generated pagination key).
+    ///
+    /// # Errors
+    ///
+    /// A store failure.
+    pub fn setting(&self, key: &str) -> Result<Option<String>> {
+        use rusqlite::OptionalExtension;
+        self.read(
+            |c| {
+                c.query_row("SELECT value FROM setting WHERE key = ?1", [key], |r| {
+                    r.get(0)
+                })
+                .optional()
+            },
+            "could not read a setting from",
+        )
+    }
+
+    /// Stores `value` under `key` unless a value is already there, and returns the value
+    /// that is stored (so that concurrent instances agree on one).
+    ///
+    /// # Errors
+    ///
+    /// A store failure.
+    pub fn setting_or_insert(&self, key: &str, value: &str) -> Result<String> {
+        let conn = self.writer();
+        conn.execute(
+            "INSERT INTO setting (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING",
+            [key, value],
+        )
+        .and_then(|_| {
+            conn.query_row("SELECT value FROM setting WHERE key = ?1", [key], |r| {
+                r.get(0)
+            })
+        })
+        .map_err(|e| store_error(&self.path, "could not write a setting to", e))
+    }
+
+    /// The values of the pragmas this store sets, read back from the writer connection:
+    /// `(name, value)` pairs for `journal_mode`, `synchronous`, `busy_timeout`,
+    /// `foreign_keys`, `temp_store`.
+    ///
+    /// # Errors
+    ///
+    /// A store failure.
+    pub fn pragmas(&self) -> Result<Vec<(String, String)>> {
+        let conn = self.writer();
+        let mut out = Vec::new();
+        for name in [
+            "journal_mode",
+            "synchronous",
+            "busy_timeout",
+            "foreign_keys",
+            "temp_store",
+        ] {
+            let v: rusqlite::types::Value = conn
+                .query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
+                .map_err(|e| store_error(&self.path, "could not read pragmas of", e))?;
+            let text = match v {
+                rusqlite::types::Value::Integer(i) => i.to_string(),
+                rusqlite::types::Value::Text(t) => t,
+                other => format!("{other:?}"),
+            };
+            out.push((name.to_string(), text));
+        }
+        Ok(out)
+    }
+}
+
+/// Opens one connection with this store's settings. `synchronous` is NORMAL; the durable
+/// operations raise it to FULL around their commit.
+fn open_connection(path: &str) -> Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags)
+        .map_err(|e| store_error(path, "could not open", e))?;
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(|e| store_error(path, "could not open", e))?;
+    conn.execute_batch(
+        "PRAGMA synchronous = NORMAL;
+         PRAGMA foreign_keys = ON;
+         PRAGMA temp_store = MEMORY;
+         PRAGMA cache_size = -8000;",
+    )
+    .map_err(|e| store_error(path, "could not open", e))?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+/// Runs `f` in an IMMEDIATE transaction on `conn`; with `durable`, the commit is synced.
+fn write<T>(
+    conn: &mut Connection,
+    path: &str,
+    doing: &str,
+    durable: bool,
+    f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>,
+) -> Result<T> {
+    let err = |e| store_error(path, doing, e);
+    if durable {
+        conn.execute_batch("PRAGMA synchronous = FULL")
+            .map_err(err)?;
+    }
+    let result = (|| {
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(err)?;
+        let out = f(&tx)?;
+        tx.commit().map_err(err)?;
+        Ok(out)
+    })();
+    if durable {
+        conn.execute_batch("PRAGMA synchronous = NORMAL")
+            .map_err(err)?;
+    }
+    result
+}
+
+impl Datastore for SqliteStore {
+    fn insert(&self, notifications: &[NewNotification], now: Timestamp) -> Result<Vec<String>> {
+        insert::check_all(notifications)?;
+        let names = {
+            let mut conn = self.writer();
+            write(&mut conn, &self.path, "could not insert into", true, |tx| {
+                insert::insert(tx, &self.path, notifications, now)
+            })?
+        };
+        let mut watchers = self.watchers.lock().unwrap_or_else(|e| e.into_inner());
+        watchers.retain(|w| {
+            w.wake();
+            !w.is_closed()
+        });
+        Ok(names)
+    }
+
+    fn claim(
+        &self,
+        owner: LeaseOwner,
+        limit: usize,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> Result<Vec<Claimed>> {
+        self.record_and_claim(owner, &[], limit, now, lease_until)
+    }
+
+    fn renew(&self, owner: LeaseOwner, ids: &[NotificationId], until: Timestamp) -> Result<usize> {
+        let mut conn = self.writer();
+        write(
+            &mut conn,
+            &self.path,
+            "could not renew leases in",
+            false,
+            |tx| claim::renew(tx, &self.path, owner, ids, until),
+        )
+    }
+
+    fn record(&self, owner: LeaseOwner, outcomes: &[Outcome], now: Timestamp) -> Result<()> {
+        self.record_and_claim(owner, outcomes, 0, now, now)
+            .map(|_| ())
+    }
+
+    fn record_and_claim(
+        &self,
+        owner: LeaseOwner,
+        outcomes: &[Outcome],
+        limit: usize,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> Result<Vec<Claimed>> {
+        if outcomes.is_empty() && limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.writer();
+        write(
+            &mut conn,
+            &self.path,
+            "could not record deliveries in",
+            false,
+            |tx| {
+                outcome::record(tx, &self.path, owner, outcomes, now)?;
+                if limit == 0 {
+                    return Ok(Vec::new());
+                }
+                claim::claim(tx, &self.path, owner, limit, now, lease_until)
+            },
+        )
+    }
+
+    fn release(&self, owner: LeaseOwner, ids: &[NotificationId], now: Timestamp) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.writer();
+        write(
+            &mut conn,
+            &self.path,
+            "could not release leases in",
+            false,
+            |tx| claim::release(tx, &self.path, owner, ids, now),
+        )
+    }
+
+    fn next_due(&self) -> Result<Option<Timestamp>> {
+        self.read(claim::next_due, "could not read the schedule of")
+    }
+
+    fn mark_read(&self, name: &str, now: Timestamp) -> Result<bool> {
+        let mut conn = self.writer();
+        write(
+            &mut conn,
+            &self.path,
+            "could not mark a notification read in",
+            true,
+            |tx| query::mark_read(tx, &self.path, name, now),
+        )
+    }
+
+    fn page(&self, name: &str, cursor: PageCursor, limit: u32) -> Result<Option<NotificationPage>> {
+        self.read(
+            |c| query::page(c, name, cursor, limit),
+            "could not read a notification from",
+        )
+    }
+
+    fn summary(&self, name: &str) -> Result<Option<NotificationSummary>> {
+        self.read(
+            |c| query::summary(c, name),
+            "could not read a notification from",
+        )
+    }
+
+    fn list(&self, filter: ListFilter) -> Result<Vec<NotificationSummary>> {
+        self.read(
+            |c| query::list(c, filter),
+            "could not list notifications in",
+        )
+    }
+
+    fn counts(&self, now: Timestamp) -> Result<Counts> {
+        self.read(
+            |c| query::counts(c, now),
+            "could not count notifications in",
+        )
+    }
+
+    fn watch(&self, waker: Waker) {
+        self.watchers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(waker);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,69 @@
+//! Writing back what became of claimed notifications.
+
+use rusqlite::{Transaction, params};
+
+use crate::error::Result;
+use crate::store::{LeaseOwner, Outcome};
+use crate::time::Timestamp;
+
+pub fn record(
+    tx: &Transaction<'_>,
+    path: &str,
+    owner: LeaseOwner,
+    outcomes: &[Outcome],
+    now: Timestamp,
+) -> Result<()> {
+    if outcomes.is_empty() {
+        return Ok(());
+    }
+    let err = |e| super::store_error(path, "could not record deliveries in", e);
+    // Ownership is checked in the WHERE: an outcome for a lease taken over by another
+    // instance, or for a notification read meanwhile, changes nothing.
+    let mut update = tx
+        .prepare_cached(
+            "UPDATE notification SET
+                notified_at = CASE WHEN ?1 THEN ?2 ELSE notified_at END,
+                due_at = ?3, lease_owner = NULL, attempts = ?4, last_error = ?5,
+                has_progress = ?6
+             WHERE id = ?7 AND lease_owner = ?8 AND read_at IS NULL",
+        )
+        .map_err(err)?;
+    for o in outcomes {
+        let changed = update
+            .execute(params![
+                o.notified,
+                now.as_millis(),
+                o.next_due.as_millis(),
+                o.attempts,
+                o.last_error,
+                !o.progress.is_empty(),
+                o.id.0,
+                owner.0
+            ])
+            .map_err(err)?;
+        if changed == 0 || !o.replace_progress {
+            continue;
+        }
+        tx.prepare_cached("DELETE FROM progress WHERE notification_id = ?1")
+            .and_then(|mut s| s.execute([o.id.0]))
+            .map_err(err)?;
+        let mut insert = tx
+            .prepare_cached(
+                "INSERT INTO progress (notification_id, notifier, attempts, succeeded, last_error)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .map_err(err)?;
+        for p in &o.progress {
+            insert
+                .execute(params![
+                    o.id.0,
+                    p.notifier,
+                    p.attempts,
+                    p.succeeded,
+                    p.last_error
+                ])
+                .map_err(err)?;
+        }
+    }
+    Ok(())
+}

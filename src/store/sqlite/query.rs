@@ -1,0 +1,178 @@
+//! Reading notifications (pages, summaries, lists, counts) and marking them read.
+
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
+
+use crate::error::Result;
+use crate::notification::{
+    NotificationId, NotificationPage, NotificationSummary, PageCursor, State, Vulnerability,
+    VulnerabilityWithLayers,
+};
+use crate::store::{Counts, ListFilter};
+use crate::time::Timestamp;
+
+const SUMMARY_COLUMNS: &str =
+    "id, name, created_at, notified_at, read_at, due_at, attempts, last_error";
+
+fn summary_row(r: &Row<'_>) -> rusqlite::Result<NotificationSummary> {
+    let ts = |i: usize| -> rusqlite::Result<Option<Timestamp>> {
+        Ok(r.get::<_, Option<i64>>(i)?.map(Timestamp::from_millis))
+    };
+    Ok(NotificationSummary {
+        id: NotificationId(r.get(0)?),
+        name: r.get(1)?,
+        created: Timestamp::from_millis(r.get(2)?),
+        notified: ts(3)?,
+        read: ts(4)?,
+        due: ts(5)?,
+        attempts: r.get(6)?,
+        last_error: r.get(7)?,
+    })
+}
+
+pub fn mark_read(tx: &Transaction<'_>, path: &str, name: &str, now: Timestamp) -> Result<bool> {
+    let err = |e| super::store_error(path, "could not mark a notification read in", e);
+    let id: Option<i64> = tx
+        .prepare_cached(
+            "UPDATE notification SET read_at = ?1, due_at = NULL, lease_owner = NULL,
+                has_progress = 0
+             WHERE name = ?2 RETURNING id",
+        )
+        .and_then(|mut s| {
+            s.query_row(params![now.as_millis(), name], |r| r.get(0))
+                .optional()
+        })
+        .map_err(err)?;
+    let Some(id) = id else { return Ok(false) };
+    tx.prepare_cached("DELETE FROM progress WHERE notification_id = ?1")
+        .and_then(|mut s| s.execute([id]))
+        .map_err(err)?;
+    Ok(true)
+}
+
+pub fn summary(conn: &Connection, name: &str) -> rusqlite::Result<Option<NotificationSummary>> {
+    conn.prepare_cached(&format!(
+        "SELECT {SUMMARY_COLUMNS} FROM notification WHERE name = ?1"
+    ))?
+    .query_row([name], summary_row)
+    .optional()
+}
+
+pub fn page(
+    conn: &Connection,
+    name: &str,
+    cursor: PageCursor,
+    limit: u32,
+) -> rusqlite::Result<Option<NotificationPage>> {
+    let row = conn
+        .prepare_cached(&format!(
+            "SELECT {SUMMARY_COLUMNS}, old_vulnerability, new_vulnerability
+             FROM notification WHERE name = ?1"
+        ))?
+        .query_row([name], |r| {
+            Ok((
+                summary_row(r)?,
+                r.get::<_, Option<String>>(8)?,
+                r.get::<_, Option<String>>(9)?,
+            ))
+        })
+        .optional()?;
+    let Some((summary, old_json, new_json)) = row else {
+        return Ok(None);
+    };
+    let mut layers = conn.prepare_cached(
+        "SELECT seq, name FROM layer
+         WHERE notification_id = ?1 AND side = ?2 AND seq >= ?3
+         ORDER BY seq LIMIT ?4",
+    )?;
+    let mut side = |json: Option<String>, side: i64, start: i64| -> rusqlite::Result<_> {
+        let Some(json) = json else {
+            return Ok((None, -1));
+        };
+        let vulnerability: Vulnerability = serde_json::from_str(&json).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+        })?;
+        let mut v = VulnerabilityWithLayers {
+            vulnerability,
+            layers: Vec::new(),
+        };
+        if start < 0 {
+            return Ok((Some(v), -1));
+        }
+        let mut next = -1;
+        let rows = layers.query_map(
+            params![summary.id.0, side, start, i64::from(limit) + 1],
+            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
+        )?;
+        for row in rows {
+            let (seq, layer) = row?;
+            if v.layers.len() == limit as usize {
+                next = seq;
+                break;
+            }
+            v.layers.push(layer);
+        }
+        Ok((Some(v), next))
+    };
+    let (old, next_old) = side(old_json, 0, cursor.old)?;
+    let (new, next_new) = side(new_json, 1, cursor.new)?;
+    let next = PageCursor {
+        old: next_old,
+        new: next_new,
+    };
+    Ok(Some(NotificationPage {
+        summary,
+        old,
+        new,
+        next: (!next.is_end()).then_some(next),
+    }))
+}
+
+pub fn list(conn: &Connection, filter: ListFilter) -> rusqlite::Result<Vec<NotificationSummary>> {
+    let condition = match filter.state {
+        None => "1",
+        Some(State::Read) => "read_at IS NOT NULL",
+        Some(State::Failing) => "read_at IS NULL AND last_error IS NOT NULL",
+        Some(State::Notified) => {
+            "read_at IS NULL AND last_error IS NULL AND notified_at IS NOT NULL"
+        }
+        Some(State::Pending) => "read_at IS NULL AND last_error IS NULL AND notified_at IS NULL",
+    };
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {SUMMARY_COLUMNS} FROM notification WHERE {condition} ORDER BY id DESC LIMIT ?1"
+    ))?;
+    let limit = i64::try_from(filter.limit).unwrap_or(i64::MAX);
+    let rows = stmt.query_map([limit], summary_row)?;
+    rows.collect()
+}
+
+pub fn counts(conn: &Connection, now: Timestamp) -> rusqlite::Result<Counts> {
+    let mut c = conn
+        .prepare_cached(
+            "SELECT
+               count(*) FILTER (WHERE read_at IS NULL AND last_error IS NULL AND notified_at IS NULL),
+               count(*) FILTER (WHERE read_at IS NULL AND last_error IS NULL AND notified_at IS NOT NULL),
+               count(*) FILTER (WHERE read_at IS NULL AND last_error IS NOT NULL),
+               count(*) FILTER (WHERE read_at IS NOT NULL),
+               count(*) FILTER (WHERE lease_owner IS NOT NULL AND due_at > ?1)
+             FROM notification",
+        )?
+        .query_row([now.as_millis()], |r| {
+            Ok(Counts {
+                pending: r.get::<_, i64>(0)? as u64,
+                notified: r.get::<_, i64>(1)? as u64,
+                failing: r.get::<_, i64>(2)? as u64,
+                read: r.get::<_, i64>(3)? as u64,
+                leased: r.get::<_, i64>(4)? as u64,
+                ..Counts::default()
+            })
+        })?;
+    let (due, oldest): (i64, Option<i64>) = conn
+        .prepare_cached(
+            "SELECT count(*), min(due_at) FROM notification
+             WHERE due_at IS NOT NULL AND due_at <= ?1",
+        )?
+        .query_row([now.as_millis()], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    c.due = due as u64;
+    c.oldest_due = oldest.map(Timestamp::from_millis);
+    Ok(c)
+}

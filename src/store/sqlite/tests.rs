@@ -1,0 +1,373 @@
+//! Store operations on real SQLite files, with time passed in.
+
+use super::*;
+use crate::notification::{State, Vulnerability, VulnerabilityWithLayers};
+use crate::store::NotifierProgress;
+
+fn t(ms: i64) -> Timestamp {
+    Timestamp::from_millis(ms)
+}
+
+fn vuln(name: &str, layers: usize) -> VulnerabilityWithLayers {
+    VulnerabilityWithLayers {
+        vulnerability: Vulnerability {
+            name: name.to_string(),
+            severity: "High".into(),
+            ..Vulnerability::default()
+        },
+        layers: (0..layers).map(|i| format!("layer-{i}")).collect(),
+    }
+}
+
+fn new_only(layers: usize) -> NewNotification {
+    NewNotification {
+        old: None,
+        new: Some(vuln("CVE-1", layers)),
+    }
+}
+
+fn open() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("test.db")).unwrap();
+    (dir, store)
+}
+
+const A: LeaseOwner = LeaseOwner(1);
+const B: LeaseOwner = LeaseOwner(2);
+
+fn done(id: NotificationId, next_due: Timestamp) -> Outcome {
+    Outcome {
+        id,
+        notified: true,
+        next_due,
+        attempts: 0,
+        last_error: None,
+        progress: Vec::new(),
+        replace_progress: false,
+    }
+}
+
+#[test]
+fn pragmas_took_effect() {
+    let (_dir, store) = open();
+    let p: std::collections::HashMap<_, _> = store.pragmas().unwrap().into_iter().collect();
+    assert_eq!(p["journal_mode"], "wal");
+    assert_eq!(p["synchronous"], "1", "NORMAL outside durable commits");
+    assert_eq!(p["busy_timeout"], "5000");
+    assert_eq!(p["foreign_keys"], "1");
+    assert_eq!(p["temp_store"], "2");
+    // A durable write restores NORMAL afterwards.
+    store.insert(&[new_only(0)], t(0)).unwrap();
+    let p: std::collections::HashMap<_, _> = store.pragmas().unwrap().into_iter().collect();
+    assert_eq!(p["synchronous"], "1");
+}
+
+#[test]
+fn reopening_keeps_data_and_schema_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.db");
+    let names = SqliteStore::open(&path)
+        .unwrap()
+        .insert(&[new_only(2)], t(5))
+        .unwrap();
+    let store = SqliteStore::open(&path).unwrap();
+    let s = store.summary(&names[0]).unwrap().unwrap();
+    assert_eq!(s.created, t(5));
+    let v: i64 = store
+        .writer()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, schema::VERSION);
+}
+
+#[test]
+fn foreign_and_garbage_files_are_refused_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage.db");
+    let bytes = b"this is not a database at all, just some text that is long enough".repeat(100);
+    std::fs::write(&garbage, &bytes).unwrap();
+    let err = SqliteStore::open(&garbage).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Store);
+    assert!(err.to_string().contains("not an SQLite database"), "{err}");
+    assert_eq!(std::fs::read(&garbage).unwrap(), bytes);
+
+    let foreign = dir.path().join("foreign.db");
+    Connection::open(&foreign)
+        .unwrap()
+        .execute_batch("CREATE TABLE mine (x)")
+        .unwrap();
+    let err = SqliteStore::open(&foreign).unwrap_err();
+    assert!(err.to_string().contains("another program"), "{err}");
+}
+
+#[test]
+fn insert_is_all_or_nothing_and_names_are_uuids() {
+    let (_dir, store) = open();
+    let bad = NewNotification {
+        old: None,
+        new: Some(vuln("", 0)),
+    };
+    let err = store.insert(&[new_only(1), bad], t(0)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("notification 2 of 2"), "{err}");
+    assert_eq!(store.counts(t(0)).unwrap().total(), 0);
+    let names = store.insert(&[new_only(1), new_only(0)], t(0)).unwrap();
+    assert_eq!(names.len(), 2);
+    for n in &names {
+        let u = uuid::Uuid::parse_str(n).unwrap();
+        assert_eq!(u.get_version_num(), 4);
+        assert_eq!(n, &u.hyphenated().to_string());
+    }
+}
+
+#[test]
+fn claim_leases_then_expired_leases_are_taken_over() {
+    let (_dir, store) = open();
+    store
+        .insert(&[new_only(0), new_only(0), new_only(0)], t(0))
+        .unwrap();
+    let a = store.claim(A, 2, t(10), t(1_000)).unwrap();
+    assert_eq!(a.len(), 2);
+    // Leased work is not due for anyone else until its lease expires.
+    let b = store.claim(B, 10, t(20), t(2_000)).unwrap();
+    assert_eq!(b.len(), 1);
+    assert!(store.claim(B, 10, t(999), t(2_000)).unwrap().is_empty());
+    assert_eq!(store.counts(t(999)).unwrap().leased, 3);
+    // A crashed: at t=1000 its leases expire and B takes them over.
+    let taken = store.claim(B, 10, t(1_000), t(3_000)).unwrap();
+    assert_eq!(taken.len(), 2);
+    // A's late outcome for a lease it lost changes nothing.
+    store
+        .record(A, &[done(a[0].id, t(9_000))], t(1_001))
+        .unwrap();
+    let s = store.summary(&a[0].name).unwrap().unwrap();
+    assert_eq!(s.notified, None);
+    assert_eq!(s.due, Some(t(3_000)));
+    // B's outcome is recorded.
+    store
+        .record(B, &[done(a[0].id, t(9_000))], t(1_002))
+        .unwrap();
+    let s = store.summary(&a[0].name).unwrap().unwrap();
+    assert_eq!(s.notified, Some(t(1_002)));
+    assert_eq!(s.due, Some(t(9_000)));
+    assert_eq!(s.state(), State::Notified);
+}
+
+#[test]
+fn renew_extends_only_own_leases_and_release_makes_due() {
+    let (_dir, store) = open();
+    store.insert(&[new_only(0)], t(0)).unwrap();
+    let c = store.claim(A, 1, t(0), t(100)).unwrap();
+    assert_eq!(store.renew(B, &[c[0].id], t(10_000)).unwrap(), 0);
+    assert_eq!(store.renew(A, &[c[0].id], t(500)).unwrap(), 1);
+    assert!(store.claim(B, 1, t(400), t(1_000)).unwrap().is_empty());
+    store.release(A, &[c[0].id], t(450)).unwrap();
+    assert_eq!(store.next_due().unwrap(), Some(t(450)));
+    assert_eq!(store.claim(B, 1, t(450), t(1_000)).unwrap().len(), 1);
+}
+
+#[test]
+fn due_order_and_next_due_follow_outcomes() {
+    let (_dir, store) = open();
+    store.insert(&[new_only(0), new_only(0)], t(0)).unwrap();
+    let c = store.claim(A, 10, t(0), t(100)).unwrap();
+    store
+        .record(A, &[done(c[0].id, t(7_200)), done(c[1].id, t(5_000))], t(1))
+        .unwrap();
+    assert_eq!(store.next_due().unwrap(), Some(t(5_000)));
+    assert!(store.claim(A, 10, t(4_999), t(6_000)).unwrap().is_empty());
+    let c2 = store.claim(A, 10, t(7_200), t(8_000)).unwrap();
+    assert_eq!(c2.len(), 2);
+    assert_eq!(c2[0].notified, Some(t(1)));
+}
+
+#[test]
+fn read_notifications_are_never_claimed_and_stay_read() {
+    let (_dir, store) = open();
+    let names = store.insert(&[new_only(0), new_only(0)], t(0)).unwrap();
+    let c = store.claim(A, 10, t(0), t(100)).unwrap();
+    assert!(store.mark_read(&names[0], t(5)).unwrap());
+    assert!(
+        store.mark_read(&names[0], t(6)).unwrap(),
+        "a second mark is fine"
+    );
+    assert!(!store.mark_read("nope", t(6)).unwrap());
+    // An outcome for the read one does not bring it back.
+    let outcomes: Vec<_> = c.iter().map(|c| done(c.id, t(50))).collect();
+    store.record(A, &outcomes, t(10)).unwrap();
+    let s = store.summary(&names[0]).unwrap().unwrap();
+    assert_eq!((s.read, s.due, s.state()), (Some(t(6)), None, State::Read));
+    let claimed = store.claim(A, 10, t(1_000_000), t(2_000_000)).unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].name, names[1]);
+}
+
+#[test]
+fn round_progress_is_kept_and_cleared() {
+    let (_dir, store) = open();
+    let names = store.insert(&[new_only(0)], t(0)).unwrap();
+    let c = store.claim(A, 1, t(0), t(100)).unwrap();
+    assert!(c[0].progress.is_empty());
+    let progress = vec![
+        NotifierProgress {
+            notifier: "a".into(),
+            attempts: 0,
+            succeeded: true,
+            last_error: None,
+        },
+        NotifierProgress {
+            notifier: "b".into(),
+            attempts: 2,
+            succeeded: false,
+            last_error: Some("b: 500".into()),
+        },
+    ];
+    let retry = Outcome {
+        id: c[0].id,
+        notified: false,
+        next_due: t(10),
+        attempts: 2,
+        last_error: Some("b: 500".into()),
+        progress: progress.clone(),
+        replace_progress: true,
+    };
+    store.record(A, &[retry], t(1)).unwrap();
+    let s = store.summary(&names[0]).unwrap().unwrap();
+    assert_eq!((s.state(), s.attempts), (State::Failing, 2));
+    assert_eq!(
+        store
+            .list(ListFilter {
+                state: Some(State::Failing),
+                limit: 10
+            })
+            .unwrap()
+            .len(),
+        1
+    );
+    let c = store.claim(A, 1, t(10), t(100)).unwrap();
+    assert_eq!(c[0].progress, progress);
+    let mut ok = done(c[0].id, t(500));
+    ok.replace_progress = true;
+    store.record(A, &[ok], t(11)).unwrap();
+    let c = store.claim(A, 1, t(500), t(600)).unwrap();
+    assert!(c[0].progress.is_empty());
+    let n: i64 = store
+        .writer()
+        .query_row("SELECT count(*) FROM progress", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 0);
+}
+
+#[test]
+fn pages_walk_old_and_new_together_by_position() {
+    let (_dir, store) = open();
+    let n = NewNotification {
+        old: Some(vuln("CVE-OLD", 3)),
+        new: Some(vuln("CVE-NEW", 5)),
+    };
+    let name = store.insert(&[n], t(0)).unwrap().remove(0);
+    let mut cursor = PageCursor::FIRST;
+    let (mut old, mut new, mut pages) = (Vec::new(), Vec::new(), 0);
+    loop {
+        let p = store.page(&name, cursor, 2).unwrap().unwrap();
+        pages += 1;
+        let o = p.old.unwrap();
+        let nw = p.new.unwrap();
+        assert_eq!(o.vulnerability.name, "CVE-OLD");
+        assert_eq!(nw.vulnerability.name, "CVE-NEW");
+        assert!(o.layers.len() <= 2 && nw.layers.len() <= 2);
+        old.extend(o.layers);
+        new.extend(nw.layers);
+        match p.next {
+            Some(next) => cursor = next,
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(old, ["layer-0", "layer-1", "layer-2"]);
+    assert_eq!(new, ["layer-0", "layer-1", "layer-2", "layer-3", "layer-4"]);
+    // Page 2's cursor: Old continues at 2, New at 2; page 3: Old done (-1), New at 4.
+    let p2 = store
+        .page(&name, PageCursor { old: 2, new: 2 }, 2)
+        .unwrap()
+        .unwrap();
+    assert_eq!(p2.next, Some(PageCursor { old: -1, new: 4 }));
+    assert!(
+        store
+            .page("missing", PageCursor::FIRST, 2)
+            .unwrap()
+            .is_none()
+    );
+    // A side that does not exist pages as -1.
+    let only_new = store.insert(&[new_only(1)], t(0)).unwrap().remove(0);
+    let p = store
+        .page(&only_new, PageCursor::FIRST, 5)
+        .unwrap()
+        .unwrap();
+    assert!(p.old.is_none());
+    assert_eq!(p.next, None);
+}
+
+#[test]
+fn list_and_counts_by_state() {
+    let (_dir, store) = open();
+    let names = store
+        .insert(&[new_only(0), new_only(0), new_only(0)], t(0))
+        .unwrap();
+    let c = store.claim(A, 1, t(0), t(100)).unwrap();
+    store.record(A, &[done(c[0].id, t(1_000))], t(1)).unwrap();
+    store.mark_read(&names[2], t(2)).unwrap();
+    let counts = store.counts(t(3)).unwrap();
+    assert_eq!(
+        (counts.pending, counts.notified, counts.failing, counts.read),
+        (1, 1, 0, 1)
+    );
+    assert_eq!(counts.due, 1);
+    let all = store
+        .list(ListFilter {
+            state: None,
+            limit: 10,
+        })
+        .unwrap();
+    assert_eq!(all.len(), 3);
+    assert_eq!(all[0].name, names[2], "newest first");
+    let pending = store
+        .list(ListFilter {
+            state: Some(State::Pending),
+            limit: 10,
+        })
+        .unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(
+        store
+            .list(ListFilter {
+                state: None,
+                limit: 1
+            })
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn due_query_uses_the_partial_index() {
+    let (_dir, store) = open();
+    let plan: Vec<String> = {
+        let conn = store.writer();
+        let mut stmt = conn
+            .prepare(
+                "EXPLAIN QUERY PLAN SELECT id FROM notification WHERE due_at <= ?1
+                 ORDER BY due_at LIMIT 10",
+            )
+            .unwrap();
+        stmt.query_map([0], |r| r.get::<_, String>(3))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect()
+    };
+    assert!(
+        plan.iter().any(|l| l.contains("notification_due")),
+        "plan: {plan:?}"
+    );
+}
