@@ -35,13 +35,13 @@ impl Timestamp {
     }
 
     /// This instant plus `d`, saturating at the end of time.
-    pub fn add(self, d: Duration) -> Timestamp {
+    pub fn plus(self, d: Duration) -> Timestamp {
         let ms = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
         Timestamp(self.0.saturating_add(ms))
     }
 
     /// This instant minus `d`, saturating at the start of time.
-    pub fn sub(self, d: Duration) -> Timestamp {
+    pub fn minus(self, d: Duration) -> Timestamp {
         let ms = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
         Timestamp(self.0.saturating_sub(ms))
     }
@@ -95,10 +95,10 @@ mod tests {
         let t = Timestamp::from_millis(1_999);
         assert_eq!(t.as_secs(), 1);
         assert_eq!(Timestamp::from_millis(-1).as_secs(), -1);
-        assert_eq!(t.add(Duration::from_secs(1)).as_millis(), 2_999);
+        assert_eq!(t.plus(Duration::from_secs(1)).as_millis(), 2_999);
         assert_eq!(
             Timestamp::from_millis(i64::MAX)
-                .add(Duration::MAX)
+                .plus(Duration::MAX)
                 .as_millis(),
             i64::MAX
         );

@@ -76,7 +76,7 @@ impl Scanner {
             };
 
             if limit > 0 || !pending.is_empty() {
-                let lease_until = now.add(config.lease);
+                let lease_until = now.plus(config.lease);
                 match shared
                     .store
                     .record_and_claim(shared.owner, &pending, limit, now, lease_until)
@@ -135,7 +135,7 @@ impl Scanner {
             if last_renew.elapsed() >= renew_every && !in_flight.is_empty() {
                 last_renew = Instant::now();
                 let ids: Vec<NotificationId> = in_flight.keys().copied().collect();
-                let until = shared.clock.now().add(config.lease);
+                let until = shared.clock.now().plus(config.lease);
                 match shared.store.renew(shared.owner, &ids, until) {
                     Ok(held) => log::debug!("renewed {held} of {} leases", ids.len()),
                     Err(e) => {

@@ -115,7 +115,7 @@ fn deliver(shared: &Shared, notifiers: &Notifiers, job: Claimed, rng: &mut Rng) 
         return Outcome {
             id: job.id,
             notified: true,
-            next_due: now.add(config.renotify_interval),
+            next_due: now.plus(config.renotify_interval),
             attempts: 0,
             last_error: None,
             progress: Vec::new(),
@@ -139,7 +139,7 @@ fn deliver(shared: &Shared, notifiers: &Notifiers, job: Claimed, rng: &mut Rng) 
         return Outcome {
             id: job.id,
             notified: false,
-            next_due: now.add(config.renotify_interval),
+            next_due: now.plus(config.renotify_interval),
             attempts,
             last_error: Some(last_error),
             progress: Vec::new(),
@@ -151,7 +151,7 @@ fn deliver(shared: &Shared, notifiers: &Notifiers, job: Claimed, rng: &mut Rng) 
     Outcome {
         id: job.id,
         notified: false,
-        next_due: now.add(wait),
+        next_due: now.plus(wait),
         attempts,
         last_error: Some(last_error),
         progress,

@@ -231,6 +231,15 @@ pub trait Datastore: Send + Sync + 'static {
     /// A store failure.
     fn counts(&self, now: Timestamp) -> Result<Counts>;
 
+    /// Stores `value` under `key` unless a value is already there, and returns the stored
+    /// value, so that instances sharing a store agree on one (the read API's generated
+    /// pagination key lives here).
+    ///
+    /// # Errors
+    ///
+    /// A store failure.
+    fn setting_or_insert(&self, key: &str, value: &str) -> Result<String>;
+
     /// Has `waker` woken after every successful [`insert`](Datastore::insert) through this
     /// value, so that a running service sees in-process inserts at once. Wakers of stopped
     /// services are dropped.

@@ -166,26 +166,6 @@ impl SqliteStore {
         )
     }
 
-    /// Stores `value` under `key` unless a value is already there, and returns the value
-    /// that is stored (so that concurrent instances agree on one).
-    ///
-    /// # Errors
-    ///
-    /// A store failure.
-    pub fn setting_or_insert(&self, key: &str, value: &str) -> Result<String> {
-        let conn = self.writer();
-        conn.execute(
-            "INSERT INTO setting (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING",
-            [key, value],
-        )
-        .and_then(|_| {
-            conn.query_row("SELECT value FROM setting WHERE key = ?1", [key], |r| {
-                r.get(0)
-            })
-        })
-        .map_err(|e| store_error(&self.path, "could not write a setting to", e))
-    }
-
     /// The values of the pragmas this store sets, read back from the writer connection:
     /// `(name, value)` pairs for `journal_mode`, `synchronous`, `busy_timeout`,
     /// `foreign_keys`, `temp_store`.
@@ -391,6 +371,20 @@ impl Datastore for SqliteStore {
             |c| query::counts(c, now),
             "could not count notifications in",
         )
+    }
+
+    fn setting_or_insert(&self, key: &str, value: &str) -> Result<String> {
+        let conn = self.writer();
+        conn.execute(
+            "INSERT INTO setting (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING",
+            [key, value],
+        )
+        .and_then(|_| {
+            conn.query_row("SELECT value FROM setting WHERE key = ?1", [key], |r| {
+                r.get(0)
+            })
+        })
+        .map_err(|e| store_error(&self.path, "could not write a setting to", e))
     }
 
     fn watch(&self, waker: Waker) {

@@ -1,0 +1,5 @@
+//! Integration tests: real SQLite files, real HTTP servers on 127.0.0.1, the real binary.
+//! One module per area; shared helpers live in `common`.
+
+mod common;
+mod service;
