@@ -6,7 +6,7 @@ use std::time::Duration;
 use clair_notifier::{Datastore, NotifierConfig, Service, SqliteStore, State, Timestamp};
 
 use crate::common::receiver::Receiver;
-use crate::common::{sample, temp_db, wait_for};
+use crate::common::{OffsetClock, Silent, sample, temp_db, wait_for};
 
 fn webhook_config(url: &str) -> NotifierConfig {
     let mut c = NotifierConfig::default();
@@ -52,4 +52,332 @@ fn happy_path_delivers_each_notification_exactly_once() {
     }
     let s = store.summary(&names[0]).unwrap().unwrap();
     assert_eq!(s.state(), State::Notified);
+}
+
+fn start_with_clock(
+    config: NotifierConfig,
+    store: Arc<SqliteStore>,
+    clock: &OffsetClock,
+) -> clair_notifier::Handle {
+    Service::new(config, store)
+        .clock(clock.clock())
+        .start()
+        .unwrap()
+}
+
+#[test]
+fn retries_back_off_then_succeed() {
+    let rx = Receiver::start(2);
+    rx.fail_next(2, 500);
+    let (_dir, path) = temp_db();
+    let store = Arc::new(SqliteStore::open(&path).unwrap());
+    let handle = Service::new(webhook_config(&rx.url()), store.clone())
+        .start()
+        .unwrap();
+    let name = store
+        .insert(&[sample("CVE-R", 0)], Timestamp::now())
+        .unwrap()[0]
+        .clone();
+    wait_for("delivered after retries", Duration::from_secs(20), || {
+        store.summary(&name).unwrap().unwrap().notified.is_some()
+    });
+    handle.stop();
+    let reqs = rx.requests();
+    assert_eq!(reqs.len(), 3, "two failures then a success");
+    // Backoff is capped at max_backoff (50ms) with jitter between half and all of it.
+    for pair in reqs.windows(2) {
+        let gap = pair[1].at - pair[0].at;
+        assert!(gap >= Duration::from_millis(20), "retry after only {gap:?}");
+    }
+    let s = store.summary(&name).unwrap().unwrap();
+    assert_eq!(
+        (s.state(), s.attempts, s.last_error),
+        (State::Notified, 0, None)
+    );
+}
+
+#[test]
+fn exhausted_attempts_wait_for_the_renotify_interval() {
+    let rx = Receiver::start(2);
+    rx.set_status(503);
+    let (_dir, path) = temp_db();
+    let store = Arc::new(SqliteStore::open(&path).unwrap());
+    let clock = OffsetClock::default();
+    let mut config = webhook_config(&rx.url());
+    config.attempts = 3;
+    config.renotify_interval = Duration::from_secs(3600);
+    let handle = start_with_clock(config, store.clone(), &clock);
+    let name = store.insert(&[sample("CVE-X", 0)], clock.now()).unwrap()[0].clone();
+    wait_for("3 attempts", Duration::from_secs(20), || rx.count() == 3);
+    wait_for("round recorded as failed", Duration::from_secs(10), || {
+        store.summary(&name).unwrap().unwrap().due.unwrap()
+            > clock.now().plus(Duration::from_secs(3000))
+    });
+    let s = store.summary(&name).unwrap().unwrap();
+    assert_eq!(s.state(), State::Failing);
+    assert_eq!(s.attempts, 3);
+    assert!(
+        s.last_error.as_deref().unwrap().contains("503"),
+        "{:?}",
+        s.last_error
+    );
+    assert_eq!(s.notified, None);
+    // Nothing more is sent until the interval has passed (Clair v1 retried at once, forever).
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(rx.count(), 3);
+    // An hour later, a new round starts, and this time the receiver is back.
+    rx.set_status(200);
+    clock.advance(Duration::from_secs(3600));
+    handle.waker().wake();
+    wait_for(
+        "delivered in the next round",
+        Duration::from_secs(20),
+        || store.summary(&name).unwrap().unwrap().notified.is_some(),
+    );
+    assert_eq!(rx.count(), 4);
+    let s = store.summary(&name).unwrap().unwrap();
+    assert_eq!(
+        (s.state(), s.attempts, s.last_error),
+        (State::Notified, 0, None)
+    );
+    handle.stop();
+}
+
+#[test]
+fn unread_notifications_are_sent_again_after_the_interval_and_read_ones_never() {
+    let rx = Receiver::start(2);
+    let (_dir, path) = temp_db();
+    let store = Arc::new(SqliteStore::open(&path).unwrap());
+    let clock = OffsetClock::default();
+    let mut config = webhook_config(&rx.url());
+    config.renotify_interval = Duration::from_secs(7200);
+    let handle = start_with_clock(config, store.clone(), &clock);
+    let names = store
+        .insert(&[sample("CVE-A", 0), sample("CVE-B", 0)], clock.now())
+        .unwrap();
+    wait_for("both sent", Duration::from_secs(20), || rx.count() == 2);
+    store.mark_read(&names[1], clock.now()).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(rx.count(), 2, "nothing is sent again before the interval");
+    clock.advance(Duration::from_secs(7200));
+    handle.waker().wake();
+    wait_for("the unread one sent again", Duration::from_secs(20), || {
+        rx.count_for(&names[0]) == 2
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        rx.count_for(&names[1]),
+        1,
+        "a read notification is never sent again"
+    );
+    handle.stop();
+}
+
+#[test]
+fn a_crashed_owners_expired_lease_is_taken_over() {
+    let rx = Receiver::start(2);
+    let (_dir, path) = temp_db();
+    let store = Arc::new(SqliteStore::open(&path).unwrap());
+    let clock = OffsetClock::default();
+    let name = store.insert(&[sample("CVE-L", 0)], clock.now()).unwrap()[0].clone();
+    // Another instance claims it and dies without an outcome.
+    let lease = Duration::from_secs(600);
+    let crashed = clair_notifier::store::LeaseOwner(424242);
+    let claimed = store
+        .claim(crashed, 10, clock.now(), clock.now().plus(lease))
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    let mut config = webhook_config(&rx.url());
+    config.lease = lease;
+    let handle = start_with_clock(config, store.clone(), &clock);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(rx.count(), 0, "a live lease is respected");
+    clock.advance(lease);
+    handle.waker().wake();
+    wait_for("taken over and sent", Duration::from_secs(20), || {
+        rx.count() == 1
+    });
+    wait_for("recorded", Duration::from_secs(10), || {
+        store.summary(&name).unwrap().unwrap().notified.is_some()
+    });
+    handle.stop();
+}
+
+#[test]
+fn two_services_on_one_file_do_not_double_send() {
+    let rx = Receiver::start(4);
+    let (_dir, path) = temp_db();
+    let a = Arc::new(SqliteStore::open(&path).unwrap());
+    let b = Arc::new(SqliteStore::open(&path).unwrap());
+    let ha = Service::new(webhook_config(&rx.url()), a.clone())
+        .start()
+        .unwrap();
+    let hb = Service::new(webhook_config(&rx.url()), b.clone())
+        .start()
+        .unwrap();
+    for chunk in 0..4 {
+        let batch: Vec<_> = (0..500)
+            .map(|i| sample(&format!("CVE-{chunk}-{i}"), 1))
+            .collect();
+        let store = if chunk % 2 == 0 { &a } else { &b };
+        store.insert(&batch, Timestamp::now()).unwrap();
+    }
+    wait_for("2000 notified", Duration::from_secs(60), || {
+        notified_count(&a) == 2000
+    });
+    ha.stop();
+    hb.stop();
+    let reqs = rx.requests();
+    let mut names: Vec<String> = reqs.iter().map(|r| r.name()).collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), 2000);
+    assert_eq!(reqs.len(), 2000, "no notification was sent twice");
+}
+
+#[test]
+fn stop_is_prompt_with_a_hanging_receiver_and_leaves_nothing_leased() {
+    let silent = Silent::start();
+    let (_dir, path) = temp_db();
+    let store = Arc::new(SqliteStore::open(&path).unwrap());
+    let mut config = webhook_config(&silent.url());
+    config.http.timeout = Duration::from_secs(1);
+    config.workers = 4;
+    let handle = Service::new(config, store.clone()).start().unwrap();
+    let batch: Vec<_> = (0..50).map(|i| sample(&format!("CVE-{i}"), 0)).collect();
+    store.insert(&batch, Timestamp::now()).unwrap();
+    wait_for("all workers hanging", Duration::from_secs(10), || {
+        silent.accepted() >= 4
+    });
+    let started = std::time::Instant::now();
+    handle.stop();
+    let took = started.elapsed();
+    // Bounded by the send timeout (1s) plus a margin for a loaded machine.
+    assert!(took < Duration::from_secs(6), "stop took {took:?}");
+    let counts = store.counts(Timestamp::now()).unwrap();
+    assert_eq!(counts.leased, 0, "unsent work was released");
+    // The ones in flight failed (timeout) and have their retry scheduled within max_backoff.
+    let soon = store
+        .counts(Timestamp::now().plus(Duration::from_secs(1)))
+        .unwrap();
+    assert_eq!(soon.due, 50, "and all are due again");
+    assert_eq!(
+        soon.failing, 4,
+        "the sends in flight were recorded as failed attempts"
+    );
+}
+
+#[test]
+fn failing_and_hanging_notifications_do_not_hold_up_healthy_ones() {
+    let rx = Receiver::start(8);
+    let (_dir, path) = temp_db();
+    let store = Arc::new(SqliteStore::open(&path).unwrap());
+    let mut config = webhook_config(&rx.url());
+    config.http.timeout = Duration::from_millis(700);
+    config.lease = Duration::from_secs(10);
+    config.workers = 4;
+    config.max_backoff = Duration::from_millis(200);
+    let bad = store
+        .insert(
+            &[sample("CVE-BAD", 0), sample("CVE-HANG", 0)],
+            Timestamp::now(),
+        )
+        .unwrap();
+    rx.status_for(&bad[0], 500);
+    rx.delay_for(&bad[1], Duration::from_secs(3));
+    let handle = Service::new(config, store.clone()).start().unwrap();
+    let good: Vec<_> = (0..200).map(|i| sample(&format!("CVE-{i}"), 0)).collect();
+    store.insert(&good, Timestamp::now()).unwrap();
+    wait_for("200 healthy delivered", Duration::from_secs(30), || {
+        notified_count(&store) == 200
+    });
+    assert!(rx.count_for(&bad[0]) >= 1);
+    let s = store.summary(&bad[0]).unwrap().unwrap();
+    assert_eq!(s.notified, None);
+    handle.stop();
+}
+
+#[test]
+fn a_panicking_notifier_is_a_failed_attempt_and_its_worker_lives_on() {
+    use clair_notifier::{Delivery, Notifier, Registry, SendError};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    struct Flaky(Arc<AtomicUsize>);
+    impl Notifier for Flaky {
+        fn configure(&mut self, _: &NotifierConfig) -> clair_notifier::Result<bool> {
+            Ok(true)
+        }
+        fn send(&self, d: &Delivery) -> Result<(), SendError> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            if d.attempt == 1 {
+                panic!("boom on {}", d.name);
+            }
+            Ok(())
+        }
+    }
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (_dir, path) = temp_db();
+    let store = Arc::new(SqliteStore::open(&path).unwrap());
+    let mut registry = Registry::new();
+    registry.register("flaky", Flaky(calls.clone()));
+    let mut config = webhook_config("");
+    config.workers = 1;
+    let handle = Service::new(config, store.clone())
+        .registry(registry)
+        .start()
+        .unwrap();
+    let batch: Vec<_> = (0..5).map(|i| sample(&format!("CVE-{i}"), 0)).collect();
+    store.insert(&batch, Timestamp::now()).unwrap();
+    wait_for("all delivered on retry", Duration::from_secs(20), || {
+        notified_count(&store) == 5
+    });
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        10,
+        "one panic and one success each"
+    );
+    let m = handle.metrics();
+    assert_eq!(m.notifiers[0].1.panicked.load(Ordering::SeqCst), 5);
+    handle.stop();
+}
+
+#[test]
+fn with_no_enabled_notifier_the_service_is_disabled() {
+    let (_dir, path) = temp_db();
+    let store = Arc::new(SqliteStore::open(&path).unwrap());
+    let handle = Service::new(NotifierConfig::default(), store)
+        .start()
+        .unwrap();
+    assert!(!handle.is_running());
+    assert!(handle.notifiers().is_empty());
+}
+
+#[test]
+fn in_process_inserts_wake_the_scanner_and_other_writers_are_polled() {
+    let rx = Receiver::start(2);
+    let (_dir, path) = temp_db();
+    let store = Arc::new(SqliteStore::open(&path).unwrap());
+    let mut config = webhook_config(&rx.url());
+    config.poll_interval = Duration::from_secs(3600);
+    let handle = Service::new(config, store.clone()).start().unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    store
+        .insert(&[sample("CVE-W", 0)], Timestamp::now())
+        .unwrap();
+    // With an hour-long poll interval, only the wake-up can explain a prompt delivery.
+    wait_for("woken delivery", Duration::from_secs(10), || {
+        rx.count() == 1
+    });
+    handle.stop();
+
+    let mut config = webhook_config(&rx.url());
+    config.poll_interval = Duration::from_millis(100);
+    let handle = Service::new(config, store.clone()).start().unwrap();
+    let other = SqliteStore::open(&path).unwrap(); // as another process would write
+    other
+        .insert(&[sample("CVE-P", 0)], Timestamp::now())
+        .unwrap();
+    wait_for("polled delivery", Duration::from_secs(10), || {
+        rx.count() == 2
+    });
+    handle.stop();
 }

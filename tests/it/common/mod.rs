@@ -41,3 +41,71 @@ pub fn sample(name: &str, layers: usize) -> clair_notifier::NewNotification {
         }),
     }
 }
+
+/// A clock that runs with real time plus an offset the test moves forward.
+#[derive(Clone, Default)]
+pub struct OffsetClock(std::sync::Arc<std::sync::atomic::AtomicI64>);
+
+impl OffsetClock {
+    pub fn clock(&self) -> clair_notifier::Clock {
+        let offset = self.0.clone();
+        clair_notifier::Clock::from_fn(move || {
+            let now = clair_notifier::Timestamp::now().as_millis();
+            clair_notifier::Timestamp::from_millis(
+                now + offset.load(std::sync::atomic::Ordering::SeqCst),
+            )
+        })
+    }
+
+    /// Moves this clock `d` forward.
+    pub fn advance(&self, d: Duration) {
+        self.0
+            .fetch_add(d.as_millis() as i64, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn now(&self) -> clair_notifier::Timestamp {
+        self.clock().now()
+    }
+}
+
+/// A TCP listener on 127.0.0.1 that accepts connections and never answers; it keeps them
+/// open until dropped.
+pub struct Silent {
+    pub addr: std::net::SocketAddr,
+    accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    _thread: std::thread::JoinHandle<()>,
+}
+
+impl Silent {
+    pub fn start() -> Silent {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = accepted.clone();
+        let thread = std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for conn in listener.incoming() {
+                match conn {
+                    Ok(c) => {
+                        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        held.push(c);
+                    }
+                    Err(_) => return,
+                }
+            }
+        });
+        Silent {
+            addr,
+            accepted,
+            _thread: thread,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/hook", self.addr)
+    }
+
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
