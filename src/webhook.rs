@@ -163,9 +163,11 @@ impl Configured {
                 resolver = Some(tls::ServerNameResolver::new(&alias, port, uri.clone()));
             }
         }
-        // With servername aliasing, the proxy must CONNECT to the endpoint's address, since
-        // the alias may mean nothing to it.
-        let proxy = parse_proxy(&http.proxy, resolver.is_some())?;
+        // Through a proxy, the tunnel is asked for the request URL's host and port, that is
+        // `servername` when set (the proxy resolves it). Asking for the endpoint's resolved
+        // address instead (ureq's `resolve_target`) is broken in ureq 3.5.2: it writes the
+        // port twice (`CONNECT 10.0.0.5:443:443`).
+        let proxy = parse_proxy(&http.proxy)?;
 
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
@@ -331,9 +333,8 @@ fn parse_headers(http: &HttpConfig, signing: bool) -> Result<Vec<(HeaderName, He
     Ok(headers)
 }
 
-/// The configured proxy, or none (never the environment's). `resolve_target`: ask the proxy
-/// to `CONNECT` to the target's resolved address rather than its name.
-fn parse_proxy(proxy: &str, resolve_target: bool) -> Result<Option<ureq::Proxy>> {
+/// The configured proxy, or none (never the environment's).
+fn parse_proxy(proxy: &str) -> Result<Option<ureq::Proxy>> {
     let raw = proxy.trim();
     if raw.is_empty() {
         return Ok(None);
@@ -354,20 +355,7 @@ fn parse_proxy(proxy: &str, resolve_target: bool) -> Result<Option<ureq::Proxy>>
     if parsed.host().is_empty() {
         return Err(bad("it has no host"));
     }
-    if !resolve_target {
-        return Ok(Some(parsed));
-    }
-    let mut builder = ureq::Proxy::builder(parsed.protocol())
-        .host(parsed.host())
-        .port(parsed.port())
-        .resolve_target(true);
-    if let Some(user) = parsed.username() {
-        builder = builder.username(user);
-    }
-    if let Some(password) = parsed.password() {
-        builder = builder.password(password);
-    }
-    builder.build().map(Some).map_err(|e| bad(&e.to_string()))
+    Ok(Some(parsed))
 }
 
 /// `scheme://<redacted>@host...` when a URL carries credentials; the URL otherwise.
@@ -539,20 +527,16 @@ mod tests {
             "http://",
             "http://a b:1",
         ] {
-            let err = parse_proxy(bad, false).err().expect(bad).to_string();
+            let err = parse_proxy(bad).err().expect(bad).to_string();
             assert!(err.contains("notifier.http.proxy"), "{err}");
         }
-        let err = parse_proxy("socks5://user:hunter2@127.0.0.1:1080", false)
+        let err = parse_proxy("socks5://user:hunter2@127.0.0.1:1080")
             .err()
             .unwrap()
             .to_string();
         assert!(!err.contains("hunter2"), "{err}");
-        assert!(
-            parse_proxy("http://127.0.0.1:3128", false)
-                .unwrap()
-                .is_some()
-        );
-        assert!(parse_proxy("  ", false).unwrap().is_none());
+        assert!(parse_proxy("http://127.0.0.1:3128").unwrap().is_some());
+        assert!(parse_proxy("  ").unwrap().is_none());
     }
 
     #[test]

@@ -12,9 +12,12 @@
 //! maps that name and port back to the endpoint's own host, which is resolved as usual. The
 //! TCP connection therefore goes to the endpoint, TLS verifies and announces `servername`,
 //! and the `Host` header is set explicitly to the endpoint's host and port, as Go's
-//! `tls.Config.ServerName` (Clair v1's setting) does. With a proxy, the proxy is asked to
-//! `CONNECT` to the endpoint's resolved address (the name `servername` may mean nothing to
-//! it).
+//! `tls.Config.ServerName` (Clair v1's setting) does.
+//!
+//! Through a proxy, the tunnel is asked for `servername:port` (the proxy resolves the name),
+//! where Go would ask for the endpoint's host: ureq 3.5's way to ask for a locally resolved
+//! address (`resolve_target`) writes the port twice. Certificate verification is the same
+//! either way: whatever the tunnel reaches must prove it is `servername`.
 
 use std::fmt;
 
