@@ -226,9 +226,13 @@ impl Configured {
                 .header("webhook-timestamp", timestamp.to_string())
                 .header("webhook-signature", signer.sign(name, timestamp, &body));
         }
-        let mut resp = req
-            .send(&body)
-            .map_err(|e| SendError::new(one_line(&format!("POST {}: {e}", self.endpoint))))?;
+        let mut resp = req.send(&body).map_err(|e| {
+            let why = match e {
+                ureq::Error::Timeout(_) => format!("timed out after {:?}", self.timeout),
+                e => e.to_string(),
+            };
+            SendError::new(one_line(&format!("POST {}: {why}", self.endpoint)))
+        })?;
         let status = resp.status();
         // Read a bounded amount of the body so the connection can be reused; a longer body is
         // dropped with its connection.
@@ -464,7 +468,7 @@ mod tests {
                 endpoint: bad.into(),
                 ..HttpConfig::default()
             };
-            let err = Webhook::from_config(&http).err().expect(bad).to_string();
+            let err = Webhook::from_config(&http).expect_err(bad).to_string();
             assert!(err.contains("notifier.http.endpoint"), "{err}");
         }
     }
@@ -527,7 +531,7 @@ mod tests {
             "http://",
             "http://a b:1",
         ] {
-            let err = parse_proxy(bad).err().expect(bad).to_string();
+            let err = parse_proxy(bad).expect_err(bad).to_string();
             assert!(err.contains("notifier.http.proxy"), "{err}");
         }
         let err = parse_proxy("socks5://user:hunter2@127.0.0.1:1080")

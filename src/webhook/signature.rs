@@ -134,7 +134,7 @@ mod tests {
             "   ",
             "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw whsec_%%%%",
         ] {
-            let err = Signer::parse(bad).err().expect(bad).to_string();
+            let err = Signer::parse(bad).expect_err(bad).to_string();
             assert!(err.contains("notifier.http.signing_secret"), "{err}");
             assert!(!err.contains("MfKQ9r8G"), "{err}");
             assert!(

@@ -155,9 +155,15 @@ fn check_key_matches(
     rustls::sign::CertifiedKey::from_der(certs, key, &provider)
         .map(|_| ())
         .map_err(|e| {
+            let why = match e {
+                rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch) => {
+                    "the key is not the certificate's".to_string()
+                }
+                e => e.to_string(),
+            };
             Error::config(format!(
                 "notifier.http.keyfile \"{keyfile}\" cannot be used with notifier.http.certfile \
-                 \"{certfile}\": {e}"
+                 \"{certfile}\": {why}"
             ))
         })
 }

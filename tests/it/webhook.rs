@@ -122,12 +122,11 @@ fn posts_the_exact_envelope_with_the_configured_headers() {
 #[test]
 fn any_2xx_succeeds() {
     let server = status_server();
-    let w = webhook(&http(&server.http_url("/")));
     for status in [200, 201, 202, 204, 299] {
         let w = webhook(&http(&server.http_url(&format!("/status/{status}"))));
         send(&w, NAME).unwrap_or_else(|e| panic!("{status}: {e}"));
     }
-    send(&w, NAME).unwrap();
+    assert_eq!(server.requests().len(), 5);
 }
 
 #[test]
@@ -147,10 +146,7 @@ fn other_statuses_fail_with_one_line_and_redirects_are_not_followed() {
         "a Location was followed: {:?}",
         server.requests()
     );
-    for status in [100, 400, 401, 404, 409, 429, 500, 502, 503] {
-        if status == 100 {
-            continue; // an interim answer, not a final status
-        }
+    for status in [400, 401, 404, 409, 429, 500, 502, 503] {
         let url = server.http_url(&format!("/status/{status}"));
         let err = send(&webhook(&http(&url)), NAME).expect_err("not 2xx");
         let msg = err.message();
@@ -190,7 +186,7 @@ fn the_timeout_bounds_a_server_that_never_answers() {
     );
     // Generous: the bound is the timeout, the margin is for a loaded machine.
     assert!(took < Duration::from_secs(10), "took {took:?}");
-    assert!(err.message().contains("timeout"), "{err}");
+    assert!(err.message().ends_with("timed out after 500ms"), "{err}");
     assert_eq!(silent.accepted(), 1);
 }
 
@@ -595,6 +591,7 @@ fn configuration_errors_name_the_key_and_the_file() {
         e.contains("notifier.http.keyfile") && e.contains("notifier.http.certfile"),
         "{e}"
     );
+    assert!(e.ends_with("the key is not the certificate's"), "{e}");
     assert!(!e.contains("PRIVATE KEY"), "{e}");
 
     let mut h = base();
@@ -645,8 +642,10 @@ fn configuration_errors_name_the_key_and_the_file() {
     assert!(config_error(&h).contains("notifier.http.timeout"));
 
     // Through the Notifier trait too.
-    let mut c = NotifierConfig::default();
-    c.http = base();
+    let mut c = NotifierConfig {
+        http: base(),
+        ..NotifierConfig::default()
+    };
     c.http.cafile = path(&missing);
     let e = Webhook::default().configure(&c).unwrap_err();
     assert!(e.to_string().contains("notifier.http.cafile"), "{e}");
@@ -665,8 +664,10 @@ fn debug_and_errors_never_show_header_values_or_secrets() {
     h.certfile = path(&pki.client_cert);
     h.keyfile = path(&pki.client_key);
     let w = webhook(&h);
-    let mut c = NotifierConfig::default();
-    c.http = h.clone();
+    let c = NotifierConfig {
+        http: h.clone(),
+        ..NotifierConfig::default()
+    };
     let key_pem = std::fs::read_to_string(&pki.client_key).unwrap();
     let key_line = key_pem.lines().nth(1).unwrap();
     for shown in [
@@ -693,8 +694,10 @@ fn service_delivers_over_mutual_tls() {
     let server = RawServer::https(pki.server_config(true), |_| response(204, &[], b""));
     let (_dir, db) = temp_db();
     let store = Arc::new(SqliteStore::open(&db).unwrap());
-    let mut c = NotifierConfig::default();
-    c.http = http(&server.https_url("/hook"));
+    let mut c = NotifierConfig {
+        http: http(&server.https_url("/hook")),
+        ..NotifierConfig::default()
+    };
     c.http.cafile = path(&pki.ca);
     c.http.certfile = path(&pki.client_cert);
     c.http.keyfile = path(&pki.client_key);
