@@ -125,44 +125,10 @@ impl Configured {
         let tls_config = tls::tls_config(http)?;
 
         let servername = http.servername.trim();
-        let mut target = uri.clone();
-        let mut host = None;
-        let mut resolver = None;
-        if !servername.is_empty() {
-            if uri.scheme_str() != Some("https") {
-                return Err(Error::config(format!(
-                    "notifier.http.servername \"{servername}\" is set but notifier.http.endpoint \
-                     \"{endpoint}\" is not https://"
-                )));
-            }
-            let alias = tls::servername_host(servername)?;
-            let endpoint_host = uri.host().unwrap_or_default();
-            if !alias.eq_ignore_ascii_case(endpoint_host) {
-                let port = uri.port_u16().unwrap_or(443);
-                let path = uri.path_and_query().map_or("/", |p| p.as_str());
-                target = format!("https://{alias}:{port}{path}")
-                    .parse()
-                    .map_err(|e| {
-                        Error::with_source(
-                            crate::ErrorKind::Config,
-                            format!(
-                                "notifier.http.servername \"{servername}\" cannot be used with \
-                                 notifier.http.endpoint \"{endpoint}\""
-                            ),
-                            e,
-                        )
-                    })?;
-                // `authority` has no credentials: parse_endpoint refuses them.
-                let authority = uri.authority().map_or("", |a| a.as_str());
-                host = Some(HeaderValue::from_str(authority).map_err(|_| {
-                    Error::config(format!(
-                        "notifier.http.endpoint \"{endpoint}\" has a host that cannot be sent \
-                         in a Host header"
-                    ))
-                })?);
-                resolver = Some(tls::ServerNameResolver::new(&alias, port, uri.clone()));
-            }
-        }
+        let (target, host, resolver) = match servername_alias(&uri, servername, &endpoint)? {
+            Some(a) => (a.target, Some(a.host), Some(a.resolver)),
+            None => (uri, None, None),
+        };
         // Through a proxy, the tunnel is asked for the request URL's host and port, that is
         // `servername` when set (the proxy resolves it). Asking for the endpoint's resolved
         // address instead (ureq's `resolve_target`) is broken in ureq 3.5.2: it writes the
@@ -273,6 +239,60 @@ impl Configured {
         }
         Err(err)
     }
+}
+
+/// How requests reach an endpoint whose certificate is checked for another name.
+struct Alias {
+    /// The endpoint's URL with `servername` for host.
+    target: Uri,
+    /// The endpoint's host and port, for the `Host` header.
+    host: HeaderValue,
+    /// Maps `servername` back to the endpoint's host.
+    resolver: tls::ServerNameResolver,
+}
+
+/// The aliasing `servername` needs, or `None` when it is empty or the endpoint's own host.
+fn servername_alias(uri: &Uri, servername: &str, endpoint: &str) -> Result<Option<Alias>> {
+    if servername.is_empty() {
+        return Ok(None);
+    }
+    if uri.scheme_str() != Some("https") {
+        return Err(Error::config(format!(
+            "notifier.http.servername \"{servername}\" is set but notifier.http.endpoint \
+             \"{endpoint}\" is not https://"
+        )));
+    }
+    let alias = tls::servername_host(servername)?;
+    if alias.eq_ignore_ascii_case(uri.host().unwrap_or_default()) {
+        return Ok(None);
+    }
+    let port = uri.port_u16().unwrap_or(443);
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let target = format!("https://{alias}:{port}{path}")
+        .parse()
+        .map_err(|e| {
+            Error::with_source(
+                crate::ErrorKind::Config,
+                format!(
+                    "notifier.http.servername \"{servername}\" cannot be used with \
+                 notifier.http.endpoint \"{endpoint}\""
+                ),
+                e,
+            )
+        })?;
+    // The authority has no credentials: parse_endpoint refuses them.
+    let authority = uri.authority().map_or("", |a| a.as_str());
+    let host = HeaderValue::from_str(authority).map_err(|_| {
+        Error::config(format!(
+            "notifier.http.endpoint \"{endpoint}\" has a host that cannot be sent in a Host \
+             header"
+        ))
+    })?;
+    Ok(Some(Alias {
+        target,
+        host,
+        resolver: tls::ServerNameResolver::new(&alias, port, uri.clone()),
+    }))
 }
 
 /// Parses and checks the endpoint URL.

@@ -237,3 +237,35 @@ pub(crate) fn servername_host(servername: &str) -> Result<String> {
         _ => servername.to_ascii_lowercase(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn servernames_become_url_hosts() {
+        assert_eq!(servername_host("Notifier.Test").unwrap(), "notifier.test");
+        assert_eq!(servername_host("10.0.0.5").unwrap(), "10.0.0.5");
+        assert_eq!(servername_host("::1").unwrap(), "[::1]");
+        for bad in ["not a name", "", "a..b", "[::1]"] {
+            let err = servername_host(bad).expect_err(bad).to_string();
+            assert!(err.contains("notifier.http.servername"), "{err}");
+        }
+    }
+
+    #[test]
+    fn certfile_and_keyfile_go_together() {
+        let only_cert = HttpConfig {
+            certfile: "/nonexistent/client.pem".into(),
+            ..HttpConfig::default()
+        };
+        let err = tls_config(&only_cert).expect_err("no keyfile").to_string();
+        assert!(err.contains("notifier.http.keyfile is not"), "{err}");
+        let only_key = HttpConfig {
+            keyfile: "/nonexistent/client.key".into(),
+            ..HttpConfig::default()
+        };
+        let err = tls_config(&only_key).expect_err("no certfile").to_string();
+        assert!(err.contains("notifier.http.certfile is not"), "{err}");
+    }
+}
