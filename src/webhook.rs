@@ -1,23 +1,64 @@
 //! The webhook notifier: POSTs `{"Notification":{"Name":"<name>"}}` to an endpoint.
 //!
 //! One [`ureq::Agent`] serves every worker thread (it is a shared connection pool). Everything
-//! is set explicitly rather than left to ureq's defaults: the timeout covers connecting and the
-//! whole exchange, redirects are never followed (a 3xx is a failed attempt), non-2xx statuses
-//! are answers rather than errors, and the proxy is the configured one or none (the
-//! environment's proxy variables never apply).
+//! is set explicitly rather than left to ureq's defaults:
+//!
+//! - the timeout (`[notifier.http] timeout`, default `5s`) bounds connecting and, separately,
+//!   the whole exchange from name lookup to the end of the response body;
+//! - redirects are never followed: a 3xx, like any status outside 2xx, is a failed attempt;
+//! - at most [`MAX_RESPONSE_BODY`] bytes of an answer are read, so the connection goes back to
+//!   the pool; a longer answer is dropped with its connection;
+//! - the proxy is the configured one or none: the environment's `HTTP_PROXY`, `HTTPS_PROXY`,
+//!   `ALL_PROXY` (any case) never apply;
+//! - TLS trusts the CAs of `cafile` (else the built-in Mozilla roots), verifies the server's
+//!   certificate always, presents `certfile` + `keyfile` when set, and verifies `servername`
+//!   when set (see the `tls` submodule for how);
+//! - `headers` are added to each POST, and with `signing_secret` each POST is signed per the
+//!   Standard Webhooks spec (`webhook-id`, `webhook-timestamp`, `webhook-signature`).
+//!
+//! Header values and secrets never appear in an error, a log line or a `Debug` output.
 
+mod signature;
+mod tls;
+
+use std::fmt;
 use std::io::Read;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ureq::http::header::{self, HeaderName, HeaderValue};
+use ureq::http::{StatusCode, Uri};
 
 use crate::config::{HttpConfig, NotifierConfig};
 use crate::error::{Error, Result};
 use crate::notifier::{Delivery, Notifier, SendError};
 
+use self::signature::Signer;
+
 /// The most of a response body that is read (to reuse the connection); the rest is dropped
 /// with the connection.
 pub const MAX_RESPONSE_BODY: u64 = 64 * 1024;
 
+/// Idle connections the agent keeps. A connection is only pooled after it served a request,
+/// and each worker uses one at a time, so this is the most workers there can be
+/// (`notifier.workers` is at most 1024): every worker finds its connection again.
+const IDLE_CONNECTIONS: usize = 1024;
+
+/// Headers the notifier writes itself; `[notifier.http] headers` cannot set them.
+const RESERVED_HEADERS: &[&str] = &[
+    "host",
+    "content-type",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+];
+
+/// Headers of a signed POST; reserved when `signing_secret` is set.
+const SIGNATURE_HEADERS: &[&str] = &["webhook-id", "webhook-timestamp", "webhook-signature"];
+
 /// The built-in `webhook` notifier, enabled when `[notifier.http] endpoint` is set.
+///
+/// `Debug` shows the endpoint, the files and the header names, never header values, the
+/// proxy's credentials or the signing secrets.
 #[derive(Default)]
 pub struct Webhook {
     inner: Option<Configured>,
@@ -25,8 +66,21 @@ pub struct Webhook {
 
 struct Configured {
     agent: ureq::Agent,
+    /// The endpoint as configured, for messages.
     endpoint: String,
-    headers: Vec<(String, String)>,
+    /// Where the POST goes: the endpoint, with its host replaced by `servername` when that
+    /// differs (the agent's resolver maps it back).
+    target: Uri,
+    /// The `Host` header when `target` is not the endpoint.
+    host: Option<HeaderValue>,
+    /// Marked sensitive, so even `HeaderValue`'s own `Debug` hides them.
+    headers: Vec<(HeaderName, HeaderValue)>,
+    signer: Option<Signer>,
+    servername: String,
+    cafile: String,
+    certfile: String,
+    proxy: String,
+    timeout: Duration,
 }
 
 /// The JSON body of a webhook POST for the notification `name`, byte for byte what Clair v1
@@ -40,9 +94,12 @@ impl Webhook {
     ///
     /// # Errors
     ///
-    /// A configuration error naming the key and the file or URL at fault.
+    /// A configuration error naming the key and the file or URL at fault: a bad endpoint or
+    /// proxy URL, an unreadable or empty `cafile`, `certfile` or `keyfile`, only one of
+    /// `certfile` and `keyfile`, a bad `servername`, a bad header name or value, a malformed
+    /// `signing_secret`, a zero `timeout`.
     pub fn from_config(http: &HttpConfig) -> Result<Option<Webhook>> {
-        if http.endpoint.is_empty() {
+        if http.endpoint.trim().is_empty() {
             return Ok(None);
         }
         Ok(Some(Webhook {
@@ -54,81 +111,129 @@ impl Webhook {
 impl Configured {
     fn new(http: &HttpConfig) -> Result<Configured> {
         let endpoint = http.endpoint.trim().to_string();
-        let uri: ureq::http::Uri = endpoint.parse().map_err(|e| {
-            Error::with_source(
-                crate::ErrorKind::Config,
-                format!("notifier.http.endpoint \"{endpoint}\" is not a valid URL"),
-                e,
-            )
-        })?;
-        match uri.scheme_str() {
-            Some("http") | Some("https") => {}
-            _ => {
-                return Err(Error::config(format!(
-                    "notifier.http.endpoint \"{endpoint}\" must start with http:// or https://"
-                )));
-            }
+        let uri = parse_endpoint(&endpoint)?;
+        if http.timeout.is_zero() {
+            return Err(Error::config(
+                "notifier.http.timeout must be more than 0 (e.g. \"5s\")",
+            ));
         }
-        if uri.host().is_none_or(str::is_empty) {
-            return Err(Error::config(format!(
-                "notifier.http.endpoint \"{endpoint}\" has no host"
-            )));
-        }
-        let mut headers = Vec::new();
-        for (name, value) in &http.headers {
-            if ureq::http::HeaderName::from_bytes(name.as_bytes()).is_err() {
-                return Err(Error::config(format!(
-                    "notifier.http.headers: \"{name}\" is not a valid header name"
-                )));
-            }
-            if ureq::http::HeaderValue::from_str(value).is_err() {
-                // The value may be a secret: name the header, never the value.
-                return Err(Error::config(format!(
-                    "notifier.http.headers: the value of \"{name}\" is not a valid header value"
-                )));
-            }
-            headers.push((name.clone(), value.clone()));
-        }
-        let agent = agent(http)?;
+        let signer = match http.signing_secret.trim() {
+            "" => None,
+            s => Some(Signer::parse(s)?),
+        };
+        let headers = parse_headers(http, signer.is_some())?;
+        let tls_config = tls::tls_config(http)?;
+
+        let servername = http.servername.trim();
+        let (target, host, resolver) = match servername_alias(&uri, servername, &endpoint)? {
+            Some(a) => (a.target, Some(a.host), Some(a.resolver)),
+            None => (uri, None, None),
+        };
+        // Through a proxy, the tunnel is asked for the request URL's host and port, that is
+        // `servername` when set (the proxy resolves it). Asking for the endpoint's resolved
+        // address instead (ureq's `resolve_target`) is broken in ureq 3.5.2: it writes the
+        // port twice (`CONNECT 10.0.0.5:443:443`).
+        let proxy = parse_proxy(&http.proxy)?;
+
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .timeout_global(Some(http.timeout))
+            .timeout_connect(Some(http.timeout))
+            .proxy(proxy)
+            .tls_config(tls_config)
+            .https_only(false)
+            .user_agent(concat!("clair-notifier/", env!("CARGO_PKG_VERSION")))
+            .max_idle_connections(IDLE_CONNECTIONS)
+            .max_idle_connections_per_host(IDLE_CONNECTIONS)
+            .build();
+        let agent = match resolver {
+            Some(r) => ureq::Agent::with_parts(
+                config,
+                ureq::unversioned::transport::DefaultConnector::new(),
+                r,
+            ),
+            None => config.new_agent(),
+        };
         Ok(Configured {
             agent,
             endpoint,
+            target,
+            host,
             headers,
+            signer,
+            servername: servername.to_string(),
+            cafile: http.cafile.trim().to_string(),
+            certfile: http.certfile.trim().to_string(),
+            proxy: redact_userinfo(http.proxy.trim()),
+            timeout: http.timeout,
         })
     }
 
     fn post(&self, name: &str) -> std::result::Result<(), SendError> {
+        let body = envelope(name);
         let mut req = self
             .agent
-            .post(&self.endpoint)
-            .header("Content-Type", "application/json");
-        for (k, v) in &self.headers {
-            req = req.header(k, v);
+            .post(self.target.clone())
+            .header(header::CONTENT_TYPE, "application/json");
+        if let Some(host) = &self.host {
+            req = req.header(header::HOST, host.clone());
         }
-        let mut resp = req
-            .send(envelope(name))
-            .map_err(|e| SendError::new(format!("POST {}: {e}", self.endpoint)))?;
+        for (k, v) in &self.headers {
+            req = req.header(k.clone(), v.clone());
+        }
+        if let Some(signer) = &self.signer {
+            let timestamp = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs();
+            req = req
+                .header("webhook-id", name)
+                .header("webhook-timestamp", timestamp.to_string())
+                .header("webhook-signature", signer.sign(name, timestamp, &body));
+        }
+        let mut resp = req.send(&body).map_err(|e| {
+            let why = match e {
+                ureq::Error::Timeout(_) => format!("timed out after {:?}", self.timeout),
+                e => e.to_string(),
+            };
+            SendError::new(one_line(&format!("POST {}: {why}", self.endpoint)))
+        })?;
         let status = resp.status();
-        // Read a bounded amount of the body so the connection can be reused.
-        let mut sink = Vec::new();
+        // Read a bounded amount of the body so the connection can be reused; a longer body is
+        // dropped with its connection.
         let _ = resp
             .body_mut()
             .as_reader()
             .take(MAX_RESPONSE_BODY)
-            .read_to_end(&mut sink);
+            .read_to_end(&mut Vec::new());
         if status.is_success() {
             return Ok(());
         }
-        let mut err = SendError::new(format!(
+        let mut message = format!(
             "POST {}: got status {}, expected 2xx",
             self.endpoint,
-            status.as_u16()
-        ));
+            status_text(status)
+        );
+        if status.is_redirection() {
+            match resp
+                .headers()
+                .get(header::LOCATION)
+                .map(HeaderValue::to_str)
+            {
+                Some(Ok(location)) => message.push_str(&format!(
+                    " (redirect to {} not followed)",
+                    truncate(location, 200)
+                )),
+                _ => message.push_str(" (redirects are not followed)"),
+            }
+        }
+        let mut err = SendError::new(one_line(&message));
         if let Some(delay) = resp
             .headers()
-            .get("retry-after")
+            .get(header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(parse_retry_after_secs)
+            .and_then(|v| parse_retry_after(v, SystemTime::now()))
         {
             err = err.with_retry_after(delay);
         }
@@ -136,28 +241,195 @@ impl Configured {
     }
 }
 
-fn parse_retry_after_secs(v: &str) -> Option<Duration> {
-    v.trim().parse::<u64>().ok().map(Duration::from_secs)
+/// How requests reach an endpoint whose certificate is checked for another name.
+struct Alias {
+    /// The endpoint's URL with `servername` for host.
+    target: Uri,
+    /// The endpoint's host and port, for the `Host` header.
+    host: HeaderValue,
+    /// Maps `servername` back to the endpoint's host.
+    resolver: tls::ServerNameResolver,
 }
 
-fn agent(http: &HttpConfig) -> Result<ureq::Agent> {
-    let timeout = Some(http.timeout);
-    let config = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .timeout_global(timeout)
-        .timeout_connect(timeout)
-        .proxy(None)
-        .user_agent(concat!("clair-notifier/", env!("CARGO_PKG_VERSION")))
-        .max_idle_connections(256)
-        .max_idle_connections_per_host(256)
-        .build();
-    Ok(config.new_agent())
+/// The aliasing `servername` needs, or `None` when it is empty or the endpoint's own host.
+fn servername_alias(uri: &Uri, servername: &str, endpoint: &str) -> Result<Option<Alias>> {
+    if servername.is_empty() {
+        return Ok(None);
+    }
+    if uri.scheme_str() != Some("https") {
+        return Err(Error::config(format!(
+            "notifier.http.servername \"{servername}\" is set but notifier.http.endpoint \
+             \"{endpoint}\" is not https://"
+        )));
+    }
+    let alias = tls::servername_host(servername)?;
+    if alias.eq_ignore_ascii_case(uri.host().unwrap_or_default()) {
+        return Ok(None);
+    }
+    let port = uri.port_u16().unwrap_or(443);
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let target = format!("https://{alias}:{port}{path}")
+        .parse()
+        .map_err(|e| {
+            Error::with_source(
+                crate::ErrorKind::Config,
+                format!(
+                    "notifier.http.servername \"{servername}\" cannot be used with \
+                 notifier.http.endpoint \"{endpoint}\""
+                ),
+                e,
+            )
+        })?;
+    // The authority has no credentials: parse_endpoint refuses them.
+    let authority = uri.authority().map_or("", |a| a.as_str());
+    let host = HeaderValue::from_str(authority).map_err(|_| {
+        Error::config(format!(
+            "notifier.http.endpoint \"{endpoint}\" has a host that cannot be sent in a Host \
+             header"
+        ))
+    })?;
+    Ok(Some(Alias {
+        target,
+        host,
+        resolver: tls::ServerNameResolver::new(&alias, port, uri.clone()),
+    }))
+}
+
+/// Parses and checks the endpoint URL.
+fn parse_endpoint(endpoint: &str) -> Result<Uri> {
+    let uri: Uri = endpoint.parse().map_err(|e| {
+        Error::with_source(
+            crate::ErrorKind::Config,
+            format!("notifier.http.endpoint \"{endpoint}\" is not a valid URL"),
+            e,
+        )
+    })?;
+    match uri.scheme_str() {
+        Some("http") | Some("https") => {}
+        _ => {
+            return Err(Error::config(format!(
+                "notifier.http.endpoint \"{endpoint}\" must start with http:// or https://"
+            )));
+        }
+    }
+    let authority = uri.authority().map_or("", |a| a.as_str());
+    if authority.contains('@') {
+        // Don't echo it: the user part may hold a password.
+        return Err(Error::config(
+            "notifier.http.endpoint must not hold credentials (user:password@): they are not \
+             sent; use notifier.http.headers (e.g. Authorization) instead",
+        ));
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(Error::config(format!(
+            "notifier.http.endpoint \"{endpoint}\" has no host"
+        )));
+    }
+    Ok(uri)
+}
+
+/// Checks the extra headers; values are marked sensitive.
+fn parse_headers(http: &HttpConfig, signing: bool) -> Result<Vec<(HeaderName, HeaderValue)>> {
+    let mut headers = Vec::new();
+    for (name, value) in &http.headers {
+        let Ok(header_name) = HeaderName::from_bytes(name.as_bytes()) else {
+            return Err(Error::config(format!(
+                "notifier.http.headers: \"{name}\" is not a valid header name"
+            )));
+        };
+        let lower = header_name.as_str();
+        if RESERVED_HEADERS.contains(&lower) || (signing && SIGNATURE_HEADERS.contains(&lower)) {
+            return Err(Error::config(format!(
+                "notifier.http.headers: \"{name}\" is set by the notifier and cannot be \
+                 overridden"
+            )));
+        }
+        let Ok(mut header_value) = HeaderValue::from_str(value) else {
+            // The value may be a secret: name the header, never the value.
+            return Err(Error::config(format!(
+                "notifier.http.headers: the value of \"{name}\" is not a valid header value \
+                 (visible ASCII and spaces only, no line breaks)"
+            )));
+        };
+        header_value.set_sensitive(true);
+        headers.push((header_name, header_value));
+    }
+    Ok(headers)
+}
+
+/// The configured proxy, or none (never the environment's).
+fn parse_proxy(proxy: &str) -> Result<Option<ureq::Proxy>> {
+    let raw = proxy.trim();
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    let shown = redact_userinfo(raw);
+    let bad = |why: &str| {
+        Error::config(format!(
+            "notifier.http.proxy \"{shown}\" is not a valid proxy URL: {why}"
+        ))
+    };
+    if !(raw.starts_with("http://") || raw.starts_with("https://")) {
+        return Err(bad(
+            "expected http://host:port or https://host:port (only HTTP CONNECT proxies are \
+             supported)",
+        ));
+    }
+    let parsed = ureq::Proxy::new(raw).map_err(|e| bad(&e.to_string()))?;
+    if parsed.host().is_empty() {
+        return Err(bad("it has no host"));
+    }
+    Ok(Some(parsed))
+}
+
+/// `scheme://<redacted>@host...` when a URL carries credentials; the URL otherwise.
+fn redact_userinfo(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((_, host)) if scheme.is_empty() => format!("<redacted>@{host}{path}"),
+        Some((_, host)) => format!("{scheme}://<redacted>@{host}{path}"),
+        None => url.to_string(),
+    }
+}
+
+/// A `Retry-After` value as a delay from `now`: delay-seconds, or an HTTP-date (a date in the
+/// past is no delay). `None` when it is neither.
+pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        // Too many digits to fit is still "a very long time"; the service caps it.
+        return Some(Duration::from_secs(value.parse().unwrap_or(u64::MAX)));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+fn status_text(status: StatusCode) -> String {
+    match status.canonical_reason() {
+        Some(reason) => format!("{} {reason}", status.as_u16()),
+        None => status.as_u16().to_string(),
+    }
+}
+
+/// `s` with every control character (line breaks included) turned into a space.
+fn one_line(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}...", &s[..i]),
+        None => s.to_string(),
+    }
 }
 
 impl Notifier for Webhook {
     fn configure(&mut self, config: &NotifierConfig) -> Result<bool> {
-        if config.http.endpoint.is_empty() {
+        if config.http.endpoint.trim().is_empty() {
             self.inner = None;
             return Ok(false);
         }
@@ -170,6 +442,30 @@ impl Notifier for Webhook {
             Some(c) => c.post(&delivery.name),
             None => Err(SendError::new("the webhook notifier is not configured")),
         }
+    }
+}
+
+impl fmt::Debug for Webhook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Some(c) = &self.inner else {
+            return f.write_str("Webhook { configured: false }");
+        };
+        f.debug_struct("Webhook")
+            .field("endpoint", &c.endpoint)
+            .field("timeout", &c.timeout)
+            .field("servername", &c.servername)
+            .field("cafile", &c.cafile)
+            .field("certfile", &c.certfile)
+            .field("proxy", &c.proxy)
+            .field(
+                "headers",
+                &c.headers
+                    .iter()
+                    .map(|(k, _)| k.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .field("signer", &c.signer)
+            .finish()
     }
 }
 
@@ -187,13 +483,113 @@ mod tests {
 
     #[test]
     fn bad_endpoints_are_named() {
-        for bad in ["ftp://127.0.0.1/", "not a url", "http://"] {
+        for bad in ["ftp://127.0.0.1/", "not a url", "http://", "/relative"] {
             let http = HttpConfig {
                 endpoint: bad.into(),
                 ..HttpConfig::default()
             };
-            let err = Webhook::from_config(&http).err().expect(bad).to_string();
+            let err = Webhook::from_config(&http).expect_err(bad).to_string();
             assert!(err.contains("notifier.http.endpoint"), "{err}");
         }
+    }
+
+    #[test]
+    fn endpoint_credentials_are_refused_without_echo() {
+        let http = HttpConfig {
+            endpoint: "https://user:hunter2@127.0.0.1/hook".into(),
+            ..HttpConfig::default()
+        };
+        let err = Webhook::from_config(&http).err().unwrap().to_string();
+        assert!(err.contains("notifier.http.endpoint"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn retry_after_seconds_and_dates() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(
+            parse_retry_after(" 120 ", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(parse_retry_after("0", now), Some(Duration::ZERO));
+        let later = httpdate::fmt_http_date(now + Duration::from_secs(90));
+        assert_eq!(
+            parse_retry_after(&later, now),
+            Some(Duration::from_secs(90))
+        );
+        let earlier = httpdate::fmt_http_date(now - Duration::from_secs(90));
+        assert_eq!(parse_retry_after(&earlier, now), Some(Duration::ZERO));
+        // RFC 850 and asctime forms are HTTP-dates too.
+        assert_eq!(
+            parse_retry_after("Tuesday, 14-Nov-23 22:13:20 GMT", now),
+            Some(Duration::ZERO)
+        );
+        for bad in ["", "-5", "1.5", "soon", "Tue, 99 Nov 2023 22:13:20 GMT"] {
+            assert_eq!(parse_retry_after(bad, now), None, "{bad}");
+        }
+        assert_eq!(
+            parse_retry_after("99999999999999999999999", now),
+            Some(Duration::from_secs(u64::MAX))
+        );
+    }
+
+    #[test]
+    fn redaction_keeps_host_drops_credentials() {
+        assert_eq!(
+            redact_userinfo("http://u:p@proxy:3128/x"),
+            "http://<redacted>@proxy:3128/x"
+        );
+        assert_eq!(redact_userinfo("http://proxy:3128"), "http://proxy:3128");
+        assert_eq!(redact_userinfo("u:p@proxy"), "<redacted>@proxy");
+    }
+
+    #[test]
+    fn bad_proxies_are_named() {
+        for bad in [
+            "socks5://127.0.0.1:1080",
+            "ftp://x",
+            "http://",
+            "http://a b:1",
+        ] {
+            let err = parse_proxy(bad).expect_err(bad).to_string();
+            assert!(err.contains("notifier.http.proxy"), "{err}");
+        }
+        let err = parse_proxy("socks5://user:hunter2@127.0.0.1:1080")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(!err.contains("hunter2"), "{err}");
+        assert!(parse_proxy("http://127.0.0.1:3128").unwrap().is_some());
+        assert!(parse_proxy("  ").unwrap().is_none());
+    }
+
+    #[test]
+    fn reserved_and_bad_headers_are_refused_without_the_value() {
+        let with = |name: &str, value: &str, secret: &str| HttpConfig {
+            endpoint: "http://127.0.0.1:1/".into(),
+            headers: [(name.to_string(), value.to_string())].into(),
+            signing_secret: secret.into(),
+            ..HttpConfig::default()
+        };
+        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        for http in [
+            with("Content-Type", "text/plain", ""),
+            with("Host", "x", ""),
+            with("bad name", "v", ""),
+            with("X-Token", "line\nbreak-hunter2", ""),
+            with("Webhook-Signature", "v1,x", secret),
+        ] {
+            let err = Webhook::from_config(&http).err().unwrap().to_string();
+            assert!(err.contains("notifier.http.headers"), "{err}");
+            assert!(!err.contains("hunter2"), "{err}");
+        }
+        assert!(Webhook::from_config(&with("Webhook-Id", "x", "")).is_ok());
+    }
+
+    #[test]
+    fn one_line_messages() {
+        assert_eq!(one_line("a\nb\r\tc"), "a b  c");
+        assert_eq!(truncate("abcdef", 3), "abc...");
+        assert_eq!(truncate("abc", 3), "abc");
     }
 }

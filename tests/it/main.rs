@@ -3,3 +3,4 @@
 
 mod common;
 mod service;
+mod webhook;

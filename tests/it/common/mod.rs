@@ -2,7 +2,10 @@
 
 #![allow(dead_code)]
 
+pub mod proxy;
+pub mod rawhttp;
 pub mod receiver;
+pub mod tls;
 
 use std::time::{Duration, Instant};
 
