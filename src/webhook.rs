@@ -147,14 +147,11 @@ impl Configured {
             .max_idle_connections(IDLE_CONNECTIONS)
             .max_idle_connections_per_host(IDLE_CONNECTIONS)
             .build();
-        let agent = match resolver {
-            Some(r) => ureq::Agent::with_parts(
-                config,
-                ureq::unversioned::transport::DefaultConnector::new(),
-                r,
-            ),
-            None => config.new_agent(),
-        };
+        let agent = ureq::Agent::with_parts(
+            config,
+            ureq::unversioned::transport::DefaultConnector::new(),
+            resolver.unwrap_or_else(tls::ServerNameResolver::direct),
+        );
         Ok(Configured {
             agent,
             endpoint,

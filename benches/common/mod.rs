@@ -1,0 +1,164 @@
+//! Shared pieces of the benchmarks: a loopback receiver, stores, figures.
+
+#![allow(dead_code)]
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use clair_notifier::{NewNotification, Vulnerability, VulnerabilityWithLayers};
+
+/// A keep-alive HTTP receiver on 127.0.0.1 that answers 200 at once and records the
+/// distinct notification names it saw (so a benchmark can check its own result).
+pub struct Receiver {
+    pub addr: std::net::SocketAddr,
+    pub posts: Arc<AtomicU64>,
+    names: Arc<Mutex<HashSet<String>>>,
+    /// Instant each name was first seen.
+    pub first_seen: Arc<Mutex<std::collections::HashMap<String, Instant>>>,
+    server: Arc<tiny_http::Server>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Receiver {
+    pub fn start(threads: usize, record_times: bool) -> Receiver {
+        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("bind"));
+        let addr = server.server_addr().to_ip().unwrap();
+        let posts = Arc::new(AtomicU64::new(0));
+        let names = Arc::new(Mutex::new(HashSet::new()));
+        let first_seen = Arc::new(Mutex::new(std::collections::HashMap::new()));
+        let threads = (0..threads)
+            .map(|_| {
+                let server = server.clone();
+                let posts = posts.clone();
+                let names = names.clone();
+                let first_seen = first_seen.clone();
+                std::thread::spawn(move || {
+                    let mut body = String::new();
+                    while let Ok(mut req) = server.recv() {
+                        let at = Instant::now();
+                        body.clear();
+                        let _ = std::io::Read::read_to_string(req.as_reader(), &mut body);
+                        // {"Notification":{"Name":"..."}}
+                        if let Some(name) = body
+                            .strip_prefix(r#"{"Notification":{"Name":""#)
+                            .and_then(|r| r.strip_suffix(r#""}}"#))
+                        {
+                            if record_times {
+                                first_seen
+                                    .lock()
+                                    .unwrap()
+                                    .entry(name.to_string())
+                                    .or_insert(at);
+                            }
+                            names.lock().unwrap().insert(name.to_string());
+                        }
+                        posts.fetch_add(1, Ordering::Relaxed);
+                        let _ = req.respond(tiny_http::Response::empty(200));
+                    }
+                })
+            })
+            .collect();
+        Receiver {
+            addr,
+            posts,
+            names,
+            first_seen,
+            server,
+            threads,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/hook", self.addr)
+    }
+
+    pub fn distinct(&self) -> usize {
+        self.names.lock().unwrap().len()
+    }
+
+    pub fn reset(&self) {
+        self.names.lock().unwrap().clear();
+        self.first_seen.lock().unwrap().clear();
+        self.posts.store(0, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        for _ in 0..self.threads.len() {
+            self.server.unblock();
+        }
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A notification with `layers` layers on each of Old and New (or New only when 0).
+pub fn notification(i: usize, layers: usize) -> NewNotification {
+    let side = |tag: &str| VulnerabilityWithLayers {
+        vulnerability: Vulnerability {
+            name: format!("CVE-2024-{i:05}"),
+            namespace_name: "debian:12".into(),
+            severity: "High".into(),
+            description: format!("{tag} description of a vulnerability in openssl"),
+            ..Default::default()
+        },
+        layers: (0..layers)
+            .map(|l| format!("sha256:{l:060}{i:04x}"))
+            .collect(),
+    };
+    NewNotification {
+        old: (layers > 0).then(|| side("old")),
+        new: Some(side("new")),
+    }
+}
+
+/// Prints one figure as `name value unit`.
+pub fn figure(name: &str, value: f64, unit: &str) {
+    println!("{name} {value:.3} {unit}");
+}
+
+/// Prints a target check line.
+pub fn check(name: &str, ok: bool, detail: &str) {
+    println!(
+        "target {name} {} ({detail})",
+        if ok { "MET" } else { "MISSED" }
+    );
+}
+
+/// Waits until `cond` or panics after `timeout`.
+pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// The machine, for the record.
+pub fn machine() -> String {
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown cpu".into());
+    format!("{cpus} cpus, {model}")
+}
+
+/// Percentile of sorted durations.
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}

@@ -1,0 +1,166 @@
+//! Delivery throughput against the HTTP ceiling, and the service's own overhead.
+//!
+//! Prints `name value unit` lines and ratios measured in this one run:
+//! - `http_ceiling_wN`: N threads doing raw ureq POSTs of the same body to the same receiver;
+//! - `service_wN`: the service delivering the same number of due notifications with N workers;
+//! - `noop_service`: the service with a notifier that returns Ok at once (claims, channel,
+//!   outcomes: the store's and the service's own cost).
+//!
+//! Every run checks that the receiver saw exactly N distinct names.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use clair_notifier::{
+    Datastore, Delivery, Notifier, NotifierConfig, Registry, SendError, Service, SqliteStore,
+    Timestamp,
+};
+use common::*;
+
+const N: usize = 20_000;
+
+fn ceiling(rx: &Receiver, workers: usize) -> f64 {
+    rx.reset();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .proxy(None)
+        .max_idle_connections(256)
+        .max_idle_connections_per_host(256)
+        .build()
+        .into();
+    let url = rx.url();
+    let next = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            let (agent, url, next) = (agent.clone(), url.clone(), next.clone());
+            s.spawn(move || {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                    if i >= N {
+                        break;
+                    }
+                    let body = clair_notifier::webhook::envelope(&format!(
+                        "{:08x}-0000-4000-8000-{i:012x}",
+                        i
+                    ));
+                    let mut r = agent
+                        .post(&url)
+                        .header("Content-Type", "application/json")
+                        .send(body)
+                        .expect("post");
+                    let _ = r.body_mut().read_to_vec();
+                }
+            });
+        }
+    });
+    let secs = start.elapsed().as_secs_f64();
+    assert_eq!(rx.distinct(), N, "ceiling: receiver saw every name");
+    N as f64 / secs
+}
+
+fn filled_store(dir: &tempfile::TempDir, n: usize) -> Arc<SqliteStore> {
+    let store = Arc::new(SqliteStore::open(dir.path().join("bench.db")).unwrap());
+    let batch: Vec<_> = (0..n).map(|i| notification(i, 0)).collect();
+    for chunk in batch.chunks(5_000) {
+        store.insert(chunk, Timestamp::from_millis(0)).unwrap();
+    }
+    store
+}
+
+fn service(rx: &Receiver, workers: usize) -> f64 {
+    rx.reset();
+    let dir = tempfile::tempdir().unwrap();
+    let store = filled_store(&dir, N);
+    let mut config = NotifierConfig::default();
+    config.http.endpoint = rx.url();
+    config.workers = workers;
+    let start = Instant::now();
+    let handle = Service::new(config, store.clone()).start().unwrap();
+    wait_until("all delivered", Duration::from_secs(300), || {
+        store.counts(Timestamp::now()).unwrap().notified == N as u64
+    });
+    let secs = start.elapsed().as_secs_f64();
+    handle.stop();
+    assert_eq!(rx.distinct(), N, "service: receiver saw every name");
+    N as f64 / secs
+}
+
+struct Noop(Arc<AtomicU64>);
+impl Notifier for Noop {
+    fn configure(&mut self, _: &NotifierConfig) -> clair_notifier::Result<bool> {
+        Ok(true)
+    }
+    fn send(&self, _: &Delivery) -> Result<(), SendError> {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// Rate of the service with a no-op notifier over a store holding `n` due notifications.
+pub fn noop_rate(store: Arc<SqliteStore>, n: u64, workers: usize) -> f64 {
+    let sent = Arc::new(AtomicU64::new(0));
+    let mut registry = Registry::new();
+    registry.register("noop", Noop(sent.clone()));
+    let config = NotifierConfig {
+        workers,
+        ..NotifierConfig::default()
+    };
+    let before = store.counts(Timestamp::now()).unwrap().notified;
+    let start = Instant::now();
+    let handle = Service::new(config, store.clone())
+        .registry(registry)
+        .start()
+        .unwrap();
+    wait_until("all sent", Duration::from_secs(300), || {
+        sent.load(Ordering::Relaxed) >= n
+    });
+    let secs = start.elapsed().as_secs_f64();
+    handle.stop();
+    let after = store.counts(Timestamp::now()).unwrap().notified;
+    assert_eq!(
+        after - before,
+        n,
+        "noop: every notification recorded as notified"
+    );
+    assert_eq!(sent.load(Ordering::Relaxed), n, "noop: each sent once");
+    n as f64 / secs
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    println!("# throughput: {} notifications, {}", N, machine());
+    let rx = Receiver::start(8, false);
+    let ws: Vec<usize> = std::env::var("BENCH_W")
+        .ok()
+        .map(|v| v.split(",").map(|x| x.parse().unwrap()).collect())
+        .unwrap_or(vec![8, 32]);
+    for workers in ws {
+        let ceiling = ceiling(&rx, workers);
+        let svc = service(&rx, workers);
+        figure(&format!("http_ceiling_w{workers}"), ceiling, "posts/s");
+        figure(&format!("service_w{workers}"), svc, "notifications/s");
+        let ratio = svc / ceiling;
+        figure(
+            &format!("ratio_service_to_ceiling_w{workers}"),
+            ratio,
+            "ratio",
+        );
+        check(
+            &format!("ratio_w{workers}>=0.85"),
+            ratio >= 0.85,
+            &format!("{ratio:.3}"),
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = filled_store(&dir, N);
+    let noop = noop_rate(store, N as u64, 8);
+    figure("noop_service_w8", noop, "notifications/s");
+    check("noop>=100000/s", noop >= 100_000.0, &format!("{noop:.0}/s"));
+}
