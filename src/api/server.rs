@@ -87,12 +87,15 @@ impl Server {
             return Err(Error::config("api.addr is empty: the read API is off"));
         }
         let socket = parse_addr(addr)?;
-        let server = tiny_http::Server::http(socket).map_err(|e| {
-            Error::new(
-                ErrorKind::Other,
-                format!("could not listen on {addr} for the read API: {e}"),
-            )
-        })?;
+        let server = listen(socket)
+            .map_err(|e| e.to_string())
+            .and_then(|l| tiny_http::Server::from_listener(l, None).map_err(|e| e.to_string()))
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::Other,
+                    format!("could not listen on {addr} for the read API: {e}"),
+                )
+            })?;
         let bound = server
             .server_addr()
             .to_ip()
@@ -121,6 +124,19 @@ impl Server {
         log::info!("read API listening on http://{bound}");
         Ok(handle)
     }
+}
+
+/// A listening socket with `TCP_NODELAY`, which the connections it accepts inherit: an answer
+/// larger than one write must not wait for the client's delayed ACK (40 ms a page on a
+/// kept-alive connection otherwise).
+fn listen(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_tcp_nodelay(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(128)?;
+    Ok(socket.into())
 }
 
 impl ServerHandle {
