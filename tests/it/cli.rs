@@ -108,10 +108,7 @@ fn help_and_usage_mistakes() {
         "check-config",
     ] {
         let r = run_in(d, &[c, "--help"], None).ok();
-        assert!(
-            r.stdout.contains(&format!("Usage: clair-notifier")),
-            "{r:?}"
-        );
+        assert!(r.stdout.contains("Usage: clair-notifier"), "{r:?}");
         assert!(r.stdout.contains(c), "{r:?}");
         let r2 = run_in(d, &["help", c], None).ok();
         assert_eq!(r.stdout, r2.stdout);
@@ -342,9 +339,11 @@ fn spawn_serve(dir: &Path, config: &str) -> (std::process::Child, String, mpsc::
     });
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let l = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("serve logs where it listens");
+        let Ok(l) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("serve did not log where it listens");
+        };
         if let Some(addr) = l.split("read API listening on http://").nth(1) {
             return (child, addr.trim().to_string(), rx);
         }

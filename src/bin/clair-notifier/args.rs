@@ -174,14 +174,9 @@ fn usage(message: impl Into<String>) -> CliError {
     CliError::usage(message)
 }
 
-fn number<T: std::str::FromStr>(
-    option: &str,
-    value: OsString,
-    min: T,
-    max: T,
-) -> Result<T, CliError>
+fn number<T>(option: &str, value: OsString, min: T, max: T) -> Result<T, CliError>
 where
-    T: PartialOrd + std::fmt::Display,
+    T: std::str::FromStr + PartialOrd + std::fmt::Display,
 {
     let text = value.to_string_lossy();
     match text.parse::<T>() {
