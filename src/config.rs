@@ -5,9 +5,13 @@
 //! (see [`parse_duration`]). Unknown keys are rejected, so a misspelt key is an error, not a
 //! silently ignored setting.
 //!
-//! This module holds the shapes only; reading a TOML file is the binary's job (cargo feature
-//! `cli`), and library users may build a [`Config`] in code or deserialize it from any serde
-//! format.
+//! This module holds the shapes; with the cargo feature `config-file` (part of the default
+//! `cli`), `Config::load` and `Config::from_toml` read a TOML file with errors that name the
+//! key and line. Library users may also build a [`Config`] in code or deserialize it from any
+//! serde format.
+
+#[cfg(feature = "config-file")]
+mod file;
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -11,7 +11,9 @@
 //!   and a fixed pool of worker threads that call [`Notifier::send`];
 //! - [`Notifier`] is what a notification is sent through; [`Webhook`] is the built-in one,
 //!   and programs register their own in a [`Registry`] or with [`register`];
-//! - a [`Stopper`] stops everything promptly.
+//! - a [`Stopper`] stops everything promptly;
+//! - with the cargo feature `api` (on by default), `api::Server` serves Clair v1's read API
+//!   (`GET`/`DELETE /v1/notifications/{name}`, `/health`, `/metrics`) on a fixed pool of threads.
 //!
 //! # Embedding
 //!
@@ -62,6 +64,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "api")]
+pub mod api;
 pub mod config;
 mod error;
 pub mod notification;

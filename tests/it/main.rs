@@ -1,6 +1,10 @@
 //! Integration tests: real SQLite files, real HTTP servers on 127.0.0.1, the real binary.
 //! One module per area; shared helpers live in `common`.
 
+#[cfg(feature = "api")]
+mod api;
+#[cfg(feature = "cli")]
+mod cli;
 mod common;
 mod service;
 mod webhook;

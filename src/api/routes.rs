@@ -1,0 +1,308 @@
+//! The routes: pure functions from a [`Request`] to a [`Response`] over the store.
+
+use serde::Serialize;
+
+use super::{Api, MAX_LIMIT, Request, Response, metrics};
+use crate::notification::{NotificationPage, PageCursor, VulnerabilityWithLayers};
+use crate::time::Timestamp;
+
+const PREFIX: &str = "/v1/notifications/";
+const NOT_FOUND: &str = "the resource cannot be found";
+const BAD_PAGE: &str = "invalid page format: invalid or expired pagination token";
+
+/// Clair v1's notification JSON, fields in Clair's order, empty ones left out.
+#[derive(Serialize)]
+struct Envelope<'a> {
+    #[serde(rename = "Notification")]
+    notification: Body<'a>,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    #[serde(rename = "Name")]
+    name: &'a str,
+    #[serde(rename = "Created")]
+    created: String,
+    #[serde(rename = "Notified", skip_serializing_if = "Option::is_none")]
+    notified: Option<String>,
+    #[serde(rename = "Deleted", skip_serializing_if = "Option::is_none")]
+    deleted: Option<String>,
+    #[serde(rename = "Limit", skip_serializing_if = "is_zero")]
+    limit: u32,
+    #[serde(rename = "Page", skip_serializing_if = "str::is_empty")]
+    page: &'a str,
+    #[serde(rename = "NextPage", skip_serializing_if = "Option::is_none")]
+    next_page: Option<String>,
+    #[serde(rename = "Old", skip_serializing_if = "Option::is_none")]
+    old: Option<&'a VulnerabilityWithLayers>,
+    #[serde(rename = "New", skip_serializing_if = "Option::is_none")]
+    new: Option<&'a VulnerabilityWithLayers>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+fn secs(t: Timestamp) -> String {
+    t.as_secs().to_string()
+}
+
+/// Renders one page as the body of `GET /v1/notifications/{name}`, byte for byte: Clair
+/// v1's shape, then a newline. `page_token` is the token of this page (echoed as `Page`),
+/// `next_token` that of the next one (`NextPage`, absent on the last page).
+pub fn render_page(
+    page: &NotificationPage,
+    limit: u32,
+    page_token: &str,
+    next_token: Option<String>,
+) -> Vec<u8> {
+    let s = &page.summary;
+    let envelope = Envelope {
+        notification: Body {
+            name: &s.name,
+            created: secs(s.created),
+            notified: s.notified.map(secs),
+            deleted: s.read.map(secs),
+            limit,
+            page: page_token,
+            next_page: next_token,
+            old: page.old.as_ref(),
+            new: page.new.as_ref(),
+        },
+    };
+    let mut body = serde_json::to_vec(&envelope).unwrap_or_default();
+    body.push(b'\n');
+    body
+}
+
+/// The value of query parameter `key` (the first one, percent-decoded), if present.
+fn query_param(query: &str, key: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (percent_decode(k)? == key).then(|| percent_decode(v).unwrap_or_else(|| "\u{fffd}".into()))
+    })
+}
+
+/// Decodes `%XX` escapes and `+` (a space, in a query); `None` if the result is not UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
+                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(b) => {
+                        out.push(b);
+                        i += 3;
+                    }
+                    None => {
+                        out.push(b'%');
+                        i += 1;
+                    }
+                }
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+impl Api {
+    /// Answers one request. Never panics on any input: every failure is an answer.
+    pub fn handle(&self, req: &Request) -> Response {
+        let (path, query) = req.url.split_once('?').unwrap_or((&req.url, ""));
+        let method = req.method.as_str();
+        if let Some(raw_name) = path.strip_prefix(PREFIX) {
+            if raw_name.is_empty() || raw_name.contains('/') {
+                return not_a_route();
+            }
+            let name = percent_decode(raw_name).unwrap_or_default();
+            return match method {
+                "GET" | "DELETE" if !self.authorized(req) => unauthorized(),
+                "GET" => self.read_notification(
+                    &name,
+                    query_param(query, "limit").as_deref(),
+                    query_param(query, "page").as_deref(),
+                ),
+                "DELETE" => self.mark_read(&name),
+                _ => method_not_allowed("GET, DELETE"),
+            };
+        }
+        match (path, method) {
+            ("/health", "GET") => self.health(),
+            ("/metrics", "GET") => self.metrics(),
+            ("/health" | "/metrics", _) => method_not_allowed("GET"),
+            _ => not_a_route(),
+        }
+    }
+
+    /// What `GET /v1/notifications/{name}?limit=…&page=…` answers once authorized: `limit`
+    /// and `page` are the raw query values (absent: `None`). The `show` command prints this.
+    pub fn read_notification(
+        &self,
+        name: &str,
+        limit: Option<&str>,
+        page: Option<&str>,
+    ) -> Response {
+        // Clair checks the limit before looking the name up.
+        let Some(limit) = limit else {
+            return Response::error(400, "must provide limit query parameter");
+        };
+        let limit = match limit.trim().parse::<i64>() {
+            Ok(n) if n >= 1 => u32::try_from(n).unwrap_or(MAX_LIMIT).min(MAX_LIMIT),
+            Ok(n) => {
+                return Response::error(
+                    400,
+                    &format!("invalid limit format: limit must be at least 1, got {n}"),
+                );
+            }
+            Err(_) => {
+                return Response::error(
+                    400,
+                    &format!(
+                        "invalid limit format: {:?} is not a whole number",
+                        truncate(limit, 40)
+                    ),
+                );
+            }
+        };
+        let (cursor, echoed) = match page {
+            None => (PageCursor::FIRST, None),
+            Some(token) => match self.key.open(name, token) {
+                Some(c) => (c, Some(token.to_string())),
+                None => return Response::error(400, BAD_PAGE),
+            },
+        };
+        match self.store.page(name, cursor, limit) {
+            Ok(Some(p)) => {
+                let this = echoed.unwrap_or_else(|| self.key.seal(name, cursor));
+                let next = p.next.map(|c| self.key.seal(name, c));
+                let mut r = Response::empty(200);
+                r.content_type = Some(super::JSON_CONTENT_TYPE);
+                r.body = render_page(&p, limit, &this, next);
+                r
+            }
+            Ok(None) => Response::error(404, NOT_FOUND),
+            Err(e) => {
+                log::error!("GET notification {name}: {}", e.chain());
+                Response::error(
+                    500,
+                    "internal error: the store failed; see the server's log",
+                )
+            }
+        }
+    }
+
+    fn mark_read(&self, name: &str) -> Response {
+        match self.store.mark_read(name, self.clock.now()) {
+            Ok(true) => Response::empty(200),
+            Ok(false) => Response::error(404, NOT_FOUND),
+            Err(e) => {
+                log::error!("DELETE notification {name}: {}", e.chain());
+                Response::error(
+                    500,
+                    "internal error: the store failed; see the server's log",
+                )
+            }
+        }
+    }
+
+    fn health(&self) -> Response {
+        let store_ok = match self.store.summary("") {
+            Ok(_) => true,
+            Err(e) => {
+                log::error!("health check: {}", e.chain());
+                false
+            }
+        };
+        let notifier = match &self.service {
+            None => "not started",
+            Some(s) if !s.enabled => "disabled",
+            Some(s) if s.running() => "running",
+            Some(_) => "stopped",
+        };
+        let ok = store_ok && notifier != "stopped";
+        Response::json(
+            if ok { 200 } else { 503 },
+            &serde_json::json!({
+                "Status": if ok { "ok" } else { "unavailable" },
+                "Notifier": notifier,
+                "Store": if store_ok { "ok" } else { "failing" },
+            }),
+        )
+    }
+
+    fn metrics(&self) -> Response {
+        let now = self.clock.now();
+        match self.store.counts(now) {
+            Ok(counts) => {
+                let text = metrics::render(&counts, now, self.service.as_ref());
+                Response {
+                    status: 200,
+                    content_type: Some(metrics::CONTENT_TYPE),
+                    headers: Vec::new(),
+                    body: text.into_bytes(),
+                }
+            }
+            Err(e) => {
+                log::error!("GET /metrics: {}", e.chain());
+                Response::error(
+                    500,
+                    "internal error: the store failed; see the server's log",
+                )
+            }
+        }
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(max).collect::<String>())
+    }
+}
+
+fn not_a_route() -> Response {
+    Response::error(404, "page not found")
+}
+
+fn method_not_allowed(allow: &str) -> Response {
+    Response::error(405, "method not allowed").header("Allow", allow)
+}
+
+fn unauthorized() -> Response {
+    Response::error(401, "missing or invalid bearer token")
+        .header("WWW-Authenticate", "Bearer realm=\"clair-notifier\"")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_params_are_found_and_decoded() {
+        assert_eq!(
+            query_param("limit=2&page=a%2Db", "page").as_deref(),
+            Some("a-b")
+        );
+        assert_eq!(
+            query_param("limit=2&limit=3", "limit").as_deref(),
+            Some("2")
+        );
+        assert_eq!(query_param("limit", "limit").as_deref(), Some(""));
+        assert_eq!(query_param("page=x", "limit"), None);
+        assert_eq!(query_param("", "limit"), None);
+        assert_eq!(percent_decode("%zz%4").as_deref(), Some("%zz%4"));
+        assert_eq!(percent_decode("%ff"), None);
+    }
+}

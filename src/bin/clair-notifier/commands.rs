@@ -1,0 +1,384 @@
+//! The commands, over the library.
+
+use std::io::{BufRead, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use clair_notifier::api::{self, Api, Server, ServiceView};
+use clair_notifier::config::format_duration;
+use clair_notifier::store::ListFilter;
+use clair_notifier::{
+    Config, Datastore, NewNotification, Registry, Service, SqliteStore, Stopper, Timestamp, Webhook,
+};
+
+use crate::args::{Command, Global};
+use crate::{CliError, rfc3339};
+
+pub fn run(global: &Global, command: Command) -> Result<(), CliError> {
+    match command {
+        Command::Help(text) => {
+            print!("{text}");
+            Ok(())
+        }
+        Command::Version => {
+            println!("clair-notifier {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+        Command::Demo { count } => {
+            if global.config.is_some() {
+                return Err(CliError::usage(
+                    "demo runs without a configuration (its own temporary database, receiver and ports); drop --config",
+                ));
+            }
+            crate::demo::run(count)
+        }
+        Command::Serve => serve(global),
+        Command::CheckConfig => check_config(global),
+        Command::Add { file } => add(global, file.as_deref()),
+        Command::List { state, limit } => {
+            let (config, _) = load(global)?;
+            let store = open_existing(&config)?;
+            let mut out = std::io::stdout().lock();
+            for s in store.list(ListFilter { state, limit })? {
+                let when = |t: Option<Timestamp>| t.map_or("-".to_string(), |t| rfc3339(t, false));
+                writeln!(
+                    out,
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                    s.name,
+                    s.state().as_str(),
+                    rfc3339(s.created, false),
+                    when(s.notified),
+                    when(s.read),
+                    s.attempts,
+                    s.last_error
+                        .as_deref()
+                        .unwrap_or("-")
+                        .replace(['\t', '\n'], " ")
+                )?;
+            }
+            Ok(())
+        }
+        Command::Show { name, limit, page } => {
+            let (config, _) = load(global)?;
+            let store: Arc<dyn Datastore> = Arc::new(open_existing(&config)?);
+            let api = Api::new(&config.api, store)?;
+            let r = api.read_notification(&name, Some(&limit), page.as_deref());
+            match r.status {
+                200 => {
+                    std::io::stdout().lock().write_all(&r.body)?;
+                    Ok(())
+                }
+                404 => Err(CliError::runtime(format!(
+                    "there is no notification named \"{name}\""
+                ))),
+                400 => Err(CliError::usage(
+                    r.error_message()
+                        .unwrap_or_default()
+                        .replace("limit format", "--limit")
+                        .replace("page format", "--page"),
+                )),
+                _ => Err(CliError::runtime(
+                    r.error_message()
+                        .unwrap_or_else(|| "the store failed".into()),
+                )),
+            }
+        }
+        Command::MarkRead { name } => {
+            let (config, _) = load(global)?;
+            let store = open_existing(&config)?;
+            if store.mark_read(&name, Timestamp::now())? {
+                Ok(())
+            } else {
+                Err(CliError::runtime(format!(
+                    "there is no notification named \"{name}\""
+                )))
+            }
+        }
+        Command::Stats { json } => stats(global, json),
+    }
+}
+
+/// The configuration file, or the defaults when `--config` is not given.
+fn load(global: &Global) -> Result<(Config, Option<PathBuf>), CliError> {
+    match &global.config {
+        Some(path) => Ok((Config::load(path)?, Some(path.clone()))),
+        None => Ok((Config::default(), None)),
+    }
+}
+
+/// Everything `serve` would refuse, without starting anything.
+fn check(config: &Config, notifiers: &[String]) -> Result<(), CliError> {
+    let db = &config.database.path;
+    if db.trim().is_empty() {
+        return Err(CliError::usage("database.path must not be empty"));
+    }
+    let parent = Path::new(db).parent().filter(|p| !p.as_os_str().is_empty());
+    if let Some(dir) = parent {
+        if !dir.is_dir() {
+            return Err(CliError::usage(format!(
+                "database.path: the directory {} does not exist",
+                dir.display()
+            )));
+        }
+    }
+    config.notifier.validate()?;
+    api::validate_config(&config.api)?;
+    Webhook::from_config(&config.notifier.http)?;
+    for name in config.notifier.params.keys() {
+        if name == "webhook" {
+            return Err(CliError::usage(
+                "[notifier.webhook]: the webhook notifier is configured in [notifier.http]",
+            ));
+        }
+        if !notifiers.contains(name) {
+            return Err(CliError::usage(format!(
+                "[notifier.{name}]: no notifier named \"{name}\" is built into this program (the webhook is configured in [notifier.http])"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn open_existing(config: &Config) -> Result<SqliteStore, CliError> {
+    let path = &config.database.path;
+    if !Path::new(path).exists() {
+        return Err(CliError::runtime(format!(
+            "there is no database at {path} (serve and add create it; is --config right?)"
+        )));
+    }
+    Ok(SqliteStore::open(path)?)
+}
+
+fn describe(config: &Config, origin: Option<&Path>, enabled: &[String]) -> Vec<String> {
+    let n = &config.notifier;
+    let mut lines = vec![match origin {
+        Some(p) => format!("configuration  {} is valid", p.display()),
+        None => "configuration  none given: every setting at its default".to_string(),
+    }];
+    let db = &config.database.path;
+    lines.push(format!(
+        "database       {db} ({})",
+        if Path::new(db).exists() {
+            "exists"
+        } else {
+            "will be created"
+        }
+    ));
+    if enabled.is_empty() {
+        lines.push(
+            "notifier       disabled: no notifier is enabled (set [notifier.http] endpoint to deliver)"
+                .to_string(),
+        );
+    } else {
+        for name in enabled {
+            if name == "webhook" {
+                lines.push(format!(
+                    "notifier       webhook POSTs to {} (timeout {}{}{})",
+                    n.http.endpoint,
+                    format_duration(n.http.timeout),
+                    if n.http.proxy.is_empty() {
+                        ""
+                    } else {
+                        ", through a proxy"
+                    },
+                    if n.http.signing_secret.is_empty() {
+                        ""
+                    } else {
+                        ", signed"
+                    },
+                ));
+            } else {
+                lines.push(format!("notifier       {name}"));
+            }
+        }
+        lines.push(format!(
+            "delivery       {} workers, {} attempts a round (backoff up to {}), renotify every {}, poll every {}, lease {}",
+            n.workers,
+            n.attempts,
+            format_duration(n.max_backoff),
+            format_duration(n.renotify_interval),
+            format_duration(n.poll_interval),
+            format_duration(n.lease)
+        ));
+    }
+    let a = &config.api;
+    if a.addr.is_empty() {
+        lines.push("read API       off ([api] addr is empty)".to_string());
+    } else {
+        lines.push(format!(
+            "read API       http://{} ({}; page tokens keyed by {})",
+            a.addr,
+            if a.token.is_empty() {
+                "no token needed"
+            } else {
+                "bearer token required"
+            },
+            if a.pagination_key.is_empty() {
+                "a key generated once and kept in the database"
+            } else {
+                "the configured pagination_key"
+            }
+        ));
+    }
+    lines
+}
+
+fn check_config(global: &Global) -> Result<(), CliError> {
+    let (config, origin) = load(global)?;
+    let registry = Registry::take_global();
+    check(&config, &registry.names())?;
+    let enabled: Vec<String> = registry
+        .configure(&config.notifier)
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    let mut out = std::io::stdout().lock();
+    for line in describe(&config, origin.as_deref(), &enabled) {
+        writeln!(out, "{line}")?;
+    }
+    Ok(())
+}
+
+/// The process's stop signal, raised by Ctrl-C, SIGTERM or SIGHUP; a second signal exits at
+/// once.
+pub fn signal_stopper() -> Result<Stopper, CliError> {
+    let stopper = Stopper::new();
+    let s = stopper.clone();
+    let count = AtomicU32::new(0);
+    ctrlc::set_handler(move || {
+        if count.fetch_add(1, Ordering::SeqCst) == 0 {
+            log::warn!("stopping (signal received; a second one exits at once)");
+            s.stop();
+        } else {
+            eprintln!("clair-notifier: stopped at once by a second signal.");
+            std::process::exit(1);
+        }
+    })
+    .map_err(|e| CliError::runtime(format!("could not handle Ctrl-C and SIGTERM: {e}")))?;
+    Ok(stopper)
+}
+
+fn serve(global: &Global) -> Result<(), CliError> {
+    let (config, origin) = load(global)?;
+    let registry = Registry::take_global();
+    check(&config, &registry.names())?;
+    let stopper = signal_stopper()?;
+    let store = Arc::new(SqliteStore::open(&config.database.path)?);
+    let handle = Service::new(config.notifier.clone(), store.clone())
+        .registry(registry)
+        .stopper(stopper.clone())
+        .start()?;
+    if !handle.is_running() {
+        log::warn!(
+            "notifier disabled: notifications are stored and served but not delivered until [notifier.http] endpoint is set"
+        );
+    }
+    let api = if config.api.addr.is_empty() {
+        log::info!("read API off ([api] addr is empty)");
+        None
+    } else {
+        Some(Server::start(
+            &config.api,
+            store.clone(),
+            Some(ServiceView::of(&handle)),
+        )?)
+    };
+    for line in describe(&config, origin.as_deref(), handle.notifiers()) {
+        log::info!("{}", line.split_whitespace().collect::<Vec<_>>().join(" "));
+    }
+    // Wait for Ctrl-C or SIGTERM (the stopper's receiver disconnects when it is raised).
+    let _ = stopper.receiver().recv();
+    // Bounded: sends in flight end within their timeout; past that, leave anyway (their
+    // leases expire and another instance or the next start delivers them).
+    let grace = config.notifier.http.timeout * 2 + Duration::from_secs(5);
+    std::thread::spawn(move || {
+        std::thread::sleep(grace);
+        eprintln!(
+            "clair-notifier: could not stop within {}; exiting.",
+            format_duration(grace)
+        );
+        std::process::exit(1);
+    });
+    if let Some(api) = api {
+        api.stop();
+    }
+    handle.stop();
+    log::info!("stopped");
+    Ok(())
+}
+
+fn add(global: &Global, file: Option<&Path>) -> Result<(), CliError> {
+    let (config, _) = load(global)?;
+    check(&config, &Registry::take_global().names())?;
+    let mut text = String::new();
+    match file {
+        Some(path) if path != Path::new("-") => {
+            std::fs::File::open(path)
+                .and_then(|mut f| f.read_to_string(&mut text))
+                .map_err(|e| CliError::usage(format!("could not read {}: {e}", path.display())))?;
+        }
+        _ => {
+            std::io::stdin()
+                .lock()
+                .read_to_string(&mut text)
+                .map_err(|e| CliError::usage(format!("could not read standard input: {e}")))?;
+        }
+    }
+    let mut batch = Vec::new();
+    for (i, line) in text.as_bytes().lines().enumerate() {
+        let line = line.map_err(|e| CliError::usage(format!("line {}: {e}", i + 1)))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let n: NewNotification = serde_json::from_str(&line)
+            .map_err(|e| CliError::usage(format!("line {}: {e}; nothing was added", i + 1)))?;
+        n.check()
+            .map_err(|e| CliError::usage(format!("line {}: {e}; nothing was added", i + 1)))?;
+        batch.push(n);
+    }
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let store = SqliteStore::open(&config.database.path)?;
+    let names = store.insert(&batch, Timestamp::now())?;
+    let mut out = std::io::stdout().lock();
+    for name in names {
+        writeln!(out, "{name}")?;
+    }
+    Ok(())
+}
+
+fn stats(global: &Global, json: bool) -> Result<(), CliError> {
+    let (config, _) = load(global)?;
+    let store = open_existing(&config)?;
+    let now = Timestamp::now();
+    let c = store.counts(now)?;
+    let oldest = c.oldest_due.map(|t| now.since(t).as_secs());
+    let mut out = std::io::stdout().lock();
+    if json {
+        let v = serde_json::json!({
+            "pending": c.pending, "notified": c.notified, "failing": c.failing, "read": c.read,
+            "total": c.total(), "due": c.due, "leased": c.leased, "oldest_due_age_secs": oldest,
+        });
+        writeln!(out, "{v}")?;
+        return Ok(());
+    }
+    for (k, v) in [
+        ("pending", c.pending.to_string()),
+        ("notified", c.notified.to_string()),
+        ("failing", c.failing.to_string()),
+        ("read", c.read.to_string()),
+        ("total", c.total().to_string()),
+        ("due", c.due.to_string()),
+        ("leased", c.leased.to_string()),
+        (
+            "oldest_due_age",
+            oldest.map_or("-".into(), |s| format_duration(Duration::from_secs(s))),
+        ),
+    ] {
+        writeln!(out, "{k:<15}{v}")?;
+    }
+    Ok(())
+}
