@@ -180,7 +180,7 @@ impl Service {
                 outcome_tx.clone(),
             );
             let t = std::thread::Builder::new()
-                .name(format!("clair-notifier-worker-{i}"))
+                .name(format!("notify-worker-{i}"))
                 .spawn(move || worker::run(shared, notifiers, jobs, outcomes));
             match t {
                 Ok(t) => threads.push(t),
@@ -205,7 +205,7 @@ impl Service {
             names.join(", ")
         );
         let scanner = std::thread::Builder::new()
-            .name("clair-notifier-scanner".to_string())
+            .name("notify-scanner".to_string())
             .spawn(move || {
                 scanner.run();
                 for t in threads {
