@@ -146,7 +146,12 @@ fn main() {
     let rx = Receiver::start(8, false);
     let ws: Vec<usize> = std::env::var("BENCH_W")
         .ok()
-        .map(|v| v.split(",").map(|x| x.parse().unwrap()).collect())
+        .map(|v| {
+            v.split(",")
+                .filter(|x| !x.is_empty())
+                .map(|x| x.parse().unwrap())
+                .collect()
+        })
         .unwrap_or(vec![8, 32]);
     for workers in ws {
         let ceiling = ceiling(&rx, workers);
@@ -164,6 +169,9 @@ fn main() {
             ratio >= 0.85,
             &format!("{ratio:.3}"),
         );
+    }
+    if std::env::var("BENCH_NOOP").is_ok_and(|v| v == "0") {
+        return;
     }
     let dir = tempfile::tempdir().unwrap();
     let store = filled_store(&dir, N);

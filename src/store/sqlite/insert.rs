@@ -28,9 +28,12 @@ pub fn insert(
     let err = |e| super::store_error(path, "could not insert into", e);
     let mut names = Vec::with_capacity(notifications.len());
     let mut insert = tx
+        .prepare_cached("INSERT INTO notification (name, created_at, due_at) VALUES (?1, ?2, ?2)")
+        .map_err(err)?;
+    let mut content = tx
         .prepare_cached(
-            "INSERT INTO notification (name, created_at, due_at, old_vulnerability, new_vulnerability)
-             VALUES (?1, ?2, ?2, ?3, ?4)",
+            "INSERT INTO content (notification_id, old_vulnerability, new_vulnerability)
+             VALUES (?1, ?2, ?3)",
         )
         .map_err(err)?;
     let mut layer = tx
@@ -42,9 +45,8 @@ pub fn insert(
         let name = uuid::Uuid::new_v4().hyphenated().to_string();
         let old = n.old.as_ref().map(vulnerability_json);
         let new = n.new.as_ref().map(vulnerability_json);
-        let id = insert
-            .insert(params![name, now.as_millis(), old, new])
-            .map_err(err)?;
+        let id = insert.insert(params![name, now.as_millis()]).map_err(err)?;
+        content.execute(params![id, old, new]).map_err(err)?;
         for (side, v) in [(0, &n.old), (1, &n.new)] {
             if let Some(v) = v {
                 for (seq, l) in v.layers.iter().enumerate() {

@@ -18,6 +18,7 @@
 //! small pool of reader connections for the read API and the command line, which in WAL mode
 //! read while the writer writes.
 
+mod checkpoint;
 mod claim;
 mod insert;
 mod outcome;
@@ -50,6 +51,8 @@ pub struct SqliteStore {
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
     watchers: Mutex<Vec<Waker>>,
+    // Declared after `writer`, so the writer (and its WAL hook) is dropped first.
+    _checkpointer: checkpoint::Checkpointer,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -112,7 +115,10 @@ impl SqliteStore {
         writer
             .execute_batch("PRAGMA optimize = 0x10002")
             .map_err(|e| store_error(&path, "could not open", e))?;
+        let checkpointer =
+            checkpoint::Checkpointer::start(&path, &mut writer, open_connection(&path)?)?;
         Ok(SqliteStore {
+            _checkpointer: checkpointer,
             path,
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),

@@ -66,7 +66,7 @@ pub fn page(
     let row = conn
         .prepare_cached(&format!(
             "SELECT {SUMMARY_COLUMNS}, old_vulnerability, new_vulnerability
-             FROM notification WHERE name = ?1"
+             FROM notification JOIN content ON notification_id = id WHERE name = ?1"
         ))?
         .query_row([name], |r| {
             Ok((

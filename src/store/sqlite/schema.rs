@@ -23,15 +23,21 @@ const MIGRATIONS: &[&str] = &[
         lease_owner       INTEGER,               -- set while claimed
         attempts          INTEGER NOT NULL DEFAULT 0,  -- failed tries in the current round
         last_error        TEXT,                  -- set while failing
-        has_progress      INTEGER NOT NULL DEFAULT 0,  -- rows exist in progress
-        old_vulnerability TEXT,                  -- JSON
-        new_vulnerability TEXT                   -- JSON
+        has_progress      INTEGER NOT NULL DEFAULT 0   -- rows exist in progress
     );
     -- Finding due work is a range scan from the start of this index up to now: read rows
     -- are not in it, and notified rows sit past now, so neither is ever scanned.
     CREATE INDEX notification_due ON notification (due_at) WHERE due_at IS NOT NULL;
     CREATE INDEX notification_failing ON notification (id)
         WHERE last_error IS NOT NULL AND read_at IS NULL;
+
+    -- What a notification says, apart from its hot delivery state: claims and outcomes
+    -- rewrite only the small notification rows.
+    CREATE TABLE content (
+        notification_id   INTEGER PRIMARY KEY,
+        old_vulnerability TEXT,                  -- JSON
+        new_vulnerability TEXT                   -- JSON
+    );
 
     -- The layers introducing each side's vulnerability, in order: a page is one range of the
     -- primary key.
