@@ -4,7 +4,10 @@
 //! checkpoint syncs the database file: tens of milliseconds of the scanner's time. Instead,
 //! the writer connection's WAL hook nudges this thread once the log holds
 //! [`CHECKPOINT_PAGES`] pages, and the thread runs a PASSIVE checkpoint (which never blocks
-//! writers) on a connection of its own.
+//! writers) on a connection of its own. A PASSIVE checkpoint cannot restart the log while
+//! the writer keeps appending to it, so once the log has grown to [`RESTART_PAGES`] the thread
+//! runs a RESTART checkpoint instead: it waits for the current write, holds writers back
+//! while it copies the log (milliseconds), and the next write starts the log afresh.
 
 use std::thread::JoinHandle;
 
@@ -14,8 +17,11 @@ use rusqlite::Connection;
 /// Checkpoint once the WAL holds this many pages (SQLite's default threshold, 4 MiB).
 pub const CHECKPOINT_PAGES: i32 = 1000;
 
+/// Restart the log once it holds this many pages (8 MiB).
+pub const RESTART_PAGES: i32 = 2 * CHECKPOINT_PAGES;
+
 pub(super) struct Checkpointer {
-    nudge: Option<Sender<()>>,
+    nudge: Option<Sender<i32>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -26,12 +32,12 @@ impl Checkpointer {
         writer: &mut Connection,
         conn: Connection,
     ) -> crate::Result<Checkpointer> {
-        let (tx, rx) = bounded::<()>(1);
+        let (tx, rx) = bounded::<i32>(1);
         let hook_tx = tx.clone();
         writer
             .wal_hook(Some(move |_: &mut rusqlite::hooks::Wal, pages: i32| {
                 if pages >= CHECKPOINT_PAGES {
-                    let _ = hook_tx.try_send(());
+                    let _ = hook_tx.try_send(pages);
                 }
                 Ok(())
             }))
@@ -40,9 +46,13 @@ impl Checkpointer {
         let thread = std::thread::Builder::new()
             .name("notify-checkpoint".to_string())
             .spawn(move || {
-                for () in rx.iter() {
-                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-                    {
+                for pages in rx.iter() {
+                    let sql = if pages >= RESTART_PAGES {
+                        "PRAGMA wal_checkpoint(RESTART)"
+                    } else {
+                        "PRAGMA wal_checkpoint(PASSIVE)"
+                    };
+                    if let Err(e) = conn.query_row(sql, [], |_| Ok(())) {
                         log::warn!("checkpoint of {name} failed: {e}");
                     }
                 }

@@ -371,3 +371,30 @@ fn due_query_uses_the_partial_index() {
         "plan: {plan:?}"
     );
 }
+
+#[test]
+fn the_wal_is_checkpointed_off_the_writer_and_stays_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wal.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let batch: Vec<_> = (0..200).map(|_| new_only(50)).collect();
+    // About ten times the checkpoint threshold in all.
+    for _ in 0..40 {
+        store.insert(&batch, t(0)).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let db = std::fs::metadata(&path).unwrap().len();
+    let wal = std::fs::metadata(dir.path().join("wal.db-wal"))
+        .unwrap()
+        .len();
+    // Data reaches the database file only through checkpoints.
+    assert!(
+        db > 6 << 20,
+        "nothing was checkpointed: database of {db} bytes"
+    );
+    // The log restarts once it reaches 8 MiB (plus what one write adds meanwhile).
+    assert!(
+        wal < 12 << 20,
+        "WAL of {wal} bytes was not kept small (db {db} bytes)"
+    );
+}
