@@ -6,5 +6,7 @@ mod api;
 #[cfg(feature = "cli")]
 mod cli;
 mod common;
+#[cfg(feature = "cli")]
+mod crash;
 mod service;
 mod webhook;
