@@ -8,15 +8,16 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use clair_notifier::{Datastore, SqliteStore, Timestamp};
 
+use crate::common::bin::{
+    integrity_check, log_tail, rows_with_lease_owner, sigterm, spawn_serve, wait_exit,
+};
 use crate::common::receiver::Receiver;
 use crate::common::{sample, wait_for};
-
-const BIN: &str = env!("CARGO_BIN_EXE_clair-notifier");
 
 /// A small xorshift generator: the test prints its seed, and `CRASH_SEED` replays a run.
 struct Rng(u64);
@@ -49,78 +50,6 @@ impl Rng {
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
-}
-
-/// Starts `clair-notifier --config serve.toml serve` in `dir`, its stderr appended to
-/// `serve.log` there.
-pub fn spawn_serve(dir: &Path) -> Child {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("serve.log"))
-        .unwrap();
-    Command::new(BIN)
-        .args(["--config", "serve.toml", "serve"])
-        .current_dir(dir)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(log))
-        .spawn()
-        .expect("start clair-notifier serve")
-}
-
-/// The last `n` lines of `serve.log` in `dir`, to show when an assertion fails.
-pub fn log_tail(dir: &Path, n: usize) -> String {
-    let text = std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-/// Sends SIGTERM to `child`.
-pub fn sigterm(child: &Child) {
-    let ok = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "kill -TERM {}", child.id());
-}
-
-/// Waits up to `limit` for `child` to exit; kills it and panics past that.
-pub fn wait_exit(child: &mut Child, limit: Duration, dir: &Path) -> std::process::ExitStatus {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "serve did not exit within {limit:?}; its log ends:\n{}",
-                log_tail(dir, 30)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// Rows still carrying a lease owner (after a clean stop there must be none).
-fn rows_with_lease_owner(path: &Path) -> i64 {
-    let conn = rusqlite::Connection::open(path).unwrap();
-    conn.query_row(
-        "SELECT count(*) FROM notification WHERE lease_owner IS NOT NULL",
-        [],
-        |r| r.get(0),
-    )
-    .unwrap()
-}
-
-pub fn integrity_check(path: &Path) -> String {
-    let conn = rusqlite::Connection::open(path).unwrap();
-    conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .unwrap()
 }
 
 const WORKERS: usize = 8;

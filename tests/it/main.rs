@@ -9,4 +9,5 @@ mod common;
 #[cfg(feature = "cli")]
 mod crash;
 mod service;
+mod storage;
 mod webhook;
