@@ -278,3 +278,162 @@ fn database_made_read_only_under_the_service_loses_nothing() {
     assert_eq!(store.counts(Timestamp::now()).unwrap().total(), 300);
     assert_eq!(integrity_check(&path), "ok");
 }
+
+// ---------------------------------------------------------------------------------------
+// (c) The disk fills up under the running binary.
+
+/// A small tmpfs mounted on a new directory, unmounted when dropped.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    /// `None` where mounting is not allowed (not root, or no CAP_SYS_ADMIN).
+    fn mount(size: &str) -> Option<SmallDisk> {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(SmallDisk { dir })
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes a file until the disk is full; returns its path and size.
+    fn fill(&self) -> (PathBuf, u64) {
+        use std::io::Write;
+        let path = self.path().join("filler");
+        let mut f = std::fs::File::create(&path).unwrap();
+        let chunk = vec![0xa5u8; 4096];
+        let mut written = 0u64;
+        while f.write_all(&chunk).is_ok() {
+            written += chunk.len() as u64;
+        }
+        let _ = f.sync_all();
+        (path, written)
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        // Lazy: still unmounts if something holds a file open.
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+#[cfg(feature = "cli")]
+#[test]
+fn full_disk_under_serve_is_survived_and_nothing_is_lost() {
+    use crate::common::bin::{log_tail, sigterm, spawn_serve, wait_exit};
+
+    let Some(disk) = SmallDisk::mount("3m") else {
+        eprintln!(
+            "SKIPPED full_disk_under_serve_is_survived_and_nothing_is_lost: cannot mount a \
+             small tmpfs here (needs root or CAP_SYS_ADMIN)"
+        );
+        return;
+    };
+    let rx = Receiver::start(4);
+    rx.set_delay(Duration::from_millis(10));
+    let home = tempfile::tempdir().unwrap();
+    let d = home.path();
+    let db = disk.path().join("n.db");
+    std::fs::write(
+        d.join("serve.toml"),
+        format!(
+            "[database]\npath = \"{}\"\n\
+             [notifier]\nworkers = 4\npoll_interval = \"100ms\"\n\
+             [notifier.http]\nendpoint = \"{}\"\ntimeout = \"2s\"\n[api]\naddr = \"\"\n",
+            db.display(),
+            rx.url()
+        ),
+    )
+    .unwrap();
+    let store = SqliteStore::open(&db).unwrap();
+    let names = store
+        .insert(
+            &(0..300)
+                .map(|i| sample(&format!("CVE-{i}"), 10))
+                .collect::<Vec<_>>(),
+            Timestamp::now(),
+        )
+        .unwrap();
+    let mut child = spawn_serve(d);
+    wait_for("sends under way", Duration::from_secs(20), || {
+        rx.count() >= 20
+    });
+    let (filler, filled) = disk.fill();
+    let sent_when_full = rx.count();
+    // An insert now fails, saying why, and stores nothing.
+    let err = store
+        .insert(&[sample("CVE-no-room", 100)], Timestamp::now())
+        .unwrap_err();
+    eprintln!("insert on the full disk: {}", err.chain());
+    assert!(
+        err.to_string().contains("the disk is full"),
+        "{}",
+        err.chain()
+    );
+    wait_for(
+        "serve to log the full disk",
+        Duration::from_secs(20),
+        || {
+            std::fs::read_to_string(d.join("serve.log"))
+                .unwrap_or_default()
+                .contains("the disk is full")
+        },
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "serve must keep running: {}",
+        log_tail(d, 20)
+    );
+    // Space returns: everything is delivered and recorded.
+    std::fs::remove_file(&filler).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while store.counts(Timestamp::now()).unwrap().notified < 300 {
+        assert!(
+            Instant::now() < deadline,
+            "not all notified: {:?}\n{}",
+            store.counts(Timestamp::now()).unwrap(),
+            log_tail(d, 20)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    sigterm(&child);
+    let status = wait_exit(&mut child, Duration::from_secs(10), d);
+    assert_eq!(status.code(), Some(0), "{}", log_tail(d, 20));
+    let log = std::fs::read_to_string(d.join("serve.log")).unwrap();
+    let full_lines = log
+        .lines()
+        .filter(|l| l.contains("the disk is full"))
+        .count();
+    let example = log
+        .lines()
+        .find(|l| l.contains("the disk is full"))
+        .unwrap_or_default()
+        .to_string();
+    let got = received(&rx);
+    eprintln!(
+        "full disk: {filled} bytes of filler; {} requests began while full; {full_lines} log \
+         lines about it, e.g.\n  {example}\n  300 of 300 notified, {} duplicates",
+        rx.count() - sent_when_full,
+        got.values().filter(|&&n| n > 1).count()
+    );
+    for n in &names {
+        assert_eq!(got.get(n), Some(&1), "{n}: sent exactly once");
+    }
+    let c = store.counts(Timestamp::now()).unwrap();
+    assert_eq!((c.total(), c.leased), (300, 0), "{c:?}");
+    assert_eq!(integrity_check(&db), "ok");
+    assert!(!log.contains("panicked"), "{log}");
+}
