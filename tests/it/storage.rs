@@ -437,3 +437,84 @@ fn full_disk_under_serve_is_survived_and_nothing_is_lost() {
     assert_eq!(integrity_check(&db), "ok");
     assert!(!log.contains("panicked"), "{log}");
 }
+
+// ---------------------------------------------------------------------------------------
+// (d) A corrupt or non-SQLite file given to the binary as its database.
+
+#[cfg(feature = "cli")]
+#[test]
+fn corrupt_or_non_sqlite_database_file_exits_2_and_is_left_untouched() {
+    use crate::common::bin::BIN;
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Not SQLite at all: bytes of another kind of file.
+    let garbage: Vec<u8> = (0..20_000u32).map(|i| (i * 7919 % 251) as u8).collect();
+    std::fs::write(d.join("garbage.db"), &garbage).unwrap();
+    // An SQLite header followed by garbage: a database whose first page is destroyed.
+    {
+        let conn = rusqlite::Connection::open(d.join("corrupt.db")).unwrap();
+        conn.execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);")
+            .unwrap();
+    }
+    let mut corrupt = std::fs::read(d.join("corrupt.db")).unwrap();
+    for (i, b) in corrupt.iter_mut().enumerate().skip(100) {
+        *b = (i * 31 % 256) as u8;
+    }
+    std::fs::write(d.join("corrupt.db"), &corrupt).unwrap();
+    let add_line = r#"{"New":{"Vulnerability":{"Name":"CVE-1"}}}"#;
+    for (file, needle) in [
+        ("garbage.db", "is not an SQLite database"),
+        ("corrupt.db", "is corrupt"),
+    ] {
+        let before = std::fs::read(d.join(file)).unwrap();
+        std::fs::write(
+            d.join("c.toml"),
+            format!("[database]\npath = \"{file}\"\n[api]\naddr = \"\"\n"),
+        )
+        .unwrap();
+        for cmd in [
+            &["serve"][..],
+            &["add"],
+            &["list"],
+            &["stats"],
+            &["mark-read", "x"],
+        ] {
+            let mut child = Command::new(BIN)
+                .args(["--config", "c.toml"])
+                .args(cmd)
+                .current_dir(d)
+                .env_remove("RUST_LOG")
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            use std::io::Write;
+            let _ = child.stdin.take().unwrap().write_all(add_line.as_bytes());
+            let out = child.wait_with_output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let shown = format!("{file}: clair-notifier {cmd:?}: {:?}\n{stderr}", out.status);
+            assert_eq!(out.status.code(), Some(2), "{shown}");
+            assert!(out.stdout.is_empty(), "{shown}");
+            assert_eq!(stderr.lines().count(), 1, "one line: {shown}");
+            assert!(stderr.starts_with("clair-notifier: "), "{shown}");
+            assert!(stderr.contains(file) && stderr.contains(needle), "{shown}");
+            assert!(!stderr.contains("panicked"), "{shown}");
+            assert_eq!(
+                std::fs::read(d.join(file)).unwrap(),
+                before,
+                "{shown}: bytes changed"
+            );
+            if cmd == ["serve"] {
+                eprintln!("{file}: {}", stderr.trim());
+            }
+        }
+        for suffix in ["-wal", "-shm", "-journal"] {
+            assert!(
+                !d.join(format!("{file}{suffix}")).exists(),
+                "{file}{suffix} left behind"
+            );
+        }
+    }
+}
