@@ -9,5 +9,6 @@ mod common;
 #[cfg(feature = "cli")]
 mod crash;
 mod service;
+mod shutdown;
 mod storage;
 mod webhook;

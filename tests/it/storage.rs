@@ -244,6 +244,12 @@ fn database_made_read_only_under_the_service_loses_nothing() {
         .unwrap_err();
     eprintln!("insert into the read-only database: {}", err.chain());
     assert_eq!(err.kind(), clair_notifier::ErrorKind::Store);
+    assert!(
+        err.to_string()
+            .contains("failed a read or write of the file"),
+        "{}",
+        err.chain()
+    );
     let metrics = handle.metrics();
     let errors = || {
         metrics
