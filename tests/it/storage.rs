@@ -524,3 +524,72 @@ fn corrupt_or_non_sqlite_database_file_exits_2_and_is_left_untouched() {
         }
     }
 }
+
+/// Stopping while the disk is full: stop still returns (the final writes are tried a few
+/// times), the unwritten work stays leased, and once space returns a new service picks it up
+/// when the lease expires: nothing is lost.
+#[test]
+fn stop_on_a_full_disk_is_bounded_and_a_restart_delivers_the_rest() {
+    let Some(disk) = SmallDisk::mount("2m") else {
+        eprintln!(
+            "SKIPPED stop_on_a_full_disk_is_bounded_and_a_restart_delivers_the_rest: cannot \
+             mount a small tmpfs here (needs root or CAP_SYS_ADMIN)"
+        );
+        return;
+    };
+    let rx = Receiver::start(4);
+    rx.set_delay(Duration::from_millis(10));
+    let db = disk.path().join("n.db");
+    let store = Arc::new(SqliteStore::open(&db).unwrap());
+    let clock = crate::common::OffsetClock::default();
+    let names = store
+        .insert(
+            &(0..200)
+                .map(|i| sample(&format!("CVE-{i}"), 5))
+                .collect::<Vec<_>>(),
+            Timestamp::now(),
+        )
+        .unwrap();
+    let handle = Service::new(config(&rx.url(), 4), store.clone())
+        .clock(clock.clock())
+        .start()
+        .unwrap();
+    wait_for("sends under way", Duration::from_secs(20), || {
+        rx.count() >= 20
+    });
+    let (filler, _) = disk.fill();
+    let metrics = handle.metrics();
+    wait_for("a store error", Duration::from_secs(20), || {
+        metrics
+            .store_errors
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0
+    });
+    let started = Instant::now();
+    handle.stop();
+    let took = started.elapsed();
+    std::fs::remove_file(&filler).unwrap();
+    let before = store.counts(clock.now()).unwrap();
+    // Past the lease of the stopped service, a new one takes its work over.
+    clock.advance(NotifierConfig::default().lease + Duration::from_secs(1));
+    let handle = Service::new(config(&rx.url(), 4), store.clone())
+        .clock(clock.clock())
+        .start()
+        .unwrap();
+    wait_for("all 200 notified", Duration::from_secs(30), || {
+        store.counts(clock.now()).unwrap().notified == 200
+    });
+    handle.stop();
+    let got = received(&rx);
+    eprintln!(
+        "stop on a full disk: returned in {took:.2?} with {} still leased; after a restart \
+         200 of 200 notified, {} duplicates",
+        before.leased,
+        got.values().filter(|&&n| n > 1).count()
+    );
+    assert!(took < Duration::from_secs(10), "stop took {took:?}");
+    for n in &names {
+        assert!(got.contains_key(n), "{n} never received");
+    }
+    assert_eq!(integrity_check(&db), "ok");
+}
