@@ -99,7 +99,7 @@ fn hold_write_lock(db: &Path, hold: Duration) -> std::process::Child {
 }
 
 #[test]
-#[ignore = "holds the lock past the 5 s busy timeout: a step of .ci/run (cargo test --test it -- --ignored)"]
+#[ignore = "holds the lock past the 5 s busy timeout: a step of .ci/run (cargo test --test it -- --ignored storage_)"]
 fn storage_write_lock_held_by_another_process_delays_but_loses_nothing() {
     let rx = Receiver::start(4);
     rx.set_delay(Duration::from_millis(10));
