@@ -56,6 +56,19 @@ const WORKERS: usize = 8;
 /// The service's job queue capacity for `WORKERS` (see `Service::start`).
 const QUEUE_CAPACITY: usize = 512;
 const KILLS: usize = 24;
+/// `notifier.lease` in the test's configuration, in milliseconds.
+const LEASE_MS: i64 = 1000;
+
+/// The expiry of the furthest lease in the database, in Unix milliseconds.
+fn furthest_lease(path: &Path) -> Option<i64> {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.query_row(
+        "SELECT max(due_at) FROM notification WHERE lease_owner IS NOT NULL AND read_at IS NULL",
+        [],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
 
 #[test]
 #[ignore = "runs for tens of seconds: a step of .ci/run (cargo test --test it -- --ignored crash_)"]
@@ -133,6 +146,14 @@ fn crash_serve_killed_with_sigkill_loses_nothing() {
             Some(9),
             "run {kill} ended by itself ({status}); its log ends:\n{}",
             log_tail(d, 30)
+        );
+        // No lease reaches further than one lease past the kill.
+        let furthest = furthest_lease(&db);
+        let limit = Timestamp::now().as_millis() + LEASE_MS;
+        assert!(
+            furthest.is_none_or(|t| t <= limit),
+            "a lease runs {} ms past the kill",
+            furthest.unwrap_or(0) - Timestamp::now().as_millis()
         );
         runs.push((kill, how, rx.count() - before));
     }
