@@ -6,5 +6,9 @@ mod api;
 #[cfg(feature = "cli")]
 mod cli;
 mod common;
+#[cfg(feature = "cli")]
+mod crash;
 mod service;
+mod shutdown;
+mod storage;
 mod webhook;

@@ -148,7 +148,28 @@ fn open_existing(config: &Config) -> Result<SqliteStore, CliError> {
             "there is no database at {path} (serve and add create it; is --config right?)"
         )));
     }
-    Ok(SqliteStore::open(path)?)
+    open_store(path)
+}
+
+/// Opens (or creates) the database at `path`. A file that is not an SQLite database, or whose
+/// first page is destroyed, is a mistake in `database.path` rather than a failure of a running
+/// system: exit 2, with the short message (the driver's codes add nothing for a user). The
+/// store never writes to such a file.
+fn open_store(path: &str) -> Result<SqliteStore, CliError> {
+    SqliteStore::open(path).map_err(|e| {
+        let code = std::error::Error::source(&e)
+            .and_then(|s| s.downcast_ref::<rusqlite::Error>())
+            .and_then(rusqlite::Error::sqlite_error_code);
+        match code {
+            Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) => {
+                CliError::usage(format!(
+                    "{e} (it was left untouched; database.path must name a clair-notifier \
+                     database, or a file to create)"
+                ))
+            }
+            _ => e.into(),
+        }
+    })
 }
 
 fn describe(config: &Config, origin: Option<&Path>, enabled: &[String]) -> Vec<String> {
@@ -265,7 +286,7 @@ fn serve(global: &Global) -> Result<(), CliError> {
     let registry = Registry::take_global();
     check(&config, &registry.names())?;
     let stopper = signal_stopper()?;
-    let store = Arc::new(SqliteStore::open(&config.database.path)?);
+    let store = Arc::new(open_store(&config.database.path)?);
     let handle = Service::new(config.notifier.clone(), store.clone())
         .registry(registry)
         .stopper(stopper.clone())
@@ -341,7 +362,7 @@ fn add(global: &Global, file: Option<&Path>) -> Result<(), CliError> {
     if batch.is_empty() {
         return Ok(());
     }
-    let store = SqliteStore::open(&config.database.path)?;
+    let store = open_store(&config.database.path)?;
     let names = store.insert(&batch, Timestamp::now())?;
     let mut out = std::io::stdout().lock();
     for name in names {

@@ -74,6 +74,9 @@ pub(crate) fn store_error(path: &str, doing: &str, e: rusqlite::Error) -> Error 
             Some("another connection held the write lock too long")
         }
         Some(rusqlite::ErrorCode::CannotOpen) => Some("the file cannot be opened"),
+        Some(rusqlite::ErrorCode::SystemIoFailure) => Some(
+            "the operating system failed a read or write of the file (is it immutable, or the disk failing?)",
+        ),
         _ => None,
     };
     let message = match detail {

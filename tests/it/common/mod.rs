@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+#[cfg(feature = "cli")]
+pub mod bin;
 pub mod proxy;
 pub mod rawhttp;
 pub mod receiver;
