@@ -86,3 +86,8 @@ pub use service::{Handle, Service, Stopper, Waker, run};
 pub use store::{Datastore, SqliteStore};
 pub use time::{Clock, Timestamp};
 pub use webhook::Webhook;
+
+/// The README's Rust examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
