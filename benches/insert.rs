@@ -1,0 +1,46 @@
+//! Bulk insert through the library, with the durability the product ships (each call is one
+//! transaction whose commit is synced).
+
+mod common;
+
+use std::time::Instant;
+
+use clair_notifier::{Datastore, SqliteStore, Timestamp};
+use common::*;
+
+fn rate(layers: usize, total: usize, per_call: usize) -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("insert.db")).unwrap();
+    let batch: Vec<_> = (0..per_call).map(|i| notification(i, layers)).collect();
+    let start = Instant::now();
+    let mut names = 0;
+    for _ in 0..total / per_call {
+        names += store.insert(&batch, Timestamp::now()).unwrap().len();
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let counts = store.counts(Timestamp::now()).unwrap();
+    assert_eq!(counts.pending as usize, total, "every notification stored");
+    assert_eq!(names, total);
+    total as f64 / secs
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    println!("# insert: {}", machine());
+    let plain = rate(0, 200_000, 10_000);
+    figure("insert_no_layers", plain, "notifications/s");
+    check(
+        "insert_no_layers>=200000/s",
+        plain >= 200_000.0,
+        &format!("{plain:.0}/s"),
+    );
+    let layered = rate(10, 50_000, 5_000);
+    figure("insert_10_layers_old_and_new", layered, "notifications/s");
+    check(
+        "insert_10_layers>=50000/s",
+        layered >= 50_000.0,
+        &format!("{layered:.0}/s"),
+    );
+}
