@@ -14,10 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use clair_notifier::{
-    Datastore, Delivery, Notifier, NotifierConfig, Registry, SendError, Service, SqliteStore,
-    Timestamp,
-};
+use clair_notifier::{Datastore, NotifierConfig, Service, SqliteStore, Timestamp};
 use common::*;
 
 const N: usize = 20_000;
@@ -94,48 +91,6 @@ fn service(rx: &Receiver, workers: usize) -> f64 {
     handle.stop();
     assert_eq!(rx.distinct(), N, "service: receiver saw every name");
     N as f64 / secs
-}
-
-struct Noop(Arc<AtomicU64>);
-impl Notifier for Noop {
-    fn configure(&mut self, _: &NotifierConfig) -> clair_notifier::Result<bool> {
-        Ok(true)
-    }
-    fn send(&self, _: &Delivery) -> Result<(), SendError> {
-        self.0.fetch_add(1, Ordering::Relaxed);
-        Ok(())
-    }
-}
-
-/// Rate of the service with a no-op notifier over a store holding `n` due notifications.
-pub fn noop_rate(store: Arc<SqliteStore>, n: u64, workers: usize) -> f64 {
-    let sent = Arc::new(AtomicU64::new(0));
-    let mut registry = Registry::new();
-    registry.register("noop", Noop(sent.clone()));
-    let config = NotifierConfig {
-        workers,
-        ..NotifierConfig::default()
-    };
-    let before = store.counts(Timestamp::now()).unwrap().notified;
-    let start = Instant::now();
-    let handle = Service::new(config, store.clone())
-        .registry(registry)
-        .start()
-        .unwrap();
-    wait_until("all sent", Duration::from_secs(300), || {
-        sent.load(Ordering::Relaxed) >= n
-    });
-    let secs = start.elapsed().as_secs_f64();
-    handle.stop();
-    let after = store.counts(Timestamp::now()).unwrap().notified;
-    // (`stop` wrote every outcome before returning.)
-    assert_eq!(
-        after - before,
-        n,
-        "noop: every notification recorded as notified"
-    );
-    assert_eq!(sent.load(Ordering::Relaxed), n, "noop: each sent once");
-    n as f64 / secs
 }
 
 fn main() {

@@ -8,7 +8,10 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use clair_notifier::{NewNotification, Vulnerability, VulnerabilityWithLayers};
+use clair_notifier::{
+    Datastore, Delivery, NewNotification, Notifier, NotifierConfig, Registry, SendError,
+    Service, SqliteStore, Timestamp, Vulnerability, VulnerabilityWithLayers,
+};
 
 /// A keep-alive HTTP receiver on 127.0.0.1 that answers 200 at once and records the
 /// distinct notification names it saw (so a benchmark can check its own result).
@@ -161,4 +164,51 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     }
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
+}
+
+/// A notifier that returns Ok at once and counts its calls.
+pub struct Noop(Arc<AtomicU64>);
+impl Notifier for Noop {
+    fn configure(&mut self, _: &NotifierConfig) -> clair_notifier::Result<bool> {
+        Ok(true)
+    }
+    fn send(&self, _: &Delivery) -> Result<(), SendError> {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// Rate of the service with a no-op notifier over a store holding `n` due notifications.
+pub fn noop_rate(store: Arc<SqliteStore>, n: u64, workers: usize) -> f64 {
+    noop_rate_at(store, n, workers, Duration::ZERO)
+}
+
+/// The same with the service's clock `ahead` of the wall clock (so that notifications
+/// delivered by an earlier run are due again: each run is a renotify round).
+pub fn noop_rate_at(store: Arc<SqliteStore>, n: u64, workers: usize, ahead: Duration) -> f64 {
+    let sent = Arc::new(AtomicU64::new(0));
+    let mut registry = Registry::new();
+    registry.register("noop", Noop(sent.clone()));
+    let config = NotifierConfig {
+        workers,
+        ..NotifierConfig::default()
+    };
+    let clock = clair_notifier::Clock::from_fn(move || Timestamp::now().plus(ahead));
+    let due = store.counts(clock.now()).unwrap().due;
+    assert_eq!(due, n, "noop: {n} due before the run");
+    let start = Instant::now();
+    let handle = Service::new(config, store.clone())
+        .registry(registry)
+        .clock(clock.clone())
+        .start()
+        .unwrap();
+    wait_until("all sent", Duration::from_secs(300), || {
+        sent.load(Ordering::Relaxed) >= n
+    });
+    let secs = start.elapsed().as_secs_f64();
+    handle.stop();
+    // `stop` wrote every outcome before returning: nothing is left due.
+    assert_eq!(store.counts(clock.now()).unwrap().due, 0, "noop: every outcome recorded");
+    assert_eq!(sent.load(Ordering::Relaxed), n, "noop: each sent once");
+    n as f64 / secs
 }
