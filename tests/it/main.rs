@@ -6,5 +6,6 @@ mod api;
 #[cfg(feature = "cli")]
 mod cli;
 mod common;
+mod receiver_faults;
 mod service;
 mod webhook;

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod faulty;
 pub mod proxy;
 pub mod rawhttp;
 pub mod receiver;
