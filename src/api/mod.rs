@@ -27,7 +27,10 @@ use ring::rand::SystemRandom;
 use serde::Serialize;
 
 pub use routes::render_page;
-pub use server::{MAX_BODY_BYTES, MAX_HEADER_BYTES, MAX_URL_BYTES, Server, ServerHandle, THREADS};
+pub use server::{
+    IDLE_TIMEOUT, MAX_BODY_BYTES, MAX_CONNECTIONS, MAX_HEADER_BYTES, MAX_URL_BYTES,
+    REQUEST_TIMEOUT, Server, ServerHandle, THREADS, WRITE_TIMEOUT,
+};
 pub use token::{PAGINATION_KEY_SETTING, PageKey};
 
 use crate::config::ApiConfig;

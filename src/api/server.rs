@@ -34,7 +34,7 @@ use crate::store::Datastore;
 /// Requests answered at once (the rest wait for a turn).
 pub const THREADS: usize = 4;
 /// Connections open at once; one more is answered 503 and closed.
-pub const MAX_CONNECTIONS: usize = 256;
+pub const MAX_CONNECTIONS: usize = 512;
 /// The longest URL (path and query) served.
 pub const MAX_URL_BYTES: usize = 8 * 1024;
 /// The largest header block served (names and values).
@@ -68,8 +68,8 @@ struct Shared {
     api: Api,
     stopping: AtomicBool,
     next_id: AtomicU64,
-    /// The open connections (a clone of each socket, to shut them down on stop).
-    open: Mutex<HashMap<u64, TcpStream>>,
+    /// The open connections (to shut them down on stop).
+    open: Mutex<HashMap<u64, Arc<TcpStream>>>,
     closed: Condvar,
     /// Turns to answer a request: [`THREADS`] tokens.
     turns: (Sender<()>, Receiver<()>),
@@ -254,29 +254,26 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
         };
         let _ = stream.set_nodelay(true);
         let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
+        let stream = Arc::new(stream);
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
         {
             let mut open = shared.open.lock().unwrap_or_else(|e| e.into_inner());
             if open.len() >= MAX_CONNECTIONS {
                 drop(open);
                 log::warn!("read API: {MAX_CONNECTIONS} connections open; refusing one more");
-                let mut s = stream;
-                let _ = s.set_write_timeout(Some(Duration::from_secs(1)));
+                let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
                 let r = Response::error(503, "too many connections; try again later");
-                let _ = write_response(&mut s, &r, false, true);
-                let _ = s.shutdown(Shutdown::Both);
+                let _ = write_response(&stream, &r, false, true);
+                let _ = stream.shutdown(Shutdown::Both);
                 continue;
             }
-            match stream.try_clone() {
-                Ok(c) => open.insert(id, c),
-                Err(_) => continue,
-            };
+            open.insert(id, Arc::clone(&stream));
         }
         let s = Arc::clone(shared);
         let spawned = std::thread::Builder::new()
             .name("api-conn".into())
             .spawn(move || {
-                serve_connection(stream, &s);
+                serve_connection(&stream, &s);
                 let mut open = s.open.lock().unwrap_or_else(|e| e.into_inner());
                 open.remove(&id);
                 s.closed.notify_all();
@@ -328,22 +325,22 @@ enum ReadFailure {
 }
 
 /// Reads requests from one connection and answers them until it closes.
-fn serve_connection(mut stream: TcpStream, shared: &Shared) {
+fn serve_connection(stream: &TcpStream, shared: &Shared) {
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     loop {
-        let head = match read_head(&mut stream, &mut buf) {
+        let head = match read_head(stream, &mut buf) {
             Ok(h) => h,
             Err(ReadFailure::Gone) => return,
             Err(ReadFailure::Answer(r)) => {
                 log::debug!("read API: refused a request: {}", r.status);
-                let _ = write_response(&mut stream, &r, false, true);
+                let _ = write_response(stream, &r, false, true);
                 let _ = stream.shutdown(Shutdown::Write);
                 return;
             }
         };
         let start = Instant::now();
         let mut close = head.wants_close();
-        let response = match check_and_drain(&mut stream, &mut buf, &head) {
+        let response = match check_and_drain(stream, &mut buf, &head) {
             Err(r) => {
                 close = true;
                 r
@@ -377,7 +374,7 @@ fn serve_connection(mut stream: TcpStream, shared: &Shared) {
             close = true;
         }
         let head_only = head.method == "HEAD";
-        let written = write_response(&mut stream, &response, head_only, close);
+        let written = write_response(stream, &response, head_only, close);
         log::debug!(
             "{} {} {} {:.1}ms",
             head.method,
@@ -398,7 +395,7 @@ fn serve_connection(mut stream: TcpStream, shared: &Shared) {
 
 /// Reads more bytes into `buf`, waiting until `deadline` at most. `Ok(false)` at the end of
 /// the stream or at the deadline.
-fn fill(stream: &mut TcpStream, buf: &mut Vec<u8>, deadline: Instant) -> std::io::Result<bool> {
+fn fill(mut stream: &TcpStream, buf: &mut Vec<u8>, deadline: Instant) -> std::io::Result<bool> {
     let left = deadline.saturating_duration_since(Instant::now());
     if left.is_zero() {
         return Ok(false);
@@ -441,7 +438,7 @@ fn head_end(buf: &[u8]) -> Option<usize> {
     None
 }
 
-fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::result::Result<Head, ReadFailure> {
+fn read_head(stream: &TcpStream, buf: &mut Vec<u8>) -> std::result::Result<Head, ReadFailure> {
     // Blank lines before a request are allowed (RFC 9112, 2.2).
     let idle_until = Instant::now() + IDLE_TIMEOUT;
     let mut deadline = None;
@@ -551,7 +548,7 @@ fn is_token_byte(b: u8) -> bool {
 
 /// Checks the body's framing and reads the body (up to [`MAX_BODY_BYTES`]) to throw it away.
 fn check_and_drain(
-    stream: &mut TcpStream,
+    mut stream: &TcpStream,
     buf: &mut Vec<u8>,
     head: &Head,
 ) -> std::result::Result<(), Response> {
@@ -606,13 +603,13 @@ fn check_and_drain(
 
 /// Reads a chunked body (at most [`MAX_BODY_BYTES`] of data) and its trailers, to throw them
 /// away.
-fn drain_chunked(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::result::Result<(), Response> {
+fn drain_chunked(stream: &TcpStream, buf: &mut Vec<u8>) -> std::result::Result<(), Response> {
     let deadline = Instant::now() + REQUEST_TIMEOUT;
     let late = || Response::error(408, "the request did not arrive in time");
     let bad = || Response::error(400, "bad request: bad chunked body");
     let mut total = 0usize;
     // One line (without its CRLF), reading more as needed; lines are short.
-    let line = |stream: &mut TcpStream, buf: &mut Vec<u8>| loop {
+    let line = |stream: &TcpStream, buf: &mut Vec<u8>| loop {
         if let Some(p) = buf.iter().position(|&b| b == b'\n') {
             let l: Vec<u8> = buf.drain(..=p).collect();
             let l = String::from_utf8_lossy(&l).trim_end().to_string();
@@ -668,7 +665,7 @@ fn reason(status: u16) -> &'static str {
 }
 
 fn write_response(
-    stream: &mut TcpStream,
+    mut stream: &TcpStream,
     r: &Response,
     head_only: bool,
     close: bool,
