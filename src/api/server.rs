@@ -746,4 +746,36 @@ mod tests {
             );
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_head_parses_or_gets_a_refusal_status(
+            raw in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)
+        ) {
+            if let Err(r) = parse_head(&raw) {
+                proptest::prop_assert!([400, 414, 431, 505].contains(&r.status), "{}", r.status);
+            }
+            let _ = head_end(&raw);
+            let _ = too_large(&raw);
+        }
+
+        #[test]
+        fn generated_heads_parse_to_their_parts(
+            method in "[A-Z]{1,8}",
+            path in "/[!-~]{0,60}",
+            headers in proptest::collection::vec(("[A-Za-z][A-Za-z0-9-]{0,15}", "[ -~]{0,30}"), 0..10),
+        ) {
+            let mut raw = format!("{method} {path} HTTP/1.1\r\n");
+            for (k, v) in &headers {
+                raw.push_str(&format!("{k}: {v}\r\n"));
+            }
+            raw.push_str("\r\n");
+            proptest::prop_assert_eq!(head_end(raw.as_bytes()), Some(raw.len()));
+            let h = parse_head(raw.as_bytes()).ok().unwrap();
+            proptest::prop_assert_eq!(h.method, method);
+            let want = if path.starts_with("//") || !path.contains("://") { path.clone() } else { h.target.clone() };
+            proptest::prop_assert_eq!(h.target, want);
+            proptest::prop_assert_eq!(h.headers.len(), headers.len());
+        }
+    }
 }

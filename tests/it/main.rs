@@ -8,6 +8,7 @@ mod bad_input;
 #[cfg(feature = "cli")]
 mod cli;
 mod common;
+mod generated;
 mod receiver_faults;
 mod service;
 mod webhook;

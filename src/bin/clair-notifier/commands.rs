@@ -412,3 +412,85 @@ fn stats(global: &Global, json: bool) -> Result<(), CliError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn parse(bytes: &[u8]) -> Result<Vec<NewNotification>, CliError> {
+        read_lines(&mut std::io::Cursor::new(bytes), "input")
+    }
+
+    fn notification() -> impl Strategy<Value = NewNotification> {
+        let side = prop::option::of(
+            (
+                "[ -~]{1,20}",
+                "[ -~]{0,10}",
+                prop::collection::vec("[ -~]{0,30}", 0..5),
+            )
+                .prop_map(|(name, severity, layers)| {
+                    clair_notifier::VulnerabilityWithLayers {
+                        vulnerability: clair_notifier::Vulnerability {
+                            name,
+                            severity,
+                            ..Default::default()
+                        },
+                        layers,
+                    }
+                }),
+        );
+        (side.clone(), side)
+            .prop_map(|(old, new)| NewNotification { old, new })
+            .prop_filter("a side and a name", |n| n.check().is_ok())
+    }
+
+    proptest! {
+        #[test]
+        fn any_input_is_notifications_or_a_usage_error_naming_a_line(
+            bytes in prop::collection::vec(any::<u8>(), 0..400)
+        ) {
+            if let Err(e) = parse(&bytes) {
+                prop_assert_eq!(e.code, 2);
+                prop_assert!(e.message.starts_with("line "), "{}", e.message);
+                prop_assert!(e.message.ends_with("; nothing was added"), "{}", e.message);
+            }
+        }
+
+        #[test]
+        fn json_lines_of_notifications_parse_back_with_a_bad_line_named(
+            batch in prop::collection::vec(notification(), 1..6),
+            bad_at in any::<prop::sample::Index>(),
+        ) {
+            let mut text: Vec<String> =
+                batch.iter().map(|n| serde_json::to_string(n).unwrap()).collect();
+            prop_assert_eq!(parse(text.join("\n").as_bytes()).ok(), Some(batch.clone()));
+            prop_assert_eq!(parse(text.join("\r\n\n").as_bytes()).ok(), Some(batch));
+            let i = bad_at.index(text.len());
+            text[i].pop();
+            let e = parse(text.join("\n").as_bytes()).unwrap_err();
+            prop_assert!(e.message.starts_with(&format!("line {}: ", i + 1)), "{}", e.message);
+        }
+    }
+
+    #[test]
+    fn a_line_over_the_limit_is_refused_before_the_rest_is_read() {
+        let mut bytes = vec![b'{'; MAX_LINE_BYTES + 1];
+        bytes.extend_from_slice(b"\n");
+        let e = parse(&bytes).unwrap_err();
+        assert!(
+            e.message
+                .starts_with("line 1: the line is longer than 16 MiB"),
+            "{}",
+            e.message
+        );
+        let mut ok =
+            serde_json::to_vec(&serde_json::json!({"New":{"Vulnerability":{"Name":"x"}}})).unwrap();
+        ok.resize(MAX_LINE_BYTES, b' ');
+        assert_eq!(
+            parse(&ok).unwrap().len(),
+            1,
+            "a line of exactly the limit is read"
+        );
+    }
+}
