@@ -10,5 +10,7 @@ mod cli;
 mod common;
 mod generated;
 mod receiver_faults;
+#[cfg(feature = "cli")]
+mod secrets;
 mod service;
 mod webhook;
