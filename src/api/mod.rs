@@ -10,10 +10,13 @@
 //!
 //! Errors are `{"Error":{"Message":"..."}}` and a newline, with 400 (bad `limit`, bad
 //! `page`), 401 (missing or wrong bearer token, when `[api] token` is set), 404 (unknown
-//! notification or route), 405, 413/414/431 (request too large) or 500.
+//! notification or route), 405, 413/414/431 (request too large) or 500; the server itself
+//! answers 400/505 (malformed request), 408 (too slow), 411 (unsupported body framing) and 503
+//! (too many connections).
 //!
 //! The routes are plain functions from a [`Request`] to a [`Response`] ([`Api::handle`]),
-//! testable without sockets; [`Server`] serves them over HTTP on a fixed pool of threads.
+//! testable without sockets; [`Server`] serves them over HTTP with bounded connections, sizes
+//! and times (see its module for the limits).
 
 pub mod metrics;
 mod routes;
@@ -27,7 +30,10 @@ use ring::rand::SystemRandom;
 use serde::Serialize;
 
 pub use routes::render_page;
-pub use server::{MAX_BODY_BYTES, MAX_HEADER_BYTES, MAX_URL_BYTES, Server, ServerHandle, THREADS};
+pub use server::{
+    IDLE_TIMEOUT, MAX_BODY_BYTES, MAX_CONNECTIONS, MAX_HEADER_BYTES, MAX_URL_BYTES,
+    REQUEST_TIMEOUT, Server, ServerHandle, THREADS, WRITE_TIMEOUT,
+};
 pub use token::{PAGINATION_KEY_SETTING, PageKey};
 
 use crate::config::ApiConfig;

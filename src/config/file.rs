@@ -55,9 +55,11 @@ impl Config {
 /// One sentence from a toml error: its line, the key path, the message without toml's
 /// multi-line excerpt.
 fn one_line(text: &str, e: &toml::de::Error, path: &str) -> Error {
-    let line = e
-        .span()
-        .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+    let line = e.span().map(|s| {
+        // Bytes, not a str slice: a span inside a character must not panic.
+        let before = &text.as_bytes()[..s.start.min(text.len())];
+        before.iter().filter(|&&b| b == b'\n').count() + 1
+    });
     let message = e.message().trim().replace('\n', " ");
     let at = line.map(|l| format!("line {l}: ")).unwrap_or_default();
     // serde says "unknown field `x`, expected one of `a`, `b`": say it with the whole key.

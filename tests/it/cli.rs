@@ -10,14 +10,14 @@ use std::time::{Duration, Instant};
 use crate::common::receiver::Receiver;
 use crate::common::wait_for;
 
-const BIN: &str = env!("CARGO_BIN_EXE_clair-notifier");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_clair-notifier");
 
 /// The outcome of one run, printed in full when an assertion fails.
-struct Run {
-    args: Vec<String>,
-    code: i32,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Run {
+    pub args: Vec<String>,
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
 }
 
 impl std::fmt::Debug for Run {
@@ -34,12 +34,12 @@ impl std::fmt::Debug for Run {
 }
 
 impl Run {
-    fn ok(self) -> Run {
+    pub fn ok(self) -> Run {
         assert_eq!(self.code, 0, "{self:?}");
         self
     }
     /// Exits with `code` and one line on stderr containing `needle`; nothing on stdout.
-    fn fails(self, code: i32, needle: &str) -> Run {
+    pub fn fails(self, code: i32, needle: &str) -> Run {
         assert_eq!(self.code, code, "{self:?}");
         assert_eq!(self.stderr.lines().count(), 1, "one line: {self:?}");
         assert!(self.stderr.starts_with("clair-notifier: "), "{self:?}");
@@ -50,7 +50,7 @@ impl Run {
     }
 }
 
-fn run_in(dir: &Path, args: &[&str], stdin: Option<&str>) -> Run {
+pub(crate) fn run_in(dir: &Path, args: &[&str], stdin: Option<&str>) -> Run {
     let mut child = Command::new(BIN)
         .args(args)
         .current_dir(dir)
@@ -79,7 +79,7 @@ fn run_in(dir: &Path, args: &[&str], stdin: Option<&str>) -> Run {
     }
 }
 
-fn line(vuln: &str, layers: usize) -> String {
+pub(crate) fn line(vuln: &str, layers: usize) -> String {
     let layers: Vec<String> = (0..layers).map(|i| format!("\"l{i}\"")).collect();
     format!(
         r#"{{"New":{{"Vulnerability":{{"Name":"{vuln}","Severity":"High"}},"LayersIntroducingVulnerability":[{}]}}}}"#,

@@ -4,10 +4,16 @@
 #[cfg(feature = "api")]
 mod api;
 #[cfg(feature = "cli")]
+mod bad_input;
+#[cfg(feature = "cli")]
 mod cli;
 mod common;
 #[cfg(feature = "cli")]
 mod crash;
+mod generated;
+mod receiver_faults;
+#[cfg(feature = "cli")]
+mod secrets;
 mod service;
 mod shutdown;
 mod storage;
