@@ -2,12 +2,9 @@
 
 #![allow(dead_code)]
 
-<<<<<<< HEAD
 #[cfg(feature = "cli")]
 pub mod bin;
-=======
 pub mod faulty;
->>>>>>> faults
 pub mod proxy;
 pub mod rawhttp;
 pub mod receiver;
