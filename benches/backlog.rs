@@ -20,7 +20,10 @@ use common::*;
 
 const DUE: usize = 20_000;
 fn bulk_rows() -> i64 {
-    std::env::var("BACKLOG_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000)
+    std::env::var("BACKLOG_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000)
 }
 
 /// Adds `n` rows in `state` ("read", "notified" or "due") with SQL.
@@ -86,8 +89,16 @@ fn main() {
     assert_eq!(claimed.len(), 256);
     let ids: Vec<_> = claimed.iter().map(|c| c.id).collect();
     big.release(owner, &ids, Timestamp::now()).unwrap();
-    figure("first_open_after_bulk_load", opened.as_secs_f64() * 1e3, "ms");
-    figure("open_and_first_claim_2m_backlog", open_and_claim.as_secs_f64() * 1e3, "ms");
+    figure(
+        "first_open_after_bulk_load",
+        opened.as_secs_f64() * 1e3,
+        "ms",
+    );
+    figure(
+        "open_and_first_claim_2m_backlog",
+        open_and_claim.as_secs_f64() * 1e3,
+        "ms",
+    );
     check(
         "open_and_first_claim<=50ms",
         open_and_claim <= Duration::from_millis(50),
@@ -121,7 +132,11 @@ fn main() {
         .arg(&due_path)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     print!("{text}");
     let kb: f64 = text
@@ -130,7 +145,11 @@ fn main() {
         .and_then(|l| l.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .unwrap();
-    check("peak_rss<=50MB", kb <= 50.0 * 1024.0, &format!("{:.1} MB", kb / 1024.0));
+    check(
+        "peak_rss<=50MB",
+        kb <= 50.0 * 1024.0,
+        &format!("{:.1} MB", kb / 1024.0),
+    );
 }
 
 /// Runs the no-op service over every due notification in `path`, then prints its peak RSS.

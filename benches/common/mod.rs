@@ -9,8 +9,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use clair_notifier::{
-    Datastore, Delivery, NewNotification, Notifier, NotifierConfig, Registry, SendError,
-    Service, SqliteStore, Timestamp, Vulnerability, VulnerabilityWithLayers,
+    Datastore, Delivery, NewNotification, Notifier, NotifierConfig, Registry, SendError, Service,
+    SqliteStore, Timestamp, Vulnerability, VulnerabilityWithLayers,
 };
 
 /// A keep-alive HTTP receiver on 127.0.0.1 that answers 200 at once and records the
@@ -208,7 +208,11 @@ pub fn noop_rate_at(store: Arc<SqliteStore>, n: u64, workers: usize, ahead: Dura
     let secs = start.elapsed().as_secs_f64();
     handle.stop();
     // `stop` wrote every outcome before returning: nothing is left due.
-    assert_eq!(store.counts(clock.now()).unwrap().due, 0, "noop: every outcome recorded");
+    assert_eq!(
+        store.counts(clock.now()).unwrap().due,
+        0,
+        "noop: every outcome recorded"
+    );
     assert_eq!(sent.load(Ordering::Relaxed), n, "noop: each sent once");
     n as f64 / secs
 }
