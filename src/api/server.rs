@@ -1,5 +1,17 @@
 //! The HTTP server: a small HTTP/1.1 server with every resource bounded.
 //!
+//! The parsing is [httparse]'s: the request line and the header fields
+//! ([`httparse::Request::parse`], which also says whether the head is complete yet), the
+//! chunk-size lines of a chunked body ([`httparse::parse_chunk_size`]) and its trailer fields
+//! ([`httparse::parse_headers`]). It checks the syntax (a token method, a target of visible
+//! characters, `HTTP/1.0` or `HTTP/1.1`, token header names, header values without control
+//! characters) and reads nothing from the socket. Our code does the rest: reading from the
+//! connection, framing (where a head ends and the next request begins, the body by
+//! `Content-Length` or chunks, keep-alive, `Expect: 100-continue`, `HEAD` answered without a
+//! body), the limits, the deadlines and the statuses httparse's answers map to: a malformed
+//! head is 400, a version other than 1.0 and 1.1 is 505, a 101st header is 431, and a target
+//! or header value that is not UTF-8 is 400.
+//!
 //! One accept thread, one thread per open connection (at most [`MAX_CONNECTIONS`]; one more
 //! is answered 503 and closed), and at most [`THREADS`] requests answered at once. Limits
 //! enforced before a request reaches the routes: the URL ([`MAX_URL_BYTES`], else 414), the
@@ -421,38 +433,32 @@ fn fill(mut stream: &TcpStream, buf: &mut Vec<u8>, deadline: Instant) -> std::io
     }
 }
 
-/// Where the head in `buf` ends (after its blank line), if it is complete.
-fn head_end(buf: &[u8]) -> Option<usize> {
-    let mut i = 0;
-    while let Some(p) = buf[i..].iter().position(|&b| b == b'\n') {
-        let nl = i + p;
-        let next = &buf[nl + 1..];
-        if next.starts_with(b"\n") {
-            return Some(nl + 2);
-        }
-        if next.starts_with(b"\r\n") {
-            return Some(nl + 3);
-        }
-        i = nl + 1;
-    }
-    None
-}
-
 fn read_head(stream: &TcpStream, buf: &mut Vec<u8>) -> std::result::Result<Head, ReadFailure> {
-    // Blank lines before a request are allowed (RFC 9112, 2.2).
     let idle_until = Instant::now() + IDLE_TIMEOUT;
     let mut deadline = None;
+    // How much of `buf` httparse has seen. A head ends with a line end, so httparse runs again
+    // only when one has arrived since: a head sent in many small pieces is not parsed again
+    // for each piece.
+    let mut seen = 0;
     loop {
-        while buf.first().is_some_and(|b| *b == b'\r' || *b == b'\n') {
-            buf.remove(0);
+        if deadline.is_none() {
+            // Blank lines before a request are allowed (RFC 9112, 2.2) and start no clock.
+            let blank = buf
+                .iter()
+                .take_while(|&&b| b == b'\r' || b == b'\n')
+                .count();
+            buf.drain(..blank);
+            if !buf.is_empty() {
+                deadline = Some(Instant::now() + REQUEST_TIMEOUT);
+            }
         }
-        if !buf.is_empty() && deadline.is_none() {
-            deadline = Some(Instant::now() + REQUEST_TIMEOUT);
+        if buf[seen..].contains(&b'\n') {
+            if let Some((head, len)) = parse_head(buf).map_err(ReadFailure::Answer)? {
+                buf.drain(..len);
+                return Ok(head);
+            }
         }
-        if let Some(end) = head_end(buf) {
-            let head: Vec<u8> = buf.drain(..end).collect();
-            return parse_head(&head).map_err(ReadFailure::Answer);
-        }
+        seen = buf.len();
         if buf.len() > MAX_HEAD_BYTES {
             return Err(ReadFailure::Answer(too_large(buf)));
         }
@@ -468,43 +474,49 @@ fn read_head(stream: &TcpStream, buf: &mut Vec<u8>) -> std::result::Result<Head,
     }
 }
 
-/// 414 when the request line alone is too long, else 431.
-fn too_large(head: &[u8]) -> Response {
-    let line = head.iter().position(|&b| b == b'\n').unwrap_or(head.len());
-    if line > MAX_URL_BYTES {
-        Response::error(414, "the URL is too long")
-    } else {
-        Response::error(431, "the request's headers are too large")
+/// For a head past [`MAX_HEAD_BYTES`]: 414 when the request line alone is too long (its
+/// target is over [`MAX_URL_BYTES`], or httparse has not reached the end of the target), else
+/// 431.
+fn too_large(buf: &[u8]) -> Response {
+    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut fields);
+    let _ = request.parse(buf);
+    match request.path {
+        Some(target) if target.len() <= MAX_URL_BYTES => {
+            Response::error(431, "the request's headers are too large")
+        }
+        _ => Response::error(414, "the URL is too long"),
     }
 }
 
-fn parse_head(raw: &[u8]) -> std::result::Result<Head, Response> {
+/// The request head at the start of `buf` and its length in bytes (with its blank line), or
+/// `Ok(None)` while it is incomplete. httparse checks the syntax (a token method, a target of
+/// visible characters, `HTTP/1.0` or `HTTP/1.1`, token header names and header values
+/// without control characters); this maps its errors to statuses and applies our limits.
+fn parse_head(buf: &[u8]) -> std::result::Result<Option<(Head, usize)>, Response> {
     let bad = |why: &str| Response::error(400, &format!("bad request: {why}"));
-    let text = std::str::from_utf8(raw).map_err(|_| bad("the request head is not UTF-8"))?;
-    let mut lines = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
-    let line = lines.next().unwrap_or("");
-    let mut parts = line.split(' ');
-    let (Some(method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        if line.len() > MAX_URL_BYTES {
-            return Err(too_large(raw));
+    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut fields);
+    let len = match request.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(Response::error(431, "the request's headers are too large"));
         }
-        return Err(bad("the request line is not METHOD TARGET HTTP/1.1"));
-    };
-    if method.is_empty() || !method.bytes().all(is_token_byte) {
-        return Err(bad("the method is not a token"));
-    }
-    let http10 = match version {
-        "HTTP/1.1" => false,
-        "HTTP/1.0" => true,
-        v if v.starts_with("HTTP/") => {
+        // httparse refuses every version but 1.0 and 1.1 this way, and a third word that is
+        // no version at all too: only an `HTTP/x` one is a 505.
+        Err(httparse::Error::Version) if names_a_version(&request, buf) => {
             return Err(Response::error(
                 505,
                 "only HTTP/1.0 and HTTP/1.1 are served",
             ));
         }
-        _ => return Err(bad("the request line is not METHOD TARGET HTTP/1.1")),
+        Err(e) => return Err(bad(&format!("{e} in the request head"))),
+    };
+    let (Some(method), Some(target), Some(version)) =
+        (request.method, request.path, request.version)
+    else {
+        return Err(bad("the request line is not METHOD TARGET HTTP/1.1"));
     };
     if target.len() > MAX_URL_BYTES {
         return Err(Response::error(414, "the URL is too long"));
@@ -516,34 +528,41 @@ fn parse_head(raw: &[u8]) -> std::result::Result<Head, Response> {
         }
         _ => target,
     };
-    if !target.starts_with('/') || target.bytes().any(|b| b.is_ascii_control()) {
+    if !target.starts_with('/') {
         return Err(bad("the target is not a path"));
     }
-    let mut headers = Vec::new();
+    let mut headers = Vec::with_capacity(request.headers.len());
     let mut bytes = 0;
-    for l in lines.filter(|l| !l.is_empty()) {
-        let Some((name, value)) = l.split_once(':') else {
-            return Err(bad("a header line has no colon"));
-        };
-        if name.is_empty() || !name.bytes().all(is_token_byte) {
-            return Err(bad("a header name is not a token"));
-        }
-        bytes += name.len() + value.len() + 4;
-        headers.push((name.to_string(), value.trim().to_string()));
+    for field in request.headers.iter() {
+        // httparse lets through bytes above 0x7f (obsolete text); we serve UTF-8 only.
+        let value =
+            std::str::from_utf8(field.value).map_err(|_| bad("a header value is not UTF-8"))?;
+        bytes += field.name.len() + value.len() + 4;
+        headers.push((field.name.to_string(), value.to_string()));
     }
-    if bytes > MAX_HEADER_BYTES || headers.len() > MAX_HEADERS {
+    if bytes > MAX_HEADER_BYTES {
         return Err(Response::error(431, "the request's headers are too large"));
     }
-    Ok(Head {
-        method: method.to_string(),
-        target: target.to_string(),
-        http10,
-        headers,
-    })
+    Ok(Some((
+        Head {
+            method: method.to_string(),
+            target: target.to_string(),
+            http10: version == 0,
+            headers,
+        },
+        len,
+    )))
 }
 
-fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+/// Whether the word httparse refused as a version starts with `HTTP/`. It stands after the
+/// method, the target and one space each (httparse allows no more; `buf` has no blank lines
+/// before the request line).
+fn names_a_version(request: &httparse::Request<'_, '_>, buf: &[u8]) -> bool {
+    let (Some(method), Some(target)) = (request.method, request.path) else {
+        return false;
+    };
+    buf.get(method.len() + target.len() + 2..)
+        .is_some_and(|v| v.starts_with(b"HTTP/"))
 }
 
 /// Checks the body's framing and reads the body (up to [`MAX_BODY_BYTES`]) to throw it away.
@@ -602,45 +621,71 @@ fn check_and_drain(
 }
 
 /// Reads a chunked body (at most [`MAX_BODY_BYTES`] of data) and its trailers, to throw them
-/// away.
+/// away. httparse reads each chunk-size line (the size and any extensions) and the trailer
+/// fields; the framing around them (data, its CRLF, limits, deadline) is ours.
 fn drain_chunked(stream: &TcpStream, buf: &mut Vec<u8>) -> std::result::Result<(), Response> {
+    /// The longest chunk-size line (with extensions) read.
+    const MAX_CHUNK_LINE: usize = 4096;
     let deadline = Instant::now() + REQUEST_TIMEOUT;
-    let late = || Response::error(408, "the request did not arrive in time");
     let bad = || Response::error(400, "bad request: bad chunked body");
-    let mut total = 0usize;
-    // One line (without its CRLF), reading more as needed; lines are short.
-    let line = |stream: &TcpStream, buf: &mut Vec<u8>| loop {
-        if let Some(p) = buf.iter().position(|&b| b == b'\n') {
-            let l: Vec<u8> = buf.drain(..=p).collect();
-            let l = String::from_utf8_lossy(&l).trim_end().to_string();
-            return Ok(l);
-        }
-        if buf.len() > 4096 {
-            return Err(bad());
-        }
-        if !fill(stream, buf, deadline).unwrap_or(false) {
-            return Err(late());
+    let more = |buf: &mut Vec<u8>| {
+        if fill(stream, buf, deadline).unwrap_or(false) {
+            Ok(())
+        } else {
+            Err(Response::error(408, "the request did not arrive in time"))
         }
     };
+    let mut total = 0u64;
     loop {
-        let size_line = line(stream, buf)?;
-        let hex = size_line.split(';').next().unwrap_or("").trim();
-        let size = usize::from_str_radix(hex, 16).map_err(|_| bad())?;
+        let (line, size) = loop {
+            // httparse reads an empty line as size 0; a size has at least one digit.
+            if buf.first().is_some_and(|b| !b.is_ascii_hexdigit()) {
+                return Err(bad());
+            }
+            match httparse::parse_chunk_size(buf) {
+                Ok(httparse::Status::Complete(c)) => break c,
+                Ok(httparse::Status::Partial) if buf.len() <= MAX_CHUNK_LINE => more(buf)?,
+                _ => return Err(bad()),
+            }
+        };
+        buf.drain(..line);
         if size == 0 {
-            // Trailers, up to the blank line.
-            while !line(stream, buf)?.is_empty() {}
-            return Ok(());
+            break;
         }
         total = total.saturating_add(size);
-        if total > MAX_BODY_BYTES {
+        if total > MAX_BODY_BYTES as u64 {
             return Err(Response::error(413, "the request's body is too large"));
         }
+        // At most MAX_BODY_BYTES, so it fits.
+        let size = size as usize;
         while buf.len() < size + 2 {
-            if !fill(stream, buf, deadline).unwrap_or(false) {
-                return Err(late());
-            }
+            more(buf)?;
+        }
+        if buf[size..size + 2] != *b"\r\n" {
+            return Err(bad());
         }
         buf.drain(..size + 2);
+    }
+    // Trailer fields, up to the blank line (parsed again only once a line has ended, as the
+    // head is).
+    let mut seen = 0;
+    loop {
+        if buf[seen..].contains(&b'\n') {
+            let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            match httparse::parse_headers(buf, &mut fields) {
+                Ok(httparse::Status::Complete((len, _))) => {
+                    buf.drain(..len);
+                    return Ok(());
+                }
+                Ok(httparse::Status::Partial) => {}
+                Err(_) => return Err(bad()),
+            }
+        }
+        seen = buf.len();
+        if buf.len() > MAX_HEADER_BYTES {
+            return Err(bad());
+        }
+        more(buf)?;
     }
 }
 
@@ -712,37 +757,107 @@ fn path_of(url: &str) -> String {
 mod tests {
     use super::*;
 
+    /// The head and its length, for a complete head that parses.
+    fn head(raw: &[u8]) -> (Head, usize) {
+        parse_head(raw).ok().flatten().unwrap()
+    }
+
     #[test]
     fn heads_end_at_the_first_blank_line() {
-        assert_eq!(head_end(b"GET / HTTP/1.1\r\n\r\nrest"), Some(18));
-        assert_eq!(head_end(b"GET / HTTP/1.1\n\nrest"), Some(16));
-        assert_eq!(head_end(b"GET / HTTP/1.1\r\nA: b\r\n"), None);
+        assert_eq!(head(b"GET / HTTP/1.1\r\n\r\nrest").1, 18);
+        assert_eq!(head(b"GET / HTTP/1.1\n\nrest").1, 16);
+        assert!(matches!(
+            parse_head(b"GET / HTTP/1.1\r\nA: b\r\n"),
+            Ok(None)
+        ));
     }
 
     #[test]
     fn heads_parse_or_are_refused_with_a_status() {
-        let h = parse_head(b"GET /x?y=1 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
-            .ok()
-            .unwrap();
+        let (h, _) = head(b"GET /x?y=1 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
         assert_eq!((h.method.as_str(), h.target.as_str()), ("GET", "/x?y=1"));
         assert!(h.wants_close());
-        let h = parse_head(b"GET http://h:1/p HTTP/1.0\r\n\r\n")
-            .ok()
-            .unwrap();
+        let (h, _) = head(b"GET http://h:1/p HTTP/1.0\r\n\r\n");
         assert_eq!(h.target, "/p");
         assert!(h.wants_close());
+        let many: String = (0..101).map(|i| format!("X-{i}: v\r\n")).collect();
+        let many = format!("GET / HTTP/1.1\r\n{many}\r\n");
+        let big = format!(
+            "GET / HTTP/1.1\r\nX: {}\r\n\r\n",
+            "v".repeat(MAX_HEADER_BYTES)
+        );
+        let long = format!("GET /{} HTTP/1.1\r\n\r\n", "u".repeat(MAX_URL_BYTES));
         for (raw, status) in [
             (&b"GET /\r\n\r\n"[..], 400),
             (b"GET / HTTP/2.0\r\n\r\n", 505),
+            (b"GET / HTTP/1.2\r\n\r\n", 505),
+            (b"GET / FTP/1.1\r\n\r\n", 400),
+            (b"GET / HTTP/1.1 extra\r\n\r\n", 400),
             (b"G(T / HTTP/1.1\r\n\r\n", 400),
             (b"GET x HTTP/1.1\r\n\r\n", 400),
+            (b"GET /\xff HTTP/1.1\r\n\r\n", 400),
             (b"GET / HTTP/1.1\r\nno colon\r\n\r\n", 400),
             (b"GET / HTTP/1.1\r\nA: \xff\r\n\r\n", 400),
+            (many.as_bytes(), 431),
+            (big.as_bytes(), 431),
+            (long.as_bytes(), 414),
         ] {
             assert_eq!(
                 parse_head(raw).err().map(|r| r.status),
                 Some(status),
-                "{raw:?}"
+                "{:?}",
+                String::from_utf8_lossy(&raw[..raw.len().min(60)])
+            );
+        }
+    }
+
+    #[test]
+    fn heads_too_large_to_finish_are_414_or_431_by_their_request_line() {
+        let url = format!("GET /{}", "u".repeat(MAX_HEAD_BYTES));
+        assert_eq!(too_large(url.as_bytes()).status, 414);
+        let target = format!("GET /{} HTTP/1.1\r\nX: v", "u".repeat(MAX_URL_BYTES));
+        assert_eq!(too_large(target.as_bytes()).status, 414);
+        let header = format!("GET / HTTP/1.1\r\nX: {}", "v".repeat(MAX_HEAD_BYTES));
+        assert_eq!(too_large(header.as_bytes()).status, 431);
+    }
+
+    #[test]
+    fn chunked_bodies_are_drained_up_to_the_next_request_or_refused() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let full = format!("8000\r\n{}\r\n8001\r\n", "b".repeat(0x8000));
+        let ok = |rest: &[u8]| Ok(rest.to_vec());
+        // What is left in the buffer after the body, or the status it is refused with.
+        type Outcome = std::result::Result<Vec<u8>, u16>;
+        let cases: Vec<(&[u8], Outcome)> = vec![
+            (b"3\r\nabc\r\n0\r\n\r\nNEXT", ok(b"NEXT")),
+            (
+                b"3;a=1\r\nabc\r\nA\r\n0123456789\r\n0\r\nX-T: v\r\n\r\nN",
+                ok(b"N"),
+            ),
+            (b"zz\r\n", Err(400)),
+            (b"\r\n", Err(400)),
+            (b"3\nabc\r\n0\r\n\r\n", Err(400)),
+            (b"3\r\nabcX\r\n0\r\n\r\n", Err(400)),
+            (b"0\r\nno colon\r\n\r\n", Err(400)),
+            (b"10001\r\n", Err(413)),
+            (full.as_bytes(), Err(413)),
+            (b"3\r\nab", Err(408)),
+            (b"0\r\nX-T: v\r\n", Err(408)),
+        ];
+        for (body, want) in cases {
+            let mut client = TcpStream::connect(addr).unwrap();
+            let (server, _) = listener.accept().unwrap();
+            client.write_all(body).unwrap();
+            // The end of the stream stands for the deadline (both end the reading).
+            drop(client);
+            let mut buf = Vec::new();
+            let got = drain_chunked(&server, &mut buf).map(|()| buf);
+            assert_eq!(
+                got.map_err(|r| r.status),
+                want,
+                "{:?}",
+                String::from_utf8_lossy(&body[..body.len().min(40)])
             );
         }
     }
@@ -755,7 +870,6 @@ mod tests {
             if let Err(r) = parse_head(&raw) {
                 proptest::prop_assert!([400, 414, 431, 505].contains(&r.status), "{}", r.status);
             }
-            let _ = head_end(&raw);
             let _ = too_large(&raw);
         }
 
@@ -770,8 +884,8 @@ mod tests {
                 raw.push_str(&format!("{k}: {v}\r\n"));
             }
             raw.push_str("\r\n");
-            proptest::prop_assert_eq!(head_end(raw.as_bytes()), Some(raw.len()));
-            let h = parse_head(raw.as_bytes()).ok().unwrap();
+            let (h, len) = head(raw.as_bytes());
+            proptest::prop_assert_eq!(len, raw.len());
             proptest::prop_assert_eq!(h.method, method);
             let want = if path.starts_with("//") || !path.contains("://") { path.clone() } else { h.target.clone() };
             proptest::prop_assert_eq!(h.target, want);
