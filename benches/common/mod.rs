@@ -5,7 +5,6 @@
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use clair_notifier::{
@@ -14,63 +13,37 @@ use clair_notifier::{
 };
 
 /// A keep-alive HTTP receiver on 127.0.0.1 that answers 200 at once and records the
-/// distinct notification names it saw (so a benchmark can check its own result).
+/// distinct notification names it saw (so a benchmark can check its own result). One thread
+/// per connection, request heads parsed with httparse: nothing is shared between connections
+/// but the set of names.
 pub struct Receiver {
     pub addr: std::net::SocketAddr,
     pub posts: Arc<AtomicU64>,
     names: Arc<Mutex<HashSet<String>>>,
     /// Instant each name was first seen.
     pub first_seen: Arc<Mutex<std::collections::HashMap<String, Instant>>>,
-    server: Arc<tiny_http::Server>,
-    threads: Vec<JoinHandle<()>>,
 }
 
 impl Receiver {
-    pub fn start(threads: usize, record_times: bool) -> Receiver {
-        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("bind"));
-        let addr = server.server_addr().to_ip().unwrap();
+    pub fn start(_threads: usize, record_times: bool) -> Receiver {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().unwrap();
         let posts = Arc::new(AtomicU64::new(0));
         let names = Arc::new(Mutex::new(HashSet::new()));
         let first_seen = Arc::new(Mutex::new(std::collections::HashMap::new()));
-        let threads = (0..threads)
-            .map(|_| {
-                let server = server.clone();
-                let posts = posts.clone();
-                let names = names.clone();
-                let first_seen = first_seen.clone();
-                std::thread::spawn(move || {
-                    let mut body = String::new();
-                    while let Ok(mut req) = server.recv() {
-                        let at = Instant::now();
-                        body.clear();
-                        let _ = std::io::Read::read_to_string(req.as_reader(), &mut body);
-                        // {"Notification":{"Name":"..."}}
-                        if let Some(name) = body
-                            .strip_prefix(r#"{"Notification":{"Name":""#)
-                            .and_then(|r| r.strip_suffix(r#""}}"#))
-                        {
-                            if record_times {
-                                first_seen
-                                    .lock()
-                                    .unwrap()
-                                    .entry(name.to_string())
-                                    .or_insert(at);
-                            }
-                            names.lock().unwrap().insert(name.to_string());
-                        }
-                        posts.fetch_add(1, Ordering::Relaxed);
-                        let _ = req.respond(tiny_http::Response::empty(200));
-                    }
-                })
-            })
-            .collect();
+        let (p, n, f) = (posts.clone(), names.clone(), first_seen.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { return };
+                let (p, n, f) = (p.clone(), n.clone(), f.clone());
+                std::thread::spawn(move || serve(conn, &p, &n, &f, record_times));
+            }
+        });
         Receiver {
             addr,
             posts,
             names,
             first_seen,
-            server,
-            threads,
         }
     }
 
@@ -89,13 +62,71 @@ impl Receiver {
     }
 }
 
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        for _ in 0..self.threads.len() {
-            self.server.unblock();
-        }
-        for t in self.threads.drain(..) {
-            let _ = t.join();
+fn serve(
+    mut conn: std::net::TcpStream,
+    posts: &AtomicU64,
+    names: &Mutex<HashSet<String>>,
+    first_seen: &Mutex<std::collections::HashMap<String, Instant>>,
+    record_times: bool,
+) {
+    use std::io::{Read, Write};
+    let _ = conn.set_nodelay(true);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut len = 0;
+    loop {
+        // Parse a complete request (head and Content-Length body) from buf[..len].
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut req = httparse::Request::new(&mut headers);
+        let parsed = match req.parse(&buf[..len]) {
+            Ok(httparse::Status::Complete(head)) => {
+                let body_len: usize = req
+                    .headers
+                    .iter()
+                    .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+                    .and_then(|h| std::str::from_utf8(h.value).ok()?.trim().parse().ok())
+                    .unwrap_or(0);
+                (head + body_len <= len).then_some((head, body_len))
+            }
+            Ok(httparse::Status::Partial) => None,
+            Err(_) => return,
+        };
+        match parsed {
+            Some((head, body_len)) => {
+                let at = Instant::now();
+                let body = &buf[head..head + body_len];
+                if let Some(name) = std::str::from_utf8(body)
+                    .ok()
+                    .and_then(|b| b.strip_prefix(r#"{"Notification":{"Name":""#))
+                    .and_then(|r| r.strip_suffix(r#""}}"#))
+                {
+                    if record_times {
+                        first_seen
+                            .lock()
+                            .unwrap()
+                            .entry(name.to_string())
+                            .or_insert(at);
+                    }
+                    names.lock().unwrap().insert(name.to_string());
+                }
+                posts.fetch_add(1, Ordering::Relaxed);
+                if conn
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                    .is_err()
+                {
+                    return;
+                }
+                buf.copy_within(head + body_len..len, 0);
+                len -= head + body_len;
+            }
+            None => {
+                if len == buf.len() {
+                    return;
+                }
+                match conn.read(&mut buf[len..]) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => len += n,
+                }
+            }
         }
     }
 }

@@ -22,6 +22,14 @@ use crate::time::Timestamp;
 /// The longest wait after a failed store operation before the next try.
 const MAX_STORE_RETRY: Duration = Duration::from_secs(5);
 
+/// Outcomes are written in batches: when this many are waiting, ...
+const OUTCOME_BATCH: usize = 256;
+
+/// ... or when the oldest has waited this long, or when nothing else is in flight, or with
+/// the next claim. (One transaction per outcome would cost the scanner a core at the rates
+/// of a loopback receiver.)
+const FLUSH_DELAY: Duration = Duration::from_millis(5);
+
 /// How many times outcomes are tried on the way out before they are left to the leases.
 const FINAL_WRITE_TRIES: u32 = 5;
 
@@ -45,6 +53,8 @@ impl Scanner {
         // Work claimed and not yet reported, by id.
         let mut in_flight: HashMap<NotificationId, ()> = HashMap::new();
         let mut pending: Vec<Outcome> = Vec::new();
+        // When the oldest outcome in `pending` arrived.
+        let mut pending_since = Instant::now();
         let mut woken = true;
         let mut next_due: Option<Timestamp> = None;
         let mut last_poll: Option<Instant> = None;
@@ -53,6 +63,9 @@ impl Scanner {
 
         loop {
             while let Ok(o) = self.outcomes.try_recv() {
+                if pending.is_empty() {
+                    pending_since = Instant::now();
+                }
                 in_flight.remove(&o.id);
                 pending.push(o);
             }
@@ -75,7 +88,12 @@ impl Scanner {
                 0
             };
 
-            if limit > 0 || !pending.is_empty() {
+            let flush = !pending.is_empty()
+                && (limit > 0
+                    || pending.len() >= OUTCOME_BATCH
+                    || in_flight.is_empty()
+                    || pending_since.elapsed() >= FLUSH_DELAY);
+            if limit > 0 || flush {
                 let lease_until = now.plus(config.lease);
                 match shared
                     .store
@@ -159,14 +177,26 @@ impl Scanner {
             if !in_flight.is_empty() {
                 timeout = timeout.min(renew_every.saturating_sub(last_renew.elapsed()));
             }
-            select! {
-                recv(self.outcomes) -> o => if let Ok(o) = o {
-                    in_flight.remove(&o.id);
-                    pending.push(o);
-                },
-                recv(self.wake) -> _ => woken = true,
-                recv(shared.stopper.receiver()) -> _ => {},
-                default(timeout) => {},
+            if pending.is_empty() {
+                select! {
+                    recv(self.outcomes) -> o => if let Ok(o) = o {
+                        pending_since = Instant::now();
+                        in_flight.remove(&o.id);
+                        pending.push(o);
+                    },
+                    recv(self.wake) -> _ => woken = true,
+                    recv(shared.stopper.receiver()) -> _ => {},
+                    default(timeout) => {},
+                }
+            } else {
+                // A batch is gathering: let outcomes pile up in their channel (it has room
+                // for every job in flight) rather than waking for each one.
+                let timeout = timeout.min(FLUSH_DELAY.saturating_sub(pending_since.elapsed()));
+                select! {
+                    recv(self.wake) -> _ => woken = true,
+                    recv(shared.stopper.receiver()) -> _ => {},
+                    default(timeout) => {},
+                }
             }
         }
         self.shutdown(in_flight, pending);
