@@ -60,6 +60,13 @@ impl Waker {
     }
 }
 
+/// The capacity of the job queue of a service with `workers` workers: claimed notifications
+/// waiting for a worker. With the workers' sends, it bounds what one instance has in flight,
+/// and so what a crash of it can send twice.
+pub fn queue_capacity(workers: usize) -> usize {
+    (workers * 128).clamp(1024, 8192)
+}
+
 /// What every thread of one service shares.
 pub(crate) struct Shared {
     pub config: NotifierConfig,
@@ -157,7 +164,7 @@ impl Service {
             });
         }
         let workers = self.config.workers;
-        let capacity = (workers * 64).clamp(256, 4096);
+        let capacity = queue_capacity(workers);
         let (job_tx, job_rx) = bounded(capacity);
         let (outcome_tx, outcome_rx) = bounded(capacity + workers);
         let shared = Arc::new(Shared {

@@ -23,12 +23,15 @@ use crate::time::Timestamp;
 const MAX_STORE_RETRY: Duration = Duration::from_secs(5);
 
 /// Outcomes are written in batches: when this many are waiting, ...
-const OUTCOME_BATCH: usize = 256;
+const OUTCOME_BATCH: usize = 512;
 
 /// ... or when the oldest has waited this long, or when nothing else is in flight, or with
 /// the next claim. (One transaction per outcome would cost the scanner a core at the rates
 /// of a loopback receiver.)
-const FLUSH_DELAY: Duration = Duration::from_millis(5);
+const FLUSH_DELAY: Duration = Duration::from_millis(20);
+
+/// How often a full queue is looked at again while due work waits for room in it.
+const ROOM_CHECK: Duration = Duration::from_millis(1);
 
 /// How many times outcomes are tried on the way out before they are left to the leases.
 const FINAL_WRITE_TRIES: u32 = 5;
@@ -171,7 +174,14 @@ impl Scanner {
             }
             let mut timeout =
                 poll.saturating_sub(last_poll.map_or(Duration::ZERO, |t| t.elapsed()));
-            if let Some(d) = next_due {
+            // Due work that waits for room in the queue: look again shortly (workers empty
+            // it at their own pace; nothing signals it). Otherwise sleep until the next due
+            // time, which must not be "now" here or the loop would spin.
+            let waiting_for_room =
+                free < self.claim_threshold && next_due.is_some_and(|d| d <= now);
+            if waiting_for_room {
+                timeout = timeout.min(ROOM_CHECK);
+            } else if let Some(d) = next_due {
                 timeout = timeout.min(d.since(now));
             }
             if !in_flight.is_empty() {

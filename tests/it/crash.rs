@@ -53,8 +53,10 @@ impl Rng {
 }
 
 const WORKERS: usize = 8;
-/// The service's job queue capacity for `WORKERS` (see `Service::start`).
-const QUEUE_CAPACITY: usize = 512;
+/// The service's job queue capacity for `WORKERS`.
+fn queue_capacity() -> usize {
+    clair_notifier::service::queue_capacity(WORKERS)
+}
 const KILLS: usize = 24;
 /// `notifier.lease` in the test's configuration, in milliseconds.
 const LEASE_MS: i64 = 1000;
@@ -189,7 +191,7 @@ fn crash_serve_killed_with_sigkill_loses_nothing() {
          (at most {max_per_name} sends of one notification), bound {}",
         received.len(),
         lost.len(),
-        KILLS * (QUEUE_CAPACITY + WORKERS)
+        KILLS * (queue_capacity() + WORKERS)
     );
     assert!(lost.is_empty(), "never received: {lost:?}");
     assert_eq!(received.len() as u64, total, "only our names were sent");
@@ -207,7 +209,7 @@ fn crash_serve_killed_with_sigkill_loses_nothing() {
     assert_eq!(counts.due, 0, "{counts:?}");
     // At-least-once: a kill re-sends at most what it left claimed or in flight.
     assert!(
-        duplicates <= KILLS * (QUEUE_CAPACITY + WORKERS),
+        duplicates <= KILLS * (queue_capacity() + WORKERS),
         "{duplicates} duplicates"
     );
     assert_eq!(integrity_check(&db), "ok");
