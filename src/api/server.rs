@@ -24,9 +24,9 @@
 //! after [`WRITE_TIMEOUT`]. So a client sending its headers one byte a second (slowloris)
 //! holds one connection thread for at most [`REQUEST_TIMEOUT`], never a request handler.
 //!
-//! (This replaced tiny_http, which reads headers without a size or time limit on an unbounded
-//! number of threads, lets a slow request body hold one of the handler threads for as long as
-//! the client likes, and aborts the process on a request with a huge `Content-Length`.)
+//! (Why not tiny_http: it reads headers without a size or time limit on an unbounded number
+//! of threads, lets a slow request body hold one of the handler threads for as long as the
+//! client likes, and aborts the process on a request with a huge `Content-Length`.)
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
