@@ -161,10 +161,20 @@ fn crash_serve_killed_with_sigkill_loses_nothing() {
     }
     let killed_for = started.elapsed();
 
-    // A final clean run to completion, stopped with SIGTERM.
+    // A final clean run to completion, stopped with SIGTERM once it has started.
+    let started_before = log_count(d, "notifier service started");
     let mut child = spawn_serve(d);
     let total = names.len() as u64;
     wait_for_notified(&store, total, &mut child, d);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while log_count(d, "notifier service started") == started_before {
+        assert!(
+            Instant::now() < deadline,
+            "serve did not start: {}",
+            log_tail(d, 30)
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     sigterm(&child);
     let status = wait_exit(&mut child, Duration::from_secs(10), d);
     assert_eq!(status.code(), Some(0), "{}", log_tail(d, 30));
@@ -216,6 +226,28 @@ fn crash_serve_killed_with_sigkill_loses_nothing() {
 }
 
 /// Waits until `total` notifications are notified, or panics showing the log.
+/// How many lines of `serve.log` in `dir` contain `text`.
+fn log_count(dir: &Path, text: &str) -> usize {
+    std::fs::read_to_string(dir.join("serve.log"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(text))
+        .count()
+}
+
+/// Waits until `serve.log` in `dir` says a service started more often than `before` times.
+fn wait_started(dir: &Path, before: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while log_count(dir, "notifier service started") == before {
+        assert!(
+            Instant::now() < deadline,
+            "serve did not start: {}",
+            log_tail(dir, 30)
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 fn wait_for_notified(store: &SqliteStore, total: u64, child: &mut Child, dir: &Path) {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
@@ -268,8 +300,10 @@ fn three_sigkills_then_a_clean_run_lose_nothing() {
         child.kill().unwrap();
         child.wait().unwrap();
     }
+    let started_before = log_count(d, "notifier service started");
     let mut child = spawn_serve(d);
     wait_for_notified(&store, 300, &mut child, d);
+    wait_started(d, started_before);
     sigterm(&child);
     assert_eq!(
         wait_exit(&mut child, Duration::from_secs(10), d).code(),

@@ -282,10 +282,11 @@ pub fn signal_stopper() -> Result<Stopper, CliError> {
 }
 
 fn serve(global: &Global) -> Result<(), CliError> {
+    // First of all, so that a signal during start-up is a graceful stop, not a kill.
+    let stopper = signal_stopper()?;
     let (config, origin) = load(global)?;
     let registry = Registry::take_global();
     check(&config, &registry.names())?;
-    let stopper = signal_stopper()?;
     let store = Arc::new(open_store(&config.database.path)?);
     let handle = Service::new(config.notifier.clone(), store.clone())
         .registry(registry)

@@ -4,10 +4,11 @@
 //! checkpoint syncs the database file: tens of milliseconds of the scanner's time. Instead,
 //! the writer connection's WAL hook nudges this thread once the log holds
 //! [`CHECKPOINT_PAGES`] pages, and the thread runs a PASSIVE checkpoint (which never blocks
-//! writers) on a connection of its own. A PASSIVE checkpoint cannot restart the log while
-//! the writer keeps appending to it, so once the log has grown to [`RESTART_PAGES`] the thread
-//! runs a RESTART checkpoint instead: it waits for the current write, holds writers back
-//! while it copies the log (milliseconds), and the next write starts the log afresh.
+//! writers) on a connection of its own. Such a checkpoint cannot let the log start afresh
+//! while the writer keeps appending to it, so once the log has grown to [`WRITER_PAGES`] the
+//! writer checkpoints it itself, right after its commit, as SQLite's automatic checkpoint
+//! would (also PASSIVE: it never waits for readers); the next write then starts the log
+//! afresh. That happens only when a steady stream of writes outruns the thread.
 
 use std::thread::JoinHandle;
 
@@ -17,11 +18,11 @@ use rusqlite::Connection;
 /// Checkpoint once the WAL holds this many pages (SQLite's default threshold, 4 MiB).
 pub const CHECKPOINT_PAGES: i32 = 1000;
 
-/// Restart the log once it holds this many pages (8 MiB).
-pub const RESTART_PAGES: i32 = 2 * CHECKPOINT_PAGES;
+/// The writer checkpoints the log itself once it holds this many pages (8 MiB).
+pub const WRITER_PAGES: i32 = 2 * CHECKPOINT_PAGES;
 
 pub(super) struct Checkpointer {
-    nudge: Option<Sender<i32>>,
+    nudge: Option<Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -32,12 +33,15 @@ impl Checkpointer {
         writer: &mut Connection,
         conn: Connection,
     ) -> crate::Result<Checkpointer> {
-        let (tx, rx) = bounded::<i32>(1);
+        let (tx, rx) = bounded::<()>(1);
         let hook_tx = tx.clone();
         writer
-            .wal_hook(Some(move |_: &mut rusqlite::hooks::Wal, pages: i32| {
-                if pages >= CHECKPOINT_PAGES {
-                    let _ = hook_tx.try_send(pages);
+            .wal_hook(Some(move |wal: &mut rusqlite::hooks::Wal, pages: i32| {
+                if pages >= WRITER_PAGES {
+                    // A failure here only leaves the log longer; the commit stands.
+                    let _ = wal.checkpoint();
+                } else if pages >= CHECKPOINT_PAGES {
+                    let _ = hook_tx.try_send(());
                 }
                 Ok(())
             }))
@@ -46,13 +50,9 @@ impl Checkpointer {
         let thread = std::thread::Builder::new()
             .name("notify-checkpoint".to_string())
             .spawn(move || {
-                for pages in rx.iter() {
-                    let sql = if pages >= RESTART_PAGES {
-                        "PRAGMA wal_checkpoint(RESTART)"
-                    } else {
-                        "PRAGMA wal_checkpoint(PASSIVE)"
-                    };
-                    if let Err(e) = conn.query_row(sql, [], |_| Ok(())) {
+                for () in rx.iter() {
+                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                    {
                         log::warn!("checkpoint of {name} failed: {e}");
                     }
                 }
