@@ -167,7 +167,8 @@ impl Configured {
         })
     }
 
-    fn post(&self, name: &str) -> std::result::Result<(), SendError> {
+    fn post(&self, delivery: &Delivery) -> std::result::Result<(), SendError> {
+        let name = delivery.name.as_str();
         let body = envelope(name);
         let mut req = self
             .agent
@@ -184,10 +185,11 @@ impl Configured {
                 .duration_since(UNIX_EPOCH)
                 .unwrap_or_default()
                 .as_secs();
+            let id = signature::message_id(delivery);
             req = req
-                .header("webhook-id", name)
                 .header("webhook-timestamp", timestamp.to_string())
-                .header("webhook-signature", signer.sign(name, timestamp, &body));
+                .header("webhook-signature", signer.sign(&id, timestamp, &body))
+                .header("webhook-id", id);
         }
         let mut resp = req.send(&body).map_err(|e| {
             let why = match e {
@@ -436,7 +438,7 @@ impl Notifier for Webhook {
 
     fn send(&self, delivery: &Delivery) -> std::result::Result<(), SendError> {
         match &self.inner {
-            Some(c) => c.post(&delivery.name),
+            Some(c) => c.post(delivery),
             None => Err(SendError::new("the webhook notifier is not configured")),
         }
     }

@@ -2,8 +2,9 @@
 //!
 //! Each POST carries three headers:
 //!
-//! - `webhook-id`: the message id, here the notification's name (the same on every try, so a
-//!   receiver can recognise a repeat);
+//! - `webhook-id`: the message id, `<name>.<round>` (see [`message_id`]): the same on every
+//!   try of one delivery round, so a receiver can recognise a repeat, and new for each round,
+//!   so a receiver that drops repeats still hears every renotification;
 //! - `webhook-timestamp`: when this try was signed, in Unix seconds;
 //! - `webhook-signature`: `v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">`, one per
 //!   secret, separated by spaces (several secrets during a rotation).
@@ -15,6 +16,14 @@ use base64::engine::general_purpose::{STANDARD, STANDARD_PAD_INDIFFERENT};
 use ring::hmac;
 
 use crate::error::{Error, Result};
+
+/// The Standard Webhooks message id of a delivery: the notification's name and the round it
+/// belongs to, named by when the previous round succeeded (in Unix milliseconds; `0` before
+/// the first success), e.g. `6e4ad270-4957-4242-b5ad-dad851379573.0`.
+pub fn message_id(delivery: &crate::notifier::Delivery) -> String {
+    let round = delivery.notified.map_or(0, |t| t.as_millis());
+    format!("{}.{round}", delivery.name)
+}
 
 /// The prefix of a Standard Webhooks secret.
 const PREFIX: &str = "whsec_";
@@ -89,6 +98,29 @@ impl fmt::Debug for Signer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn message_ids_stay_within_a_round_and_change_with_the_next() {
+        use crate::{Delivery, Timestamp};
+        let first = Delivery {
+            name: "n".into(),
+            created: Timestamp::from_millis(1),
+            notified: None,
+            attempt: 1,
+        };
+        let retry = Delivery {
+            attempt: 3,
+            ..first.clone()
+        };
+        let renotify = Delivery {
+            notified: Some(Timestamp::from_millis(7_200_000)),
+            attempt: 1,
+            ..first.clone()
+        };
+        assert_eq!(message_id(&first), "n.0");
+        assert_eq!(message_id(&retry), message_id(&first));
+        assert_eq!(message_id(&renotify), "n.7200000");
+    }
 
     // The example of the Standard Webhooks reference libraries.
     const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";

@@ -350,15 +350,6 @@ fn spawn_serve(dir: &Path, config: &str) -> (std::process::Child, String, mpsc::
     }
 }
 
-fn sigterm(child: &std::process::Child) {
-    let ok = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
-}
-
 #[test]
 fn serve_delivers_serves_and_stops_on_sigterm() {
     let rx = Receiver::start(2);
@@ -394,7 +385,7 @@ fn serve_delivers_serves_and_stops_on_sigterm() {
         .unwrap();
     assert_eq!(del.status(), 200);
     let started = Instant::now();
-    sigterm(&child);
+    crate::common::bin::sigterm(&child);
     let status = child.wait().unwrap();
     assert!(started.elapsed() < Duration::from_secs(10));
     let stdout = std::io::read_to_string(child.stdout.take().unwrap()).unwrap();
@@ -443,7 +434,7 @@ fn serve_with_no_configuration_starts_disabled_and_says_so() {
         seen.iter().any(|l| l.contains("notifier disabled")),
         "{seen:?}"
     );
-    sigterm(&child);
+    crate::common::bin::sigterm(&child);
     assert_eq!(child.wait().unwrap().code(), Some(0), "{seen:?}");
     assert!(dir.path().join("clair-notifier.db").exists());
 }

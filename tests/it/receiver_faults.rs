@@ -13,8 +13,8 @@ use clair_notifier::{Datastore, Handle, NotifierConfig, Service, SqliteStore, St
 use crate::common::faulty::{Fault, Faulty, Hit};
 use crate::common::{sample, temp_db, wait_for};
 
-/// Signed POSTs carry the notification's name in `webhook-id`, which the receiver reads
-/// before the body.
+/// Signed POSTs carry the notification's name in `webhook-id` (`<name>.<round>`), which the
+/// receiver reads before the body.
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const HEALTHY: usize = 30;
 

@@ -15,16 +15,6 @@ const TIMEOUT: Duration = Duration::from_secs(1);
 /// loaded machine.
 const SLACK: Duration = Duration::from_secs(3);
 
-fn lease_owners(path: &std::path::Path) -> i64 {
-    let conn = rusqlite::Connection::open(path).unwrap();
-    conn.query_row(
-        "SELECT count(*) FROM notification WHERE lease_owner IS NOT NULL",
-        [],
-        |r| r.get(0),
-    )
-    .unwrap()
-}
-
 #[test]
 fn stop_with_32_workers_blocked_on_a_silent_receiver_is_bounded_and_releases_everything() {
     let silent = Silent::start();
@@ -50,7 +40,11 @@ fn stop_with_32_workers_blocked_on_a_silent_receiver_is_bounded_and_releases_eve
     assert!(took < TIMEOUT + SLACK, "stop took {took:?}");
     let c = store.counts(Timestamp::now()).unwrap();
     assert_eq!(c.leased, 0, "{c:?}");
-    assert_eq!(lease_owners(&path), 0, "no lease outlives stop");
+    assert_eq!(
+        crate::common::bin::rows_with_lease_owner(&path),
+        0,
+        "no lease outlives stop"
+    );
     // The unsent ones are due at once; the timed-out ones wait for their retry.
     assert_eq!(c.pending + c.failing, 100, "{c:?}");
     assert!(
@@ -94,6 +88,11 @@ fn sigterm_with_32_workers_blocked_exits_in_bounded_time() {
     eprintln!("SIGTERM with {WORKERS} workers blocked (timeout {TIMEOUT:?}): exited in {took:.2?}");
     assert_eq!(status.code(), Some(0), "{}", log_tail(d, 20));
     assert!(took < TIMEOUT + SLACK, "exit took {took:?}");
-    assert_eq!(lease_owners(&d.join("n.db")), 0, "{}", log_tail(d, 20));
+    assert_eq!(
+        crate::common::bin::rows_with_lease_owner(&d.join("n.db")),
+        0,
+        "{}",
+        log_tail(d, 20)
+    );
     assert_eq!(store.counts(Timestamp::now()).unwrap().leased, 0);
 }

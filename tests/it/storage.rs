@@ -43,12 +43,6 @@ fn received(rx: &Receiver) -> HashMap<String, usize> {
     m
 }
 
-fn integrity_check(path: &Path) -> String {
-    let conn = rusqlite::Connection::open(path).unwrap();
-    conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .unwrap()
-}
-
 // ---------------------------------------------------------------------------------------
 // (a) Another process holds the write lock.
 
@@ -150,7 +144,7 @@ fn storage_write_lock_held_by_another_process_delays_but_loses_nothing() {
     }
     let c = store.counts(Timestamp::now()).unwrap();
     assert_eq!((c.pending, c.failing, c.leased), (0, 0, 0), "{c:?}");
-    assert_eq!(integrity_check(&path), "ok");
+    assert_eq!(crate::common::bin::integrity_check(&path), "ok");
 }
 
 /// A lock held for less than the busy timeout is simply waited for (no error at all).
@@ -282,7 +276,7 @@ fn database_made_read_only_under_the_service_loses_nothing() {
         assert_eq!(got.get(n), Some(&1), "{n}: sent exactly once");
     }
     assert_eq!(store.counts(Timestamp::now()).unwrap().total(), 300);
-    assert_eq!(integrity_check(&path), "ok");
+    assert_eq!(crate::common::bin::integrity_check(&path), "ok");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -440,7 +434,7 @@ fn full_disk_under_serve_is_survived_and_nothing_is_lost() {
     }
     let c = store.counts(Timestamp::now()).unwrap();
     assert_eq!((c.total(), c.leased), (300, 0), "{c:?}");
-    assert_eq!(integrity_check(&db), "ok");
+    assert_eq!(crate::common::bin::integrity_check(&db), "ok");
     assert!(!log.contains("panicked"), "{log}");
 }
 
@@ -591,5 +585,5 @@ fn stop_on_a_full_disk_is_bounded_and_a_restart_delivers_the_rest() {
     for n in &names {
         assert!(got.contains_key(n), "{n} never received");
     }
-    assert_eq!(integrity_check(&db), "ok");
+    assert_eq!(crate::common::bin::integrity_check(&db), "ok");
 }

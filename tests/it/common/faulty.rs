@@ -159,7 +159,9 @@ fn serve(mut conn: TcpStream, state: &State) {
         let head = String::from_utf8_lossy(&head).to_string();
         let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
         state.paths.lock().unwrap().push(path);
-        let name = header(&head, "webhook-id").unwrap_or("").to_string();
+        // `webhook-id` is `<name>.<round>`.
+        let id = header(&head, "webhook-id").unwrap_or("");
+        let name = id.split('.').next().unwrap_or("").to_string();
         let fault = state.faults.lock().unwrap().get(&name).cloned();
         state.hits.lock().unwrap().push(Hit {
             name: name.clone(),
