@@ -29,13 +29,19 @@ fn main() {
         return;
     }
     println!("# insert: {}", machine());
-    let plain = rate(0, 200_000, 10_000);
-    figure("insert_no_layers", plain, "notifications/s");
-    check(
-        "insert_no_layers>=200000/s",
-        plain >= 200_000.0,
-        &format!("{plain:.0}/s"),
-    );
+    let only = std::env::var("BENCH_INSERT").unwrap_or_default();
+    if only != "layers" {
+        let plain = rate(0, 200_000, 10_000);
+        figure("insert_no_layers", plain, "notifications/s");
+        check(
+            "insert_no_layers>=200000/s",
+            plain >= 200_000.0,
+            &format!("{plain:.0}/s"),
+        );
+    }
+    if only == "plain" {
+        return;
+    }
     let layered = rate(10, 50_000, 5_000);
     figure("insert_10_layers_old_and_new", layered, "notifications/s");
     check(

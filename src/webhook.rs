@@ -86,7 +86,16 @@ struct Configured {
 /// The JSON body of a webhook POST for the notification `name`, byte for byte what Clair v1
 /// sends.
 pub fn envelope(name: &str) -> String {
-    serde_json::json!({"Notification": {"Name": name}}).to_string()
+    const HEAD: &str = r#"{"Notification":{"Name":"#;
+    let mut body = String::with_capacity(HEAD.len() + name.len() + 5);
+    body.push_str(HEAD);
+    // A name is a UUID; any other string is escaped as JSON all the same.
+    match serde_json::to_string(name) {
+        Ok(quoted) => body.push_str(&quoted),
+        Err(_) => body.push_str(r#""""#),
+    }
+    body.push_str("}}");
+    body
 }
 
 impl Webhook {
@@ -478,6 +487,14 @@ mod tests {
             envelope("6e4ad270-4957-4242-b5ad-dad851379573"),
             r#"{"Notification":{"Name":"6e4ad270-4957-4242-b5ad-dad851379573"}}"#
         );
+    }
+
+    #[test]
+    fn envelope_escapes_what_json_must() {
+        let body = envelope("a\"b\\c\n");
+        assert_eq!(body, r#"{"Notification":{"Name":"a\"b\\c\n"}}"#);
+        let parsed: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(parsed["Notification"]["Name"], "a\"b\\c\n");
     }
 
     #[test]

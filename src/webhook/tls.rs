@@ -215,13 +215,35 @@ impl Resolver for ServerNameResolver {
             }
             _ => uri,
         };
-        let literal = uri.host().is_some_and(|h| {
+        let literal = uri.host().and_then(|h| {
             h.trim_start_matches('[')
                 .trim_end_matches(']')
                 .parse::<std::net::IpAddr>()
-                .is_ok()
+                .ok()
         });
-        let timeout = if literal {
+        // An address literal is its own answer: no lookup, no thread, no formatting of
+        // `host:port` to parse it back (this runs once a request).
+        if let (Some(ip), Some(port)) = (
+            literal,
+            uri.port_u16().or(match uri.scheme_str() {
+                Some("https") => Some(443),
+                Some("http") => Some(80),
+                _ => None,
+            }),
+        ) {
+            let addr = std::net::SocketAddr::new(ip, port);
+            if config
+                .ip_family()
+                .keep_wanted(std::iter::once(addr))
+                .next()
+                .is_some()
+            {
+                let mut addrs = self.inner.empty();
+                addrs.push(addr);
+                return Ok(addrs);
+            }
+        }
+        let timeout = if literal.is_some() {
             NextTimeout::default()
         } else {
             timeout

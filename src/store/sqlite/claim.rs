@@ -18,44 +18,42 @@ pub fn claim(
     let err = |e| super::store_error(path, "could not claim notifications in", e);
     // A leased notification's due_at is its lease's expiry, so "due" covers "not leased, or
     // leased by an owner whose lease expired".
-    let mut stmt = tx
+    let mut select = tx
         .prepare_cached(
-            "UPDATE notification SET due_at = ?1, lease_owner = ?2
-             WHERE id IN (SELECT id FROM notification
-                          WHERE due_at <= ?3 ORDER BY due_at LIMIT ?4)
-             RETURNING id, name, created_at, notified_at, has_progress, attempts",
+            "SELECT id, name, created_at, notified_at, has_progress FROM notification
+             WHERE due_at <= ?1 ORDER BY due_at LIMIT ?2",
         )
+        .map_err(err)?;
+    let rows = select
+        .query_map(params![now.as_millis(), limit as i64], |r| {
+            Ok((
+                Claimed {
+                    id: NotificationId(r.get(0)?),
+                    name: r.get(1)?,
+                    created: Timestamp::from_millis(r.get(2)?),
+                    notified: r.get::<_, Option<i64>>(3)?.map(Timestamp::from_millis),
+                    progress: Vec::new(),
+                },
+                r.get::<_, bool>(4)?,
+            ))
+        })
         .map_err(err)?;
     let mut claimed = Vec::new();
     let mut with_progress = Vec::new();
-    let rows = stmt
-        .query_map(
-            params![
-                lease_until.as_millis(),
-                owner.0,
-                now.as_millis(),
-                limit as i64
-            ],
-            |r| {
-                Ok((
-                    Claimed {
-                        id: NotificationId(r.get(0)?),
-                        name: r.get(1)?,
-                        created: Timestamp::from_millis(r.get(2)?),
-                        notified: r.get::<_, Option<i64>>(3)?.map(Timestamp::from_millis),
-                        progress: Vec::new(),
-                    },
-                    r.get::<_, bool>(4)?,
-                ))
-            },
-        )
-        .map_err(err)?;
     for row in rows {
         let (c, has_progress) = row.map_err(err)?;
         if has_progress {
             with_progress.push(claimed.len());
         }
         claimed.push(c);
+    }
+    let mut lease = tx
+        .prepare_cached("UPDATE notification SET due_at = ?1, lease_owner = ?2 WHERE id = ?3")
+        .map_err(err)?;
+    for c in &claimed {
+        lease
+            .execute(params![lease_until.as_millis(), owner.0, c.id.0])
+            .map_err(err)?;
     }
     if !with_progress.is_empty() {
         let mut progress = tx

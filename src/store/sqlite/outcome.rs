@@ -28,9 +28,29 @@ pub fn record(
              WHERE id = ?7 AND lease_owner = ?8 AND read_at IS NULL",
         )
         .map_err(err)?;
+    // The common outcome, a round that succeeded at its first try, binds only what varies.
+    let mut succeeded = tx
+        .prepare_cached(
+            "UPDATE notification SET notified_at = ?1, due_at = ?2, lease_owner = NULL,
+                attempts = 0, last_error = NULL, has_progress = 0
+             WHERE id = ?3 AND lease_owner = ?4 AND read_at IS NULL",
+        )
+        .map_err(err)?;
     for o in outcomes {
-        let changed = update
-            .execute(params![
+        let plain = o.notified
+            && o.attempts == 0
+            && o.last_error.is_none()
+            && o.progress.is_empty()
+            && !o.replace_progress;
+        let changed = if plain {
+            succeeded.execute(params![
+                now.as_millis(),
+                o.next_due.as_millis(),
+                o.id.0,
+                owner.0
+            ])
+        } else {
+            update.execute(params![
                 o.notified,
                 now.as_millis(),
                 o.next_due.as_millis(),
@@ -40,7 +60,8 @@ pub fn record(
                 o.id.0,
                 owner.0
             ])
-            .map_err(err)?;
+        }
+        .map_err(err)?;
         if changed == 0 || !o.replace_progress {
             continue;
         }
