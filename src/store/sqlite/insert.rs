@@ -19,6 +19,10 @@ pub fn check_all(notifications: &[NewNotification]) -> Result<()> {
     Ok(())
 }
 
+/// A chunk of layer names stays under this many bytes of JSON, so that its row fits in one
+/// 4 KiB page (see `layer_chunk`).
+pub const CHUNK_BYTES: usize = 3600;
+
 pub fn insert(
     tx: &Transaction<'_>,
     path: &str,
@@ -26,7 +30,6 @@ pub fn insert(
     now: Timestamp,
 ) -> Result<Vec<String>> {
     let err = |e| super::store_error(path, "could not insert into", e);
-    let mut names = Vec::with_capacity(notifications.len());
     let mut insert = tx
         .prepare_cached("INSERT INTO notification (name, created_at, due_at) VALUES (?1, ?2, ?2)")
         .map_err(err)?;
@@ -36,37 +39,157 @@ pub fn insert(
              VALUES (?1, ?2, ?3)",
         )
         .map_err(err)?;
-    let mut layer = tx
+    let mut chunk = tx
         .prepare_cached(
-            "INSERT INTO layer (notification_id, side, seq, name)
-             SELECT ?1, ?2, key, value FROM json_each(?3)",
+            "INSERT INTO layer_chunk (notification_id, side, start, names) VALUES (?1, ?2, ?3, ?4)",
         )
         .map_err(err)?;
     // Names are drawn at random, then handed out in ascending order: the name index then
     // takes this batch's entries in order, which costs less than random insertion.
-    let mut fresh: Vec<String> = (0..notifications.len())
-        .map(|_| uuid::Uuid::new_v4().hyphenated().to_string())
-        .collect();
+    let mut fresh = fresh_names(notifications.len())?;
     fresh.sort_unstable();
-    for (n, name) in notifications.iter().zip(fresh) {
+    let mut names = Vec::with_capacity(notifications.len());
+    let mut json = String::new();
+    for (n, key) in notifications.iter().zip(fresh) {
         let old = n.old.as_ref().map(vulnerability_json);
         let new = n.new.as_ref().map(vulnerability_json);
-        let id = insert.insert(params![name, now.as_millis()]).map_err(err)?;
+        let id = insert
+            .insert(params![&key[..], now.as_millis()])
+            .map_err(err)?;
         content.execute(params![id, old, new]).map_err(err)?;
         for (side, v) in [(0, &n.old), (1, &n.new)] {
-            // One statement a side: SQLite walks the JSON array of names itself, numbering
-            // them from 0, which costs far less than a statement per layer.
-            if let Some(v) = v.as_ref().filter(|v| !v.layers.is_empty()) {
-                let names = serde_json::to_string(&v.layers).unwrap_or_default();
-                layer.execute(params![id, side, names]).map_err(err)?;
+            let Some(v) = v else { continue };
+            let mut start = 0;
+            while start < v.layers.len() {
+                let end = chunk_end(&v.layers, start, &mut json);
+                chunk
+                    .execute(params![id, side, start as i64, json])
+                    .map_err(err)?;
+                start = end;
             }
         }
-        names.push(name);
+        names.push(uuid::Uuid::from_bytes(key).hyphenated().to_string());
     }
     Ok(names)
+}
+
+/// Fills `json` with the JSON array of the names from `start` that fit in a chunk (one at
+/// least), and returns the position after the last of them.
+fn chunk_end(layers: &[String], start: usize, json: &mut String) -> usize {
+    json.clear();
+    json.push('[');
+    let mut end = start;
+    while end < layers.len() {
+        let at = json.len();
+        if end > start {
+            json.push(',');
+        }
+        push_json_string(json, &layers[end]);
+        if end > start && json.len() + 1 > CHUNK_BYTES {
+            json.truncate(at);
+            break;
+        }
+        end += 1;
+    }
+    json.push(']');
+    end
+}
+
+/// Appends `s` as a JSON string. Layer names are almost always plain (a digest): they are
+/// copied as they are, and only a string with a character JSON escapes goes through
+/// serde_json (whose output is the same for plain strings).
+fn push_json_string(out: &mut String, s: &str) {
+    // A fold, not `all`: without an early exit the check runs on whole vectors of bytes.
+    let plain = !s.bytes().fold(false, |escape, b| {
+        escape | (b < 0x20) | (b == b'"') | (b == b'\\')
+    });
+    if plain {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    } else {
+        // Serializing a string cannot fail.
+        out.push_str(&serde_json::to_string(s).unwrap_or_default());
+    }
+}
+
+/// `n` random UUID v4 names, drawn from the system's generator in one call.
+fn fresh_names(n: usize) -> Result<Vec<uuid::Bytes>> {
+    use ring::rand::SecureRandom;
+    let mut random = vec![0u8; n * 16];
+    ring::rand::SystemRandom::new()
+        .fill(&mut random)
+        .map_err(|_| Error::new(ErrorKind::Other, "the system's random generator failed"))?;
+    Ok(random
+        .chunks_exact(16)
+        .map(|r| {
+            let bytes: uuid::Bytes = r.try_into().unwrap_or_default();
+            *uuid::Builder::from_random_bytes(bytes)
+                .into_uuid()
+                .as_bytes()
+        })
+        .collect())
 }
 
 fn vulnerability_json(v: &VulnerabilityWithLayers) -> String {
     // Serializing a struct of strings and JSON values cannot fail.
     serde_json::to_string(&v.vulnerability).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_cover_every_name_once_in_order_and_stay_small() {
+        let layers: Vec<String> = (0..100)
+            .map(|i| format!("sha256:{i:064}"))
+            .chain(["x".repeat(5000), "a\"quoted\\name".into(), "y".into()])
+            .collect();
+        let (mut start, mut json, mut seen) = (0, String::new(), Vec::new());
+        while start < layers.len() {
+            let end = chunk_end(&layers, start, &mut json);
+            assert!(end > start, "a chunk holds a name at least");
+            assert!(
+                json.len() <= CHUNK_BYTES || end == start + 1,
+                "{}",
+                json.len()
+            );
+            let names: Vec<String> = serde_json::from_str(&json).unwrap();
+            assert_eq!(names.len(), end - start);
+            seen.extend(names);
+            start = end;
+        }
+        assert_eq!(seen, layers);
+    }
+
+    #[test]
+    fn plain_and_escaped_strings_are_written_as_serde_json_writes_them() {
+        for s in [
+            "",
+            "sha256:abc",
+            "é ü 日本",
+            "a\"b",
+            "back\\slash",
+            "tab\there",
+            "\u{1}",
+            "\u{7f}",
+        ] {
+            let mut out = String::new();
+            push_json_string(&mut out, s);
+            assert_eq!(out, serde_json::to_string(s).unwrap(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn fresh_names_are_distinct_version_4_uuids() {
+        let names = fresh_names(1000).unwrap();
+        let set: std::collections::HashSet<_> = names.iter().collect();
+        assert_eq!(set.len(), 1000);
+        for n in &names {
+            let u = uuid::Uuid::from_bytes(*n);
+            assert_eq!(u.get_version_num(), 4);
+            assert_eq!(u.get_variant(), uuid::Variant::RFC4122);
+        }
+    }
 }

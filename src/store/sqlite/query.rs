@@ -19,7 +19,7 @@ fn summary_row(r: &Row<'_>) -> rusqlite::Result<NotificationSummary> {
     };
     Ok(NotificationSummary {
         id: NotificationId(r.get(0)?),
-        name: r.get(1)?,
+        name: super::name_text(r, 1)?,
         created: Timestamp::from_millis(r.get(2)?),
         notified: ts(3)?,
         read: ts(4)?,
@@ -31,6 +31,9 @@ fn summary_row(r: &Row<'_>) -> rusqlite::Result<NotificationSummary> {
 
 pub fn mark_read(tx: &Transaction<'_>, path: &str, name: &str, now: Timestamp) -> Result<bool> {
     let err = |e| super::store_error(path, "could not mark a notification read in", e);
+    let Some(key) = super::name_key(name) else {
+        return Ok(false);
+    };
     let id: Option<i64> = tx
         .prepare_cached(
             "UPDATE notification SET read_at = ?1, due_at = NULL, lease_owner = NULL,
@@ -38,7 +41,7 @@ pub fn mark_read(tx: &Transaction<'_>, path: &str, name: &str, now: Timestamp) -
              WHERE name = ?2 RETURNING id",
         )
         .and_then(|mut s| {
-            s.query_row(params![now.as_millis(), name], |r| r.get(0))
+            s.query_row(params![now.as_millis(), &key[..]], |r| r.get(0))
                 .optional()
         })
         .map_err(err)?;
@@ -50,10 +53,13 @@ pub fn mark_read(tx: &Transaction<'_>, path: &str, name: &str, now: Timestamp) -
 }
 
 pub fn summary(conn: &Connection, name: &str) -> rusqlite::Result<Option<NotificationSummary>> {
+    let Some(key) = super::name_key(name) else {
+        return Ok(None);
+    };
     conn.prepare_cached(&format!(
         "SELECT {SUMMARY_COLUMNS} FROM notification WHERE name = ?1"
     ))?
-    .query_row([name], summary_row)
+    .query_row([&key[..]], summary_row)
     .optional()
 }
 
@@ -63,12 +69,15 @@ pub fn page(
     cursor: PageCursor,
     limit: u32,
 ) -> rusqlite::Result<Option<NotificationPage>> {
+    let Some(key) = super::name_key(name) else {
+        return Ok(None);
+    };
     let row = conn
         .prepare_cached(&format!(
             "SELECT {SUMMARY_COLUMNS}, old_vulnerability, new_vulnerability
              FROM notification JOIN content ON notification_id = id WHERE name = ?1"
         ))?
-        .query_row([name], |r| {
+        .query_row([&key[..]], |r| {
             Ok((
                 summary_row(r)?,
                 r.get::<_, Option<String>>(8)?,
@@ -79,10 +88,13 @@ pub fn page(
     let Some((summary, old_json, new_json)) = row else {
         return Ok(None);
     };
-    let mut layers = conn.prepare_cached(
-        "SELECT seq, name FROM layer
-         WHERE notification_id = ?1 AND side = ?2 AND seq >= ?3
-         ORDER BY seq LIMIT ?4",
+    // From the chunk holding position ?3 on, in order; stepped only as far as the page needs.
+    let mut chunks = conn.prepare_cached(
+        "SELECT start, names FROM layer_chunk
+         WHERE notification_id = ?1 AND side = ?2
+           AND start >= coalesce((SELECT max(start) FROM layer_chunk
+                                  WHERE notification_id = ?1 AND side = ?2 AND start <= ?3), 0)
+         ORDER BY start",
     )?;
     let mut side = |json: Option<String>, side: i64, start: i64| -> rusqlite::Result<_> {
         let Some(json) = json else {
@@ -98,20 +110,28 @@ pub fn page(
         if start < 0 {
             return Ok((Some(v), -1));
         }
-        let mut next = -1;
-        let rows = layers.query_map(
-            params![summary.id.0, side, start, i64::from(limit) + 1],
-            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
-        )?;
-        for row in rows {
-            let (seq, layer) = row?;
-            if v.layers.len() == limit as usize {
-                next = seq;
-                break;
+        let mut rows = chunks.query(params![summary.id.0, side, start])?;
+        while let Some(row) = rows.next()? {
+            let first: i64 = row.get(0)?;
+            let names: Vec<String> =
+                serde_json::from_str(row.get_ref(1)?.as_str()?).map_err(|e| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        1,
+                        rusqlite::types::Type::Text,
+                        Box::new(e),
+                    )
+                })?;
+            for (position, layer) in (first..).zip(names) {
+                if position < start {
+                    continue;
+                }
+                if v.layers.len() == limit as usize {
+                    return Ok((Some(v), position));
+                }
+                v.layers.push(layer);
             }
-            v.layers.push(layer);
         }
-        Ok((Some(v), next))
+        Ok((Some(v), -1))
     };
     let (old, next_old) = side(old_json, 0, cursor.old)?;
     let (new, next_new) = side(new_json, 1, cursor.new)?;

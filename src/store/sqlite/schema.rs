@@ -9,7 +9,7 @@ use rusqlite::Connection;
 use crate::error::{Error, ErrorKind, Result};
 
 /// Each entry moves the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[
+pub(crate) const MIGRATIONS: &[&str] = &[
     // 1: notifications, their layers, per-notifier round progress, and settings.
     "
     CREATE TABLE notification (
@@ -63,6 +63,51 @@ const MIGRATIONS: &[&str] = &[
         key   TEXT PRIMARY KEY,
         value TEXT NOT NULL
     ) WITHOUT ROWID;
+    ",
+    // 2: names kept as the 16 bytes of their UUID (the name index is less than half the
+    // size, so a batch of random names dirties fewer of its pages), and layers kept in chunks
+    // of consecutive names, one row a chunk (a notification with a few layers a side costs
+    // one row a side, not one a layer).
+    "
+    CREATE TABLE notification_v2 (
+        id                INTEGER PRIMARY KEY,
+        name              BLOB NOT NULL UNIQUE,  -- the UUID's 16 bytes
+        created_at        INTEGER NOT NULL,
+        notified_at       INTEGER,
+        read_at           INTEGER,
+        due_at            INTEGER,
+        lease_owner       INTEGER,
+        attempts          INTEGER NOT NULL DEFAULT 0,
+        last_error        TEXT,
+        has_progress      INTEGER NOT NULL DEFAULT 0
+    );
+    INSERT INTO notification_v2
+        SELECT id, unhex(replace(name, '-', '')), created_at, notified_at, read_at, due_at,
+               lease_owner, attempts, last_error, has_progress
+        FROM notification;
+    DROP TABLE notification;
+    ALTER TABLE notification_v2 RENAME TO notification;
+    CREATE INDEX notification_due ON notification (due_at) WHERE due_at IS NOT NULL;
+    CREATE INDEX notification_failing ON notification (id)
+        WHERE last_error IS NOT NULL AND read_at IS NULL;
+
+    -- The layers of each side, in order, as chunks: `names` is a JSON array of the names at
+    -- positions start, start + 1, ... A page starts at the chunk holding its first position,
+    -- so it reads a few rows whatever the page number. Chunks are appended in rowid order (a
+    -- cheap append to the table's last page); the index finds them by position.
+    CREATE TABLE layer_chunk (
+        id              INTEGER PRIMARY KEY,
+        notification_id INTEGER NOT NULL,
+        side            INTEGER NOT NULL,        -- 0 Old, 1 New
+        start           INTEGER NOT NULL,        -- position of the first name, from 0
+        names           TEXT NOT NULL            -- JSON array of names
+    );
+    CREATE UNIQUE INDEX layer_chunk_position ON layer_chunk (notification_id, side, start);
+    INSERT INTO layer_chunk (notification_id, side, start, names)
+        SELECT notification_id, side, min(seq), json_group_array(name ORDER BY seq)
+        FROM layer GROUP BY notification_id, side, seq / 48
+        ORDER BY notification_id, side, min(seq);
+    DROP TABLE layer;
     ",
 ];
 

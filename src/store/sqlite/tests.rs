@@ -378,8 +378,8 @@ fn the_wal_is_checkpointed_off_the_writer_and_stays_bounded() {
     let path = dir.path().join("wal.db");
     let store = SqliteStore::open(&path).unwrap();
     let batch: Vec<_> = (0..200).map(|_| new_only(50)).collect();
-    // About ten times the checkpoint threshold in all.
-    for _ in 0..40 {
+    // Several times the checkpoint threshold in all.
+    for _ in 0..80 {
         store.insert(&batch, t(0)).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
@@ -396,5 +396,166 @@ fn the_wal_is_checkpointed_off_the_writer_and_stays_bounded() {
     assert!(
         wal < 12 << 20,
         "WAL of {wal} bytes was not kept small (db {db} bytes)"
+    );
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Any lists of layer names (short and long, any characters), paged at any limit and from
+    /// any position: the pages hold exactly the names from that position on, in order, and
+    /// following the cursors reads each list exactly once.
+    #[test]
+    fn chunked_layers_page_exactly(
+        old in proptest::collection::vec(".{0,300}", 0..120),
+        new in proptest::collection::vec("[a-z0-9:]{1,80}", 0..120),
+        limit in 1u32..40,
+        from in 0i64..130,
+    ) {
+        let (_dir, store) = open();
+        let side = |layers: &Vec<String>| Some(VulnerabilityWithLayers {
+            vulnerability: Vulnerability { name: "CVE-P".into(), ..Vulnerability::default() },
+            layers: layers.clone(),
+        });
+        let name = store
+            .insert(&[NewNotification { old: side(&old), new: side(&new) }], t(0))
+            .unwrap()
+            .remove(0);
+        let (mut got_old, mut got_new, mut cursor) = (Vec::new(), Vec::new(), PageCursor::FIRST);
+        loop {
+            let p = store.page(&name, cursor, limit).unwrap().unwrap();
+            let (o, n) = (p.old.unwrap().layers, p.new.unwrap().layers);
+            proptest::prop_assert!(o.len() <= limit as usize && n.len() <= limit as usize);
+            got_old.extend(o);
+            got_new.extend(n);
+            match p.next {
+                Some(next) => cursor = next,
+                None => break,
+            }
+        }
+        proptest::prop_assert_eq!(&got_old, &old);
+        proptest::prop_assert_eq!(&got_new, &new);
+        let p = store.page(&name, PageCursor { old: from, new: -1 }, limit).unwrap().unwrap();
+        let start = (from as usize).min(old.len());
+        let end = (start + limit as usize).min(old.len());
+        proptest::prop_assert_eq!(&p.old.unwrap().layers, &old[start..end].to_vec());
+        proptest::prop_assert!(p.new.unwrap().layers.is_empty());
+        let expected_next = if end < old.len() { end as i64 } else { -1 };
+        proptest::prop_assert_eq!(p.next.map_or(-1, |c| c.old), expected_next);
+    }
+}
+
+#[test]
+fn names_are_found_only_in_the_form_handed_out() {
+    let (_dir, store) = open();
+    let name = store.insert(&[new_only(1)], t(0)).unwrap().remove(0);
+    assert_eq!(name.len(), 36);
+    assert_eq!(name, name.to_lowercase());
+    assert_eq!(store.summary(&name).unwrap().unwrap().name, name);
+    let upper = name.to_uppercase();
+    let simple = name.replace('-', "");
+    for other in [
+        upper.as_str(),
+        simple.as_str(),
+        "",
+        "not-a-uuid",
+        &name[..35],
+    ] {
+        assert!(store.summary(other).unwrap().is_none(), "{other}");
+        assert!(store.page(other, PageCursor::FIRST, 10).unwrap().is_none());
+        assert!(!store.mark_read(other, t(1)).unwrap());
+    }
+    assert!(store.mark_read(&name, t(1)).unwrap());
+}
+
+/// A database written by the first schema (names as text, one row a layer) opens under the
+/// current one with the same names, states and layers.
+#[test]
+fn a_first_schema_database_is_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.db");
+    let layers: Vec<String> = (0..40).map(|i| format!("sha256:{i:064}")).collect();
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(schema::MIGRATIONS[0]).unwrap();
+        conn.execute_batch("PRAGMA user_version = 1").unwrap();
+        conn.execute(
+            "INSERT INTO notification (id, name, created_at, notified_at, due_at, attempts,
+                 last_error)
+             VALUES (1, '6e4ad270-4957-4242-b5ad-dad851379573', 1000, 2000, 3000, 2, 'boom'),
+                    (2, '0b0e2b7c-1f0a-4c3e-9d6b-2a1b3c4d5e6f', 1500, NULL, 1500, 0, NULL)",
+            [],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO content VALUES (1, '{\"Name\":\"CVE-OLD\"}', '{\"Name\":\"CVE-NEW\"}'),
+                                        (2, NULL, '{\"Name\":\"CVE-2\"}')",
+            [],
+        )
+        .unwrap();
+        for (seq, l) in layers.iter().enumerate() {
+            conn.execute(
+                "INSERT INTO layer VALUES (1, 0, ?1, ?2), (1, 1, ?1, ?2 || '-new')",
+                rusqlite::params![seq as i64, l],
+            )
+            .unwrap();
+        }
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    let version: i64 = store
+        .writer()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, schema::VERSION);
+    let s = store
+        .summary("6e4ad270-4957-4242-b5ad-dad851379573")
+        .unwrap()
+        .unwrap();
+    assert_eq!(s.id, NotificationId(1));
+    assert_eq!(s.notified, Some(t(2000)));
+    assert_eq!(s.due, Some(t(3000)));
+    assert_eq!(s.attempts, 2);
+    assert_eq!(s.last_error.as_deref(), Some("boom"));
+    let (mut old, mut new, mut cursor) = (Vec::new(), Vec::new(), PageCursor::FIRST);
+    loop {
+        let p = store
+            .page("6e4ad270-4957-4242-b5ad-dad851379573", cursor, 7)
+            .unwrap()
+            .unwrap();
+        assert_eq!(p.old.as_ref().unwrap().vulnerability.name, "CVE-OLD");
+        old.extend(p.old.unwrap().layers);
+        new.extend(p.new.unwrap().layers);
+        match p.next {
+            Some(next) => cursor = next,
+            None => break,
+        }
+    }
+    assert_eq!(old, layers);
+    let renamed: Vec<String> = layers.iter().map(|l| format!("{l}-new")).collect();
+    assert_eq!(new, renamed);
+    // The second notification is due and claimable under its name.
+    let claimed = store.claim(A, 10, t(1600), t(9000)).unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].name, "0b0e2b7c-1f0a-4c3e-9d6b-2a1b3c4d5e6f");
+    let tables: Vec<String> = store
+        .writer()
+        .prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'
+             ORDER BY name",
+        )
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!(
+        tables,
+        [
+            "content",
+            "layer_chunk",
+            "notification",
+            "progress",
+            "setting"
+        ]
     );
 }
