@@ -8,7 +8,8 @@
 //! while the writer keeps appending to it, so once the log has grown to [`WRITER_PAGES`] the
 //! writer checkpoints it itself, right after its commit, as SQLite's automatic checkpoint
 //! would (also PASSIVE: it never waits for readers); the next write then starts the log
-//! afresh. That happens only when a steady stream of writes outruns the thread.
+//! afresh. That happens only when a steady stream of writes outruns the thread, and by then
+//! the thread has copied most of the log, so the writer's own checkpoint is short.
 
 use std::thread::JoinHandle;
 
@@ -18,8 +19,10 @@ use rusqlite::Connection;
 /// Checkpoint once the WAL holds this many pages (SQLite's default threshold, 4 MiB).
 pub const CHECKPOINT_PAGES: i32 = 1000;
 
-/// The writer checkpoints the log itself once it holds this many pages (8 MiB).
-pub const WRITER_PAGES: i32 = 2 * CHECKPOINT_PAGES;
+/// The writer checkpoints the log itself once it holds this many pages (32 MiB). Until then
+/// the thread's checkpoints run beside the writer's work: a bulk load that writes several MiB
+/// per commit keeps both cores busy instead of waiting for the copy after every commit.
+pub const WRITER_PAGES: i32 = 8 * CHECKPOINT_PAGES;
 
 pub(super) struct Checkpointer {
     nudge: Option<Sender<()>>,

@@ -377,9 +377,18 @@ fn the_wal_is_checkpointed_off_the_writer_and_stays_bounded() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("wal.db");
     let store = SqliteStore::open(&path).unwrap();
-    let batch: Vec<_> = (0..200).map(|_| new_only(50)).collect();
-    // Several times the checkpoint threshold in all.
-    for _ in 0..80 {
+    // 2 MB a batch, 120 MB in all: several times the writer's threshold.
+    let long = |i: usize| format!("{i:0>200}");
+    let batch: Vec<_> = (0..200)
+        .map(|_| NewNotification {
+            old: None,
+            new: Some(VulnerabilityWithLayers {
+                layers: (0..50).map(long).collect(),
+                ..vuln("CVE-1", 0)
+            }),
+        })
+        .collect();
+    for _ in 0..60 {
         store.insert(&batch, t(0)).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
@@ -389,12 +398,12 @@ fn the_wal_is_checkpointed_off_the_writer_and_stays_bounded() {
         .len();
     // Data reaches the database file only through checkpoints.
     assert!(
-        db > 6 << 20,
+        db > 100 << 20,
         "nothing was checkpointed: database of {db} bytes"
     );
-    // The log restarts once it reaches 8 MiB (plus what one write adds meanwhile).
+    // The log restarts once it reaches 32 MiB (plus what one write adds meanwhile).
     assert!(
-        wal < 12 << 20,
+        wal < 36 << 20,
         "WAL of {wal} bytes was not kept small (db {db} bytes)"
     );
 }
