@@ -3,9 +3,9 @@
 //! SQLite's automatic checkpoint runs inside the commit that crosses its threshold, and a
 //! checkpoint syncs the database file: tens of milliseconds of the scanner's time. Instead,
 //! the writer connection's WAL hook nudges this thread once the log holds
-//! [`CHECKPOINT_PAGES`] pages, and the thread runs a PASSIVE checkpoint (which never blocks
+//! [`CHECKPOINT_BYTES`], and the thread runs a PASSIVE checkpoint (which never blocks
 //! writers) on a connection of its own. Such a checkpoint cannot let the log start afresh
-//! while the writer keeps appending to it, so once the log has grown to [`WRITER_PAGES`] the
+//! while the writer keeps appending to it, so once the log has grown to [`WRITER_BYTES`] the
 //! writer checkpoints it itself, right after its commit, as SQLite's automatic checkpoint
 //! would (also PASSIVE: it never waits for readers); the next write then starts the log
 //! afresh. That happens only when a steady stream of writes outruns the thread, and by then
@@ -16,13 +16,14 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{Sender, bounded};
 use rusqlite::Connection;
 
-/// Checkpoint once the WAL holds this many pages (SQLite's default threshold, 4 MiB).
-pub const CHECKPOINT_PAGES: i32 = 1000;
+/// Checkpoint once the WAL holds this many bytes of pages (SQLite's default threshold with
+/// 4 KiB pages).
+pub const CHECKPOINT_BYTES: i64 = 4 << 20;
 
-/// The writer checkpoints the log itself once it holds this many pages (32 MiB). Until then
+/// The writer checkpoints the log itself once it holds this many bytes of pages. Until then
 /// the thread's checkpoints run beside the writer's work: a bulk load that writes several MiB
 /// per commit keeps both cores busy instead of waiting for the copy after every commit.
-pub const WRITER_PAGES: i32 = 8 * CHECKPOINT_PAGES;
+pub const WRITER_BYTES: i64 = 32 << 20;
 
 pub(super) struct Checkpointer {
     nudge: Option<Sender<()>>,
@@ -38,12 +39,18 @@ impl Checkpointer {
     ) -> crate::Result<Checkpointer> {
         let (tx, rx) = bounded::<()>(1);
         let hook_tx = tx.clone();
+        // The hook counts pages; the thresholds are sizes.
+        let page_size: i64 = writer
+            .query_row("PRAGMA page_size", [], |r| r.get(0))
+            .map_err(|e| super::store_error(path, "could not open", e))?;
+        let pages = |bytes: i64| i32::try_from(bytes / page_size.max(512)).unwrap_or(i32::MAX);
+        let (checkpoint_pages, writer_pages) = (pages(CHECKPOINT_BYTES), pages(WRITER_BYTES));
         writer
             .wal_hook(Some(move |wal: &mut rusqlite::hooks::Wal, pages: i32| {
-                if pages >= WRITER_PAGES {
+                if pages >= writer_pages {
                     // A failure here only leaves the log longer; the commit stands.
                     let _ = wal.checkpoint();
-                } else if pages >= CHECKPOINT_PAGES {
+                } else if pages >= checkpoint_pages {
                     let _ = hook_tx.try_send(());
                 }
                 Ok(())

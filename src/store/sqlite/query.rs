@@ -74,21 +74,31 @@ pub fn page(
     };
     let row = conn
         .prepare_cached(&format!(
-            "SELECT {SUMMARY_COLUMNS}, old_vulnerability, new_vulnerability
+            "SELECT {SUMMARY_COLUMNS}, old_vulnerability, new_vulnerability, old_layers,
+                    new_layers
              FROM notification JOIN content ON notification_id = id WHERE name = ?1"
         ))?
         .query_row([&key[..]], |r| {
             Ok((
                 summary_row(r)?,
-                r.get::<_, Option<String>>(8)?,
-                r.get::<_, Option<String>>(9)?,
+                [
+                    (
+                        r.get::<_, Option<String>>(8)?,
+                        r.get::<_, Option<String>>(10)?,
+                    ),
+                    (
+                        r.get::<_, Option<String>>(9)?,
+                        r.get::<_, Option<String>>(11)?,
+                    ),
+                ],
             ))
         })
         .optional()?;
-    let Some((summary, old_json, new_json)) = row else {
+    let Some((summary, [old_side, new_side])) = row else {
         return Ok(None);
     };
-    // From the chunk holding position ?3 on, in order; stepped only as far as the page needs.
+    // The chunks after the first, from the one holding position ?3 on, in order; stepped
+    // only as far as the page needs.
     let mut chunks = conn.prepare_cached(
         "SELECT start, names FROM layer_chunk
          WHERE notification_id = ?1 AND side = ?2
@@ -96,7 +106,19 @@ pub fn page(
                                   WHERE notification_id = ?1 AND side = ?2 AND start <= ?3), 0)
          ORDER BY start",
     )?;
-    let mut side = |json: Option<String>, side: i64, start: i64| -> rusqlite::Result<_> {
+    let decode = |column: usize, json: &str| -> rusqlite::Result<Vec<String>> {
+        serde_json::from_str(json).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(
+                column,
+                rusqlite::types::Type::Text,
+                Box::new(e),
+            )
+        })
+    };
+    let mut side = |(json, first): (Option<String>, Option<String>),
+                    side: i64,
+                    start: i64|
+     -> rusqlite::Result<_> {
         let Some(json) = json else {
             return Ok((None, -1));
         };
@@ -110,31 +132,40 @@ pub fn page(
         if start < 0 {
             return Ok((Some(v), -1));
         }
-        let mut rows = chunks.query(params![summary.id.0, side, start])?;
-        while let Some(row) = rows.next()? {
-            let first: i64 = row.get(0)?;
-            let names: Vec<String> =
-                serde_json::from_str(row.get_ref(1)?.as_str()?).map_err(|e| {
-                    rusqlite::Error::FromSqlConversionFailure(
-                        1,
-                        rusqlite::types::Type::Text,
-                        Box::new(e),
-                    )
-                })?;
+        // Appends the names of a chunk starting at `first`; Some(next) once the page is full.
+        let mut take = |first: i64, names: Vec<String>| -> Option<i64> {
             for (position, layer) in (first..).zip(names) {
                 if position < start {
                     continue;
                 }
                 if v.layers.len() == limit as usize {
-                    return Ok((Some(v), position));
+                    return Some(position);
                 }
                 v.layers.push(layer);
+            }
+            None
+        };
+        let first = match first {
+            Some(json) => decode(10, &json)?,
+            None => Vec::new(),
+        };
+        let first_len = first.len() as i64;
+        if start < first_len
+            && let Some(next) = take(0, first)
+        {
+            return Ok((Some(v), next));
+        }
+        let mut rows = chunks.query(params![summary.id.0, side, start])?;
+        while let Some(row) = rows.next()? {
+            let names = decode(1, row.get_ref(1)?.as_str()?)?;
+            if let Some(next) = take(row.get(0)?, names) {
+                return Ok((Some(v), next));
             }
         }
         Ok((Some(v), -1))
     };
-    let (old, next_old) = side(old_json, 0, cursor.old)?;
-    let (new, next_new) = side(new_json, 1, cursor.new)?;
+    let (old, next_old) = side(old_side, 0, cursor.old)?;
+    let (new, next_new) = side(new_side, 1, cursor.new)?;
     let next = PageCursor {
         old: next_old,
         new: next_new,

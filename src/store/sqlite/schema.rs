@@ -91,21 +91,31 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE INDEX notification_failing ON notification (id)
         WHERE last_error IS NOT NULL AND read_at IS NULL;
 
-    -- The layers of each side, in order, as chunks: `names` is a JSON array of the names at
-    -- positions start, start + 1, ... A page starts at the chunk holding its first position,
-    -- so it reads a few rows whatever the page number. Chunks are appended in rowid order (a
-    -- cheap append to the table's last page); the index finds them by position.
+    -- The layers of each side, in order, as chunks: JSON arrays of consecutive names, each
+    -- under 3,600 bytes so that a row fits in one page. A side's first chunk sits in its
+    -- content row (a notification with a few dozen layers a side is one row); the others are
+    -- rows of `layer_chunk`, `start` being the position of their first name. A page starts at
+    -- the chunk holding its first position, so it reads a few rows whatever the page number.
+    ALTER TABLE content ADD COLUMN old_layers TEXT;  -- JSON array, positions 0, 1, ...
+    ALTER TABLE content ADD COLUMN new_layers TEXT;
     CREATE TABLE layer_chunk (
-        id              INTEGER PRIMARY KEY,
+        id              INTEGER PRIMARY KEY,     -- appended in order: cheap inserts
         notification_id INTEGER NOT NULL,
         side            INTEGER NOT NULL,        -- 0 Old, 1 New
-        start           INTEGER NOT NULL,        -- position of the first name, from 0
+        start           INTEGER NOT NULL,        -- position of the first name (> 0)
         names           TEXT NOT NULL            -- JSON array of names
     );
     CREATE UNIQUE INDEX layer_chunk_position ON layer_chunk (notification_id, side, start);
+    UPDATE content SET
+        old_layers = (SELECT json_group_array(name ORDER BY seq) FROM layer
+                      WHERE notification_id = content.notification_id AND side = 0 AND seq < 48
+                      HAVING count(*) > 0),
+        new_layers = (SELECT json_group_array(name ORDER BY seq) FROM layer
+                      WHERE notification_id = content.notification_id AND side = 1 AND seq < 48
+                      HAVING count(*) > 0);
     INSERT INTO layer_chunk (notification_id, side, start, names)
         SELECT notification_id, side, min(seq), json_group_array(name ORDER BY seq)
-        FROM layer GROUP BY notification_id, side, seq / 48
+        FROM layer WHERE seq >= 48 GROUP BY notification_id, side, seq / 48
         ORDER BY notification_id, side, min(seq);
     DROP TABLE layer;
     ",
