@@ -36,11 +36,17 @@ fn bulk(path: &std::path::Path, state: &str, n: i64, now: i64) {
     };
     let conn = rusqlite::Connection::open(path).unwrap();
     conn.execute_batch("PRAGMA synchronous = OFF").unwrap();
-    let tag = &state[..1];
+    // Names as the store keeps them: a UUID's 16 bytes, distinct across states.
+    let tag = match state {
+        "read" => 1,
+        "notified" => 2,
+        _ => 3,
+    };
     let sql = format!(
         "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ?1)
          INSERT INTO notification (name, created_at, notified_at, read_at, due_at)
-         SELECT printf('{tag}%07x-0000-4000-8000-%012x', x, x), ?2 - 7200000, {notified}, {read}, {due}
+         SELECT unhex(printf('%08x00004000800{tag}%012x', x, x)), ?2 - 7200000, {notified},
+                {read}, {due}
          FROM c"
     );
     conn.execute(&sql, rusqlite::params![n, now]).unwrap();

@@ -73,10 +73,14 @@ pub(crate) fn name_key(name: &str) -> Option<[u8; 16]> {
     (uuid.hyphenated().encode_lower(&mut buf) == name).then(|| *uuid.as_bytes())
 }
 
-/// A notification name from its stored 16 bytes.
+/// A notification name from its stored 16 bytes. (A name written as text by another program
+/// is read as it is, so that one odd row cannot stop claims.)
 pub(crate) fn name_text(row: &rusqlite::Row<'_>, column: usize) -> rusqlite::Result<String> {
-    let bytes = row.get_ref(column)?.as_blob()?;
-    uuid::Uuid::from_slice(bytes)
+    let value = row.get_ref(column)?;
+    if let rusqlite::types::ValueRef::Text(t) = value {
+        return Ok(String::from_utf8_lossy(t).into_owned());
+    }
+    uuid::Uuid::from_slice(value.as_blob()?)
         .map(|u| u.hyphenated().to_string())
         .map_err(|e| {
             rusqlite::Error::FromSqlConversionFailure(
