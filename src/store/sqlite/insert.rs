@@ -19,11 +19,11 @@ pub fn check_all(notifications: &[NewNotification]) -> Result<()> {
     Ok(())
 }
 
-/// A chunk of layer names stays under this many bytes of JSON (about 48 digests), so that a
-/// content row holding the first chunk of both sides fits in one 16 KiB page (see
-/// `layer_chunk`; in a database created with 4 KiB pages it spills into overflow pages:
-/// slower, not wrong).
-pub const CHUNK_BYTES: usize = 3600;
+/// A chunk of layer names stays under this many bytes of JSON (about 40 digests), so that a
+/// content row holding the first chunk of both sides and their vulnerabilities usually fits
+/// in one 8 KiB page (see `layer_chunk`; a longer row spills into overflow pages: slower, not
+/// wrong).
+pub const CHUNK_BYTES: usize = 3000;
 
 pub fn insert(
     tx: &Transaction<'_>,
@@ -153,9 +153,38 @@ fn fresh_names(n: usize) -> Result<Vec<uuid::Bytes>> {
         .collect())
 }
 
+/// The stored JSON of a side's vulnerability: what serde_json writes for it, byte for byte
+/// (same fields, same order, empty ones left out), with its strings written by
+/// `push_json_string`.
 fn vulnerability_json(v: &VulnerabilityWithLayers) -> String {
-    // Serializing a struct of strings and JSON values cannot fail.
-    serde_json::to_string(&v.vulnerability).unwrap_or_default()
+    let v = &v.vulnerability;
+    let mut out = String::with_capacity(128 + v.description.len());
+    out.push_str(r#"{"Name":"#);
+    push_json_string(&mut out, &v.name);
+    let field = |out: &mut String, key: &str, value: &str| {
+        if !value.is_empty() {
+            out.push_str(",\"");
+            out.push_str(key);
+            out.push_str("\":");
+            push_json_string(out, value);
+        }
+    };
+    field(&mut out, "NamespaceName", &v.namespace_name);
+    field(&mut out, "Description", &v.description);
+    field(&mut out, "Link", &v.link);
+    field(&mut out, "Severity", &v.severity);
+    // Serializing JSON values and plain structs of strings cannot fail.
+    if !v.metadata.is_empty() {
+        out.push_str(r#","Metadata":"#);
+        out.push_str(&serde_json::to_string(&v.metadata).unwrap_or_default());
+    }
+    field(&mut out, "FixedBy", &v.fixed_by);
+    if !v.fixed_in.is_empty() {
+        out.push_str(r#","FixedIn":"#);
+        out.push_str(&serde_json::to_string(&v.fixed_in).unwrap_or_default());
+    }
+    out.push('}');
+    out
 }
 
 #[cfg(test)]
@@ -200,6 +229,71 @@ mod tests {
             let mut out = String::new();
             push_json_string(&mut out, s);
             assert_eq!(out, serde_json::to_string(s).unwrap(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn vulnerabilities_are_written_as_serde_json_writes_them() {
+        use crate::notification::{FixedIn, Vulnerability};
+        let full = Vulnerability {
+            name: "CVE-2024-1 \"quoted\"".into(),
+            namespace_name: "debian:12".into(),
+            description: "line one\nline two \\ é".into(),
+            link: "https://example.test/CVE".into(),
+            severity: "High".into(),
+            metadata: serde_json::json!({"NVD": {"CVSSv2": {"Score": 7.5}}})
+                .as_object()
+                .cloned()
+                .unwrap(),
+            fixed_by: "1.2-3".into(),
+            fixed_in: vec![FixedIn {
+                name: "openssl".into(),
+                namespace_name: "debian:12".into(),
+                version: "1.2-3".into(),
+            }],
+        };
+        let only_name = Vulnerability {
+            name: "CVE-2".into(),
+            ..Vulnerability::default()
+        };
+        let some = Vulnerability {
+            severity: "Low".into(),
+            fixed_by: "2".into(),
+            ..only_name.clone()
+        };
+        for v in [full, only_name, some] {
+            let side = VulnerabilityWithLayers {
+                vulnerability: v.clone(),
+                layers: Vec::new(),
+            };
+            let json = vulnerability_json(&side);
+            assert_eq!(json, serde_json::to_string(&v).unwrap());
+            let back: Vulnerability = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, v);
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_strings_are_written_as_serde_json_writes_them(
+            name in ".{0,40}",
+            namespace in "(?s).{0,20}",
+            description in "(?s).{0,200}",
+            severity in "[A-Za-z]{0,10}",
+            layer in "(?s).{0,100}",
+        ) {
+            let v = crate::notification::Vulnerability {
+                name,
+                namespace_name: namespace,
+                description,
+                severity,
+                ..Default::default()
+            };
+            let side = VulnerabilityWithLayers { vulnerability: v.clone(), layers: Vec::new() };
+            proptest::prop_assert_eq!(vulnerability_json(&side), serde_json::to_string(&v).unwrap());
+            let mut out = String::new();
+            push_json_string(&mut out, &layer);
+            proptest::prop_assert_eq!(out, serde_json::to_string(&layer).unwrap());
         }
     }
 

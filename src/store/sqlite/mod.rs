@@ -131,12 +131,13 @@ impl SqliteStore {
             ));
         }
         let mut writer = open_connection(&path)?;
-        // A new database gets 16 KiB pages (a file that exists keeps its own): fewer, larger
+        // A new database gets 8 KiB pages (a file that exists keeps its own): fewer, larger
         // writes to the WAL, and a chunk of layer names or a batch's rows spread over fewer
-        // pages. Bulk inserts ran 1.5 to 2 times as fast as with 4 KiB pages, deliveries no
-        // slower (BENCHMARKS.md).
+        // pages. Bulk inserts of notifications with layers ran about 1.5 times as fast as with
+        // 4 KiB pages, deliveries no slower; 16 KiB pages were no faster and made each synced
+        // commit flush more (BENCHMARKS.md).
         writer
-            .execute_batch("PRAGMA page_size = 16384")
+            .execute_batch("PRAGMA page_size = 8192")
             .map_err(|e| store_error(&path, "could not open", e))?;
         // journal_mode is a property of the file: set it once, check that it took.
         let mode: String = writer

@@ -92,7 +92,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         WHERE last_error IS NOT NULL AND read_at IS NULL;
 
     -- The layers of each side, in order, as chunks: JSON arrays of consecutive names, each
-    -- under 3,600 bytes so that a row fits in one page. A side's first chunk sits in its
+    -- under 3,000 bytes so that a row fits in one page. A side's first chunk sits in its
     -- content row (a notification with a few dozen layers a side is one row); the others are
     -- rows of `layer_chunk`, `start` being the position of their first name. A page starts at
     -- the chunk holding its first position, so it reads a few rows whatever the page number.
@@ -108,14 +108,14 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE UNIQUE INDEX layer_chunk_position ON layer_chunk (notification_id, side, start);
     UPDATE content SET
         old_layers = (SELECT json_group_array(name ORDER BY seq) FROM layer
-                      WHERE notification_id = content.notification_id AND side = 0 AND seq < 48
+                      WHERE notification_id = content.notification_id AND side = 0 AND seq < 40
                       HAVING count(*) > 0),
         new_layers = (SELECT json_group_array(name ORDER BY seq) FROM layer
-                      WHERE notification_id = content.notification_id AND side = 1 AND seq < 48
+                      WHERE notification_id = content.notification_id AND side = 1 AND seq < 40
                       HAVING count(*) > 0);
     INSERT INTO layer_chunk (notification_id, side, start, names)
         SELECT notification_id, side, min(seq), json_group_array(name ORDER BY seq)
-        FROM layer WHERE seq >= 48 GROUP BY notification_id, side, seq / 48
+        FROM layer WHERE seq >= 40 GROUP BY notification_id, side, seq / 40
         ORDER BY notification_id, side, min(seq);
     DROP TABLE layer;
     ",

@@ -56,7 +56,7 @@ fn pragmas_took_effect() {
     assert_eq!(p["busy_timeout"], "5000");
     assert_eq!(p["foreign_keys"], "1");
     assert_eq!(p["temp_store"], "2");
-    assert_eq!(p["page_size"], "16384");
+    assert_eq!(p["page_size"], "8192");
     // A durable write restores NORMAL afterwards.
     store.insert(&[new_only(0)], t(0)).unwrap();
     let p: std::collections::HashMap<_, _> = store.pragmas().unwrap().into_iter().collect();
