@@ -20,6 +20,7 @@
 
 mod signature;
 mod tls;
+mod transport;
 
 use std::fmt;
 use std::io::Read;
@@ -158,7 +159,7 @@ impl Configured {
             .build();
         let agent = ureq::Agent::with_parts(
             config,
-            ureq::unversioned::transport::DefaultConnector::new(),
+            transport::connector(http.timeout),
             resolver.unwrap_or_else(tls::ServerNameResolver::direct),
         );
         Ok(Configured {
