@@ -4,7 +4,8 @@
 //! is set explicitly rather than left to ureq's defaults:
 //!
 //! - the timeout (`[notifier.http] timeout`, default `5s`) bounds connecting and, separately,
-//!   the whole exchange from name lookup to the end of the response body;
+//!   the whole exchange from name lookup to the end of the response body (socket timeouts in
+//!   steps of a hundredth of it, see `transport`);
 //! - redirects are never followed: a 3xx, like any status outside 2xx, is a failed attempt;
 //! - at most [`MAX_RESPONSE_BODY`] bytes of an answer are read, so the connection goes back to
 //!   the pool; a longer answer is dropped with its connection;

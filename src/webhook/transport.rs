@@ -22,8 +22,7 @@ use ureq::unversioned::transport::{
 /// ureq's connector chain for HTTP CONNECT proxies, TCP and rustls, with [`SteadyTimeouts`]
 /// between TCP and TLS.
 pub(crate) fn connector(timeout: Duration) -> impl Connector<(), Out = impl Transport> {
-    ()
-        .chain(ConnectProxyConnector::default())
+    ().chain(ConnectProxyConnector::default())
         .chain(TcpConnector::default())
         .chain(SteadyTimeouts::new(timeout))
         .chain(RustlsConnector::default())
