@@ -30,6 +30,9 @@ const OUTCOME_BATCH: usize = 512;
 /// of a loopback receiver.)
 const FLUSH_DELAY: Duration = Duration::from_millis(20);
 
+/// The most claimed at once while nothing is in flight.
+const FIRST_CLAIM: usize = 64;
+
 /// How often a full queue is looked at again while due work waits for room in it.
 const ROOM_CHECK: Duration = Duration::from_millis(1);
 
@@ -85,10 +88,14 @@ impl Scanner {
             }
             let free = self.capacity.saturating_sub(self.jobs.len());
             let due_now = woken || next_due.is_some_and(|d| d <= now);
-            let limit = if due_now && free >= self.claim_threshold {
-                free
-            } else {
+            let limit = if !due_now || free < self.claim_threshold {
                 0
+            } else if in_flight.is_empty() {
+                // Idle workers: a small first batch gets them sending at once; the rest of
+                // the queue is filled by the next claim, right after.
+                free.min(FIRST_CLAIM)
+            } else {
+                free
             };
 
             let flush = !pending.is_empty()
