@@ -66,6 +66,8 @@ impl Scanner {
         let mut last_poll: Option<Instant> = None;
         let mut last_renew = Instant::now();
         let mut store_retry = Duration::from_millis(50);
+        // The last claim got all it asked for: more may be due at once.
+        let mut draining = false;
 
         loop {
             while let Ok(o) = self.outcomes.try_recv() {
@@ -90,9 +92,11 @@ impl Scanner {
             let due_now = woken || next_due.is_some_and(|d| d <= now);
             let limit = if !due_now || free < self.claim_threshold {
                 0
-            } else if in_flight.is_empty() {
-                // Idle workers: a small first batch gets them sending at once; the rest of
-                // the queue is filled by the next claim, right after.
+            } else if in_flight.is_empty() && !draining {
+                // Idle workers and no backlog being worked through: a small first batch gets
+                // them sending at once; the rest of the queue is filled by the next claim,
+                // right after. (While a backlog drains, claims stay full even when fast
+                // workers have emptied the queue.)
                 free.min(FIRST_CLAIM)
             } else {
                 free
@@ -116,6 +120,7 @@ impl Scanner {
                         }
                         if limit > 0 {
                             woken = false;
+                            draining = claimed.len() == limit;
                             shared
                                 .metrics
                                 .claimed

@@ -507,3 +507,44 @@ fn idle_workers_get_a_small_first_batch_then_a_full_queue() {
     );
     assert_eq!(rx.requests().len(), 2000);
 }
+
+/// A notifier that succeeds at once.
+struct Instant0(std::sync::atomic::AtomicUsize);
+
+impl clair_notifier::Notifier for Instant0 {
+    fn configure(&mut self, _: &NotifierConfig) -> clair_notifier::Result<bool> {
+        Ok(true)
+    }
+    fn send(&self, _: &clair_notifier::Delivery) -> Result<(), clair_notifier::SendError> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// Workers fast enough to empty the queue between claims do not shrink the claims: only the
+/// first one, from idle, is small.
+#[test]
+fn fast_workers_draining_a_backlog_keep_claims_full() {
+    let (_dir, path) = temp_db();
+    let store = Arc::new(ClaimSizes {
+        inner: SqliteStore::open(&path).unwrap(),
+        limits: std::sync::Mutex::new(Vec::new()),
+    });
+    let batch: Vec<_> = (0..20_000)
+        .map(|i| sample(&format!("CVE-{i}"), 0))
+        .collect();
+    store.inner.insert(&batch, Timestamp::now()).unwrap();
+    let mut registry = clair_notifier::Registry::new();
+    registry.register("instant", Instant0(Default::default()));
+    let handle = Service::new(NotifierConfig::default(), store.clone())
+        .registry(registry)
+        .start()
+        .unwrap();
+    wait_for("20000 notified", Duration::from_secs(120), || {
+        notified_count(&store.inner) == 20_000
+    });
+    handle.stop();
+    let limits = store.limits.lock().unwrap().clone();
+    let small = limits.iter().filter(|&&l| l <= 64).count();
+    assert_eq!(small, 1, "only the first claim is small: {limits:?}");
+}
