@@ -31,7 +31,7 @@ pub fn claim(
             Ok((
                 Claimed {
                     id: NotificationId(r.get(0)?),
-                    name: super::name_text(r, 1)?,
+                    name: super::encoding::name_text(r, 1)?,
                     created: Timestamp::from_millis(r.get(2)?),
                     notified: r.get::<_, Option<i64>>(3)?.map(Timestamp::from_millis),
                     progress: Vec::new(),

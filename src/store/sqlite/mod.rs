@@ -20,6 +20,7 @@
 
 mod checkpoint;
 mod claim;
+mod encoding;
 mod insert;
 mod outcome;
 mod query;
@@ -64,33 +65,6 @@ impl std::fmt::Debug for SqliteStore {
 }
 
 /// Maps a driver error to this crate's error, saying what was being done to which file.
-/// The stored form of a notification name: the 16 bytes of its UUID. `None` for a string
-/// that is not a name this store hands out (a UUID, lowercase, with hyphens), which is then
-/// simply not found.
-pub(crate) fn name_key(name: &str) -> Option<[u8; 16]> {
-    let uuid = uuid::Uuid::try_parse(name).ok()?;
-    let mut buf = uuid::Uuid::encode_buffer();
-    (uuid.hyphenated().encode_lower(&mut buf) == name).then(|| *uuid.as_bytes())
-}
-
-/// A notification name from its stored 16 bytes. (A name written as text by another program
-/// is read as it is, so that one odd row cannot stop claims.)
-pub(crate) fn name_text(row: &rusqlite::Row<'_>, column: usize) -> rusqlite::Result<String> {
-    let value = row.get_ref(column)?;
-    if let rusqlite::types::ValueRef::Text(t) = value {
-        return Ok(String::from_utf8_lossy(t).into_owned());
-    }
-    uuid::Uuid::from_slice(value.as_blob()?)
-        .map(|u| u.hyphenated().to_string())
-        .map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(
-                column,
-                rusqlite::types::Type::Blob,
-                Box::new(e),
-            )
-        })
-}
-
 pub(crate) fn store_error(path: &str, doing: &str, e: rusqlite::Error) -> Error {
     let detail = match e.sqlite_error_code() {
         Some(rusqlite::ErrorCode::DiskFull) => Some("the disk is full"),

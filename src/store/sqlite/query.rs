@@ -2,6 +2,7 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
+use super::encoding::{from_json, name_key, name_text};
 use crate::error::Result;
 use crate::notification::{
     NotificationId, NotificationPage, NotificationSummary, PageCursor, State, Vulnerability,
@@ -19,7 +20,7 @@ fn summary_row(r: &Row<'_>) -> rusqlite::Result<NotificationSummary> {
     };
     Ok(NotificationSummary {
         id: NotificationId(r.get(0)?),
-        name: super::name_text(r, 1)?,
+        name: name_text(r, 1)?,
         created: Timestamp::from_millis(r.get(2)?),
         notified: ts(3)?,
         read: ts(4)?,
@@ -31,7 +32,7 @@ fn summary_row(r: &Row<'_>) -> rusqlite::Result<NotificationSummary> {
 
 pub fn mark_read(tx: &Transaction<'_>, path: &str, name: &str, now: Timestamp) -> Result<bool> {
     let err = |e| super::store_error(path, "could not mark a notification read in", e);
-    let Some(key) = super::name_key(name) else {
+    let Some(key) = name_key(name) else {
         return Ok(false);
     };
     let id: Option<i64> = tx
@@ -53,7 +54,7 @@ pub fn mark_read(tx: &Transaction<'_>, path: &str, name: &str, now: Timestamp) -
 }
 
 pub fn summary(conn: &Connection, name: &str) -> rusqlite::Result<Option<NotificationSummary>> {
-    let Some(key) = super::name_key(name) else {
+    let Some(key) = name_key(name) else {
         return Ok(None);
     };
     conn.prepare_cached(&format!(
@@ -69,7 +70,7 @@ pub fn page(
     cursor: PageCursor,
     limit: u32,
 ) -> rusqlite::Result<Option<NotificationPage>> {
-    let Some(key) = super::name_key(name) else {
+    let Some(key) = name_key(name) else {
         return Ok(None);
     };
     let row = conn
@@ -106,15 +107,6 @@ pub fn page(
                                   WHERE notification_id = ?1 AND side = ?2 AND start <= ?3), 0)
          ORDER BY start",
     )?;
-    let decode = |column: usize, json: &str| -> rusqlite::Result<Vec<String>> {
-        serde_json::from_str(json).map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(
-                column,
-                rusqlite::types::Type::Text,
-                Box::new(e),
-            )
-        })
-    };
     let mut side = |(json, first): (Option<String>, Option<String>),
                     side: i64,
                     start: i64|
@@ -122,9 +114,7 @@ pub fn page(
         let Some(json) = json else {
             return Ok((None, -1));
         };
-        let vulnerability: Vulnerability = serde_json::from_str(&json).map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
-        })?;
+        let vulnerability: Vulnerability = from_json(&json, 8 + side as usize)?;
         let mut v = VulnerabilityWithLayers {
             vulnerability,
             layers: Vec::new(),
@@ -146,7 +136,7 @@ pub fn page(
             None
         };
         let first = match first {
-            Some(json) => decode(10, &json)?,
+            Some(json) => from_json(&json, 10 + side as usize)?,
             None => Vec::new(),
         };
         let first_len = first.len() as i64;
@@ -157,7 +147,7 @@ pub fn page(
         }
         let mut rows = chunks.query(params![summary.id.0, side, start])?;
         while let Some(row) = rows.next()? {
-            let names = decode(1, row.get_ref(1)?.as_str()?)?;
+            let names: Vec<String> = from_json(row.get_ref(1)?.as_str()?, 1)?;
             if let Some(next) = take(row.get(0)?, names) {
                 return Ok((Some(v), next));
             }
