@@ -573,3 +573,44 @@ fn a_first_schema_database_is_migrated() {
         ]
     );
 }
+
+/// A first-schema database holding a name that is not a UUID (written by hand) cannot be
+/// migrated: opening it fails with one sentence naming the file, and the database is left as it
+/// was, at version 1 with its rows.
+#[test]
+fn a_first_schema_database_that_cannot_be_migrated_is_left_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.db");
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(schema::MIGRATIONS[0]).unwrap();
+        conn.execute_batch(
+            "PRAGMA user_version = 1;
+             INSERT INTO notification (id, name, created_at, due_at) VALUES (1, 'not-a-uuid', 0, 0);
+             INSERT INTO layer VALUES (1, 1, 0, 'layer-0');",
+        )
+        .unwrap();
+    }
+    let err = SqliteStore::open(&path).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Store);
+    let message = err.to_string();
+    assert!(
+        message.contains("could not set up the schema of"),
+        "{message}"
+    );
+    assert!(message.contains("v1.db"), "{message}");
+    assert!(!message.contains('\n'), "{message}");
+    let conn = Connection::open(&path).unwrap();
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 1);
+    let (name, layers): (String, i64) = conn
+        .query_row(
+            "SELECT name, (SELECT count(*) FROM layer) FROM notification",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((name.as_str(), layers), ("not-a-uuid", 1));
+}
