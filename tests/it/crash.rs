@@ -83,19 +83,7 @@ fn crash_serve_killed_with_sigkill_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let db = d.join("n.db");
-    // A short lease (and timeout) so that each restart soon picks up the dead process's work.
-    std::fs::write(
-        d.join("serve.toml"),
-        format!(
-            "[database]\npath = \"n.db\"\n\
-             [notifier]\nworkers = {WORKERS}\npoll_interval = \"100ms\"\nlease = \"1s\"\n\
-             renotify_interval = \"1d\"\nmax_backoff = \"200ms\"\n\
-             [notifier.http]\nendpoint = \"{}\"\ntimeout = \"500ms\"\n\
-             [api]\naddr = \"\"\n",
-            rx.url()
-        ),
-    )
-    .unwrap();
+    write_serve_config(d, WORKERS, &rx.url());
     let store = SqliteStore::open(&db).unwrap();
     let mut names = Vec::new();
     let insert = |n: usize, names: &mut Vec<String>| {
@@ -269,6 +257,22 @@ fn wait_for_notified(store: &SqliteStore, total: u64, child: &mut Child, dir: &P
     }
 }
 
+/// Writes `serve.toml` in `dir` for `n.db` there, with a short lease (and timeout) so that each
+/// restart soon picks up the dead process's work, and no read API.
+fn write_serve_config(dir: &std::path::Path, workers: usize, url: &str) {
+    std::fs::write(
+        dir.join("serve.toml"),
+        format!(
+            "[database]\npath = \"n.db\"\n\
+             [notifier]\nworkers = {workers}\npoll_interval = \"100ms\"\nlease = \"1s\"\n\
+             renotify_interval = \"1d\"\nmax_backoff = \"200ms\"\n\
+             [notifier.http]\nendpoint = \"{url}\"\ntimeout = \"500ms\"\n\
+             [api]\naddr = \"\"\n"
+        ),
+    )
+    .unwrap();
+}
+
 /// A short version that runs in every `cargo test`: three kills, then a clean run.
 #[test]
 fn three_sigkills_then_a_clean_run_lose_nothing() {
@@ -277,17 +281,7 @@ fn three_sigkills_then_a_clean_run_lose_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let db = d.join("n.db");
-    std::fs::write(
-        d.join("serve.toml"),
-        format!(
-            "[database]\npath = \"n.db\"\n\
-             [notifier]\nworkers = 4\npoll_interval = \"100ms\"\nlease = \"1s\"\n\
-             renotify_interval = \"1d\"\n\
-             [notifier.http]\nendpoint = \"{}\"\ntimeout = \"500ms\"\n[api]\naddr = \"\"\n",
-            rx.url()
-        ),
-    )
-    .unwrap();
+    write_serve_config(d, 4, &rx.url());
     let store = SqliteStore::open(&db).unwrap();
     let batch: Vec<_> = (0..300).map(|i| sample(&format!("CVE-{i}"), 1)).collect();
     let names = store.insert(&batch, Timestamp::now()).unwrap();
