@@ -65,7 +65,7 @@ const LEASE_MS: i64 = 1000;
 fn furthest_lease(path: &Path) -> Option<i64> {
     let conn = rusqlite::Connection::open(path).unwrap();
     conn.query_row(
-        "SELECT max(due_at) FROM notification WHERE lease_owner IS NOT NULL AND read_at IS NULL",
+        "SELECT max(lease_until) FROM notification WHERE lease_owner IS NOT NULL AND read_at IS NULL",
         [],
         |r| r.get(0),
     )

@@ -1,18 +1,21 @@
 //! Claiming due notifications under a lease, renewing and releasing leases.
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, Transaction, params};
 
 use crate::error::Result;
 use crate::notification::NotificationId;
 use crate::store::{Claimed, LeaseOwner, NotifierProgress};
 use crate::time::Timestamp;
 
-/// The first due notifications, in due order. The index is named: with statistics saying
-/// that most rows are due (a large backlog), the planner would otherwise scan and sort the
-/// whole table for every batch.
+/// The first due notifications, in due order: due and not under a live lease. A claim
+/// leaves a notification where it is in the due index, so the notifications in flight are
+/// passed over at the start of each scan (a few per claimed one at most: the job queue
+/// bounds them). The index is named: with statistics saying that most rows are due (a large
+/// backlog), the planner would otherwise scan and sort the whole table for every batch.
 pub(super) const DUE: &str = "SELECT id, name, created_at, notified_at, has_progress
      FROM notification INDEXED BY notification_due
-     WHERE due_at <= ?1 ORDER BY due_at LIMIT ?2";
+     WHERE due_at <= ?1 AND (lease_until IS NULL OR lease_until <= ?1)
+     ORDER BY due_at LIMIT ?2";
 
 pub fn claim(
     tx: &Transaction<'_>,
@@ -23,8 +26,7 @@ pub fn claim(
     lease_until: Timestamp,
 ) -> Result<Vec<Claimed>> {
     let err = |e| super::store_error(path, "could not claim notifications in", e);
-    // A leased notification's due_at is its lease's expiry, so "due" covers "not leased, or
-    // leased by an owner whose lease expired".
+    // "Due" covers "not leased, or leased by an owner whose lease expired".
     let mut select = tx.prepare_cached(DUE).map_err(err)?;
     let rows = select
         .query_map(params![now.as_millis(), limit as i64], |r| {
@@ -50,7 +52,7 @@ pub fn claim(
         claimed.push(c);
     }
     let mut lease = tx
-        .prepare_cached("UPDATE notification SET due_at = ?1, lease_owner = ?2 WHERE id = ?3")
+        .prepare_cached("UPDATE notification SET lease_until = ?1, lease_owner = ?2 WHERE id = ?3")
         .map_err(err)?;
     for c in &claimed {
         lease
@@ -93,7 +95,7 @@ pub fn renew(
     let err = |e| super::store_error(path, "could not renew leases in", e);
     let mut stmt = tx
         .prepare_cached(
-            "UPDATE notification SET due_at = ?1
+            "UPDATE notification SET lease_until = ?1
              WHERE id = ?2 AND lease_owner = ?3 AND read_at IS NULL",
         )
         .map_err(err)?;
@@ -116,7 +118,7 @@ pub fn release(
     let err = |e| super::store_error(path, "could not release leases in", e);
     let mut stmt = tx
         .prepare_cached(
-            "UPDATE notification SET due_at = ?1, lease_owner = NULL
+            "UPDATE notification SET due_at = ?1, lease_owner = NULL, lease_until = NULL
              WHERE id = ?2 AND lease_owner = ?3 AND read_at IS NULL",
         )
         .map_err(err)?;
@@ -127,9 +129,23 @@ pub fn release(
     Ok(())
 }
 
+/// A notification becomes due at its due time, or when its lease expires if that is later.
+/// Leased notifications keep their place in the due index, so the walk in due order passes
+/// over the ones in flight and stops at the first whose due time cannot beat the best found.
 pub fn next_due(conn: &Connection) -> rusqlite::Result<Option<Timestamp>> {
-    conn.prepare_cached("SELECT min(due_at) FROM notification WHERE due_at IS NOT NULL")?
-        .query_row([], |r| r.get::<_, Option<i64>>(0))
-        .optional()
-        .map(|v| v.flatten().map(Timestamp::from_millis))
+    let mut stmt = conn.prepare_cached(
+        "SELECT due_at, lease_until FROM notification INDEXED BY notification_due
+         WHERE due_at IS NOT NULL ORDER BY due_at",
+    )?;
+    let mut rows = stmt.query([])?;
+    let mut best: Option<i64> = None;
+    while let Some(r) = rows.next()? {
+        let due: i64 = r.get(0)?;
+        if best.is_some_and(|b| due >= b) {
+            break;
+        }
+        let at = r.get::<_, Option<i64>>(1)?.map_or(due, |l| l.max(due));
+        best = Some(best.map_or(at, |b| b.min(at)));
+    }
+    Ok(best.map(Timestamp::from_millis))
 }

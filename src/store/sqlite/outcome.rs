@@ -23,7 +23,8 @@ pub fn record(
         .prepare_cached(
             "UPDATE notification SET
                 notified_at = CASE WHEN ?1 THEN ?2 ELSE notified_at END,
-                due_at = ?3, lease_owner = NULL, attempts = ?4, last_error = ?5,
+                due_at = ?3, lease_owner = NULL, lease_until = NULL, attempts = ?4,
+                last_error = ?5,
                 has_progress = ?6
              WHERE id = ?7 AND lease_owner = ?8 AND read_at IS NULL",
         )
@@ -32,7 +33,7 @@ pub fn record(
     let mut succeeded = tx
         .prepare_cached(
             "UPDATE notification SET notified_at = ?1, due_at = ?2, lease_owner = NULL,
-                attempts = 0, last_error = NULL, has_progress = 0
+                lease_until = NULL, attempts = 0, last_error = NULL, has_progress = 0
              WHERE id = ?3 AND lease_owner = ?4 AND read_at IS NULL",
         )
         .map_err(err)?;

@@ -11,8 +11,10 @@ use crate::notification::{
 use crate::store::{Counts, ListFilter};
 use crate::time::Timestamp;
 
-const SUMMARY_COLUMNS: &str =
-    "id, name, created_at, notified_at, read_at, due_at, attempts, last_error";
+/// The due time shown is when the notification becomes due: its lease's expiry while that is
+/// later.
+const SUMMARY_COLUMNS: &str = "id, name, created_at, notified_at, read_at,
+    max(due_at, coalesce(lease_until, due_at)), attempts, last_error";
 
 fn summary_row(r: &Row<'_>) -> rusqlite::Result<NotificationSummary> {
     let ts = |i: usize| -> rusqlite::Result<Option<Timestamp>> {
@@ -38,7 +40,7 @@ pub fn mark_read(tx: &Transaction<'_>, path: &str, name: &str, now: Timestamp) -
     let id: Option<i64> = tx
         .prepare_cached(
             "UPDATE notification SET read_at = ?1, due_at = NULL, lease_owner = NULL,
-                has_progress = 0
+                lease_until = NULL, has_progress = 0
              WHERE name = ?2 RETURNING id",
         )
         .and_then(|mut s| {
@@ -187,14 +189,16 @@ pub fn list(conn: &Connection, filter: ListFilter) -> rusqlite::Result<Vec<Notif
 }
 
 pub fn counts(conn: &Connection, now: Timestamp) -> rusqlite::Result<Counts> {
-    let mut c = conn
+    let c = conn
         .prepare_cached(
             "SELECT
                count(*) FILTER (WHERE read_at IS NULL AND last_error IS NULL AND notified_at IS NULL),
                count(*) FILTER (WHERE read_at IS NULL AND last_error IS NULL AND notified_at IS NOT NULL),
                count(*) FILTER (WHERE read_at IS NULL AND last_error IS NOT NULL),
                count(*) FILTER (WHERE read_at IS NOT NULL),
-               count(*) FILTER (WHERE lease_owner IS NOT NULL AND due_at > ?1)
+               count(*) FILTER (WHERE lease_owner IS NOT NULL AND lease_until > ?1),
+               count(*) FILTER (WHERE due_at <= ?1 AND (lease_until IS NULL OR lease_until <= ?1)),
+               min(due_at) FILTER (WHERE due_at <= ?1 AND (lease_until IS NULL OR lease_until <= ?1))
              FROM notification",
         )?
         .query_row([now.as_millis()], |r| {
@@ -204,16 +208,9 @@ pub fn counts(conn: &Connection, now: Timestamp) -> rusqlite::Result<Counts> {
                 failing: r.get::<_, i64>(2)? as u64,
                 read: r.get::<_, i64>(3)? as u64,
                 leased: r.get::<_, i64>(4)? as u64,
-                ..Counts::default()
+                due: r.get::<_, i64>(5)? as u64,
+                oldest_due: r.get::<_, Option<i64>>(6)?.map(Timestamp::from_millis),
             })
         })?;
-    let (due, oldest): (i64, Option<i64>) = conn
-        .prepare_cached(
-            "SELECT count(*), min(due_at) FROM notification
-             WHERE due_at IS NOT NULL AND due_at <= ?1",
-        )?
-        .query_row([now.as_millis()], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    c.due = due as u64;
-    c.oldest_due = oldest.map(Timestamp::from_millis);
     Ok(c)
 }

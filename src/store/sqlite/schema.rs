@@ -119,6 +119,13 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         ORDER BY notification_id, side, min(seq);
     DROP TABLE layer;
     ",
+    // 3: a lease's expiry kept in its own column. A claim no longer moves the notification
+    // in the due index (only its outcome does, to the next due time): leased notifications
+    // stay where they were in it, and the due scan passes over those whose lease is live.
+    "
+    ALTER TABLE notification ADD COLUMN lease_until INTEGER;  -- set with lease_owner
+    UPDATE notification SET lease_until = due_at WHERE lease_owner IS NOT NULL;
+    ",
 ];
 
 /// The schema version this build writes.

@@ -182,6 +182,48 @@ fn due_order_and_next_due_follow_outcomes() {
     assert_eq!(c2[0].notified, Some(t(1)));
 }
 
+/// A claim leaves a notification at its place in the due index; while its lease is live it is
+/// neither claimed, nor counted due, nor taken for the next due time (the scanner would spin
+/// on it), and its summary shows when the lease expires.
+#[test]
+fn live_leases_are_passed_over_by_claims_counts_and_next_due() {
+    let (_dir, store) = open();
+    let names = store
+        .insert(&[new_only(0), new_only(0), new_only(0)], t(0))
+        .unwrap();
+    let first = store.claim(A, 1, t(10), t(1_000)).unwrap();
+    assert_eq!(first[0].name, names[0]);
+    assert_eq!(store.next_due().unwrap(), Some(t(0)), "two are still due");
+    let c = store.counts(t(10)).unwrap();
+    assert_eq!((c.due, c.leased, c.oldest_due), (2, 1, Some(t(0))));
+    let rest = store.claim(A, 10, t(20), t(2_000)).unwrap();
+    assert_eq!(rest.len(), 2);
+    assert_eq!(
+        store.next_due().unwrap(),
+        Some(t(1_000)),
+        "the first lease expiry"
+    );
+    let c = store.counts(t(20)).unwrap();
+    assert_eq!((c.due, c.leased, c.oldest_due), (0, 3, None));
+    assert!(store.claim(B, 10, t(999), t(3_000)).unwrap().is_empty());
+    let s = store.summary(&names[1]).unwrap().unwrap();
+    assert_eq!(s.due, Some(t(2_000)));
+    // Renewing moves the expiry, not the due time.
+    assert_eq!(store.renew(A, &[first[0].id], t(1_500)).unwrap(), 1);
+    assert_eq!(store.next_due().unwrap(), Some(t(1_500)));
+    // An outcome ends the lease and sets the next due time.
+    store
+        .record(A, &[done(first[0].id, t(600))], t(30))
+        .unwrap();
+    assert_eq!(store.next_due().unwrap(), Some(t(600)));
+    let c = store.counts(t(600)).unwrap();
+    assert_eq!((c.due, c.leased, c.oldest_due), (1, 2, Some(t(600))));
+    // An expired lease is due again at once, from its old place.
+    let c = store.counts(t(2_000)).unwrap();
+    assert_eq!((c.due, c.leased, c.oldest_due), (3, 0, Some(t(0))));
+    assert_eq!(store.claim(B, 10, t(2_000), t(4_000)).unwrap().len(), 3);
+}
+
 #[test]
 fn read_notifications_are_never_claimed_and_stay_read() {
     let (_dir, store) = open();
@@ -501,6 +543,13 @@ fn a_first_schema_database_is_migrated() {
             [],
         )
         .unwrap();
+        // Leased by a running instance of the first schema: its due_at is the lease's expiry.
+        conn.execute(
+            "INSERT INTO notification (id, name, created_at, due_at, lease_owner)
+             VALUES (3, '3c1f5a2e-8b4d-4e6f-a1b2-c3d4e5f60718', 1200, 5000, 7)",
+            [],
+        )
+        .unwrap();
         conn.execute(
             "INSERT INTO content VALUES (1, '{\"Name\":\"CVE-OLD\"}', '{\"Name\":\"CVE-NEW\"}'),
                                         (2, NULL, '{\"Name\":\"CVE-2\"}')",
@@ -547,10 +596,30 @@ fn a_first_schema_database_is_migrated() {
     assert_eq!(old, layers);
     let renamed: Vec<String> = layers.iter().map(|l| format!("{l}-new")).collect();
     assert_eq!(new, renamed);
-    // The second notification is due and claimable under its name.
+    // The second notification is due and claimable under its name; the leased one stays
+    // leased until its lease expires.
+    let leased = store
+        .summary("3c1f5a2e-8b4d-4e6f-a1b2-c3d4e5f60718")
+        .unwrap()
+        .unwrap();
+    assert_eq!(leased.due, Some(t(5000)));
+    assert_eq!(store.counts(t(1600)).unwrap().leased, 1);
     let claimed = store.claim(A, 10, t(1600), t(9000)).unwrap();
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].name, "0b0e2b7c-1f0a-4c3e-9d6b-2a1b3c4d5e6f");
+    assert_eq!(store.next_due().unwrap(), Some(t(3000)));
+    assert!(store.claim(B, 10, t(2999), t(9000)).unwrap().is_empty());
+    let expired = store.claim(B, 10, t(5000), t(9000)).unwrap();
+    assert_eq!(
+        expired.len(),
+        2,
+        "the notified one at 3000, the lease at 5000"
+    );
+    assert!(
+        expired
+            .iter()
+            .any(|c| c.name == "3c1f5a2e-8b4d-4e6f-a1b2-c3d4e5f60718")
+    );
     let tables: Vec<String> = store
         .writer()
         .prepare(
