@@ -159,7 +159,7 @@ pub struct NotificationSummary {
     pub notified: Option<Timestamp>,
     /// When it was marked read.
     pub read: Option<Timestamp>,
-    /// When it is next due (None once read).
+    /// When it is next due: while it is leased, not before the lease expires (None once read).
     pub due: Option<Timestamp>,
     /// Failed attempts in the current round.
     pub attempts: u32,

@@ -7,9 +7,11 @@
 //! # Delivery state
 //!
 //! Each notification carries the time it is next due (`due`, absent once read) and, while it
-//! is claimed, a lease: the owner's id and the lease's expiry. A claim moves `due` to the
-//! lease's expiry, so an expired lease (a crashed owner) makes the notification due again with
-//! no extra bookkeeping. Per-notifier progress within a round (attempts, success, last error)
+//! is claimed, a lease: the owner's id and the lease's expiry. A claimed notification is not
+//! due while its lease is live; it becomes due when its due time has come and its lease (if
+//! any) has expired, so an expired lease (a crashed owner) makes it due again with no extra
+//! bookkeeping. A claim leaves `due` as it was (in the SQLite store, the notification keeps its
+//! place in the due index: only its outcome moves it). Per-notifier progress within a round (attempts, success, last error)
 //! is kept only while a round is unfinished; the common case (every notifier succeeds on the
 //! first try) writes one row.
 
