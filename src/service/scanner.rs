@@ -30,8 +30,14 @@ const OUTCOME_BATCH: usize = 512;
 /// of a loopback receiver.)
 const FLUSH_DELAY: Duration = Duration::from_millis(20);
 
-/// The most claimed at once while nothing is in flight.
+/// The most claimed at once while nothing is in flight ...
 const FIRST_CLAIM: usize = 64;
+
+/// ... and how much larger each following claim may be, up to the queue's free room. A claim
+/// is one transaction that the workers wait for when they are idle: growing claims get them
+/// sending at once and keep them fed while the queue fills (one claim of the whole queue would
+/// leave them idle for as long as it takes).
+const CLAIM_GROWTH: usize = 4;
 
 /// How often a full queue is looked at again while due work waits for room in it.
 const ROOM_CHECK: Duration = Duration::from_millis(1);
@@ -68,6 +74,8 @@ impl Scanner {
         let mut store_retry = Duration::from_millis(50);
         // The last claim got all it asked for: more may be due at once.
         let mut draining = false;
+        // The most the next claim may take, free room permitting.
+        let mut ramp = FIRST_CLAIM;
 
         loop {
             while let Ok(o) = self.outcomes.try_recv() {
@@ -92,14 +100,15 @@ impl Scanner {
             let due_now = woken || next_due.is_some_and(|d| d <= now);
             let limit = if !due_now || free < self.claim_threshold {
                 0
-            } else if in_flight.is_empty() && !draining {
-                // Idle workers and no backlog being worked through: a small first batch gets
-                // them sending at once; the rest of the queue is filled by the next claim,
-                // right after. (While a backlog drains, claims stay full even when fast
-                // workers have emptied the queue.)
-                free.min(FIRST_CLAIM)
             } else {
-                free
+                if in_flight.is_empty() && !draining {
+                    // Idle workers and no backlog being worked through: a small first batch
+                    // gets them sending at once; the claims right after it grow until the
+                    // queue is full. (While a backlog drains, claims stay full even when fast
+                    // workers have emptied the queue.)
+                    ramp = FIRST_CLAIM;
+                }
+                free.min(ramp)
             };
 
             let flush = !pending.is_empty()
@@ -121,6 +130,9 @@ impl Scanner {
                         if limit > 0 {
                             woken = false;
                             draining = claimed.len() == limit;
+                            if draining {
+                                ramp = ramp.saturating_mul(CLAIM_GROWTH);
+                            }
                             shared
                                 .metrics
                                 .claimed

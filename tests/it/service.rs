@@ -480,7 +480,7 @@ mod claim_sizes {
 }
 
 /// With idle workers, the scanner claims a small batch first, so sending starts at once, and
-/// fills the rest of the queue with the next claim.
+/// fills the rest of the queue with claims four times larger each.
 #[test]
 fn idle_workers_get_a_small_first_batch_then_a_full_queue() {
     let rx = Receiver::start(4);
@@ -499,11 +499,13 @@ fn idle_workers_get_a_small_first_batch_then_a_full_queue() {
     });
     handle.stop();
     let limits = store.limits.lock().unwrap().clone();
-    assert_eq!(limits[0], 64, "first claim: {limits:?}");
-    // The queue's free room: all of it but what the workers have not taken yet of the first 64.
+    assert_eq!(limits[..2], [64, 256], "first claims: {limits:?}");
+    // The queue's free room: all of it but what the workers have not taken yet of the first
+    // 320 (the queue holds 1,024, less than the next step of 1,024).
+    assert_eq!(capacity, 1024);
     assert!(
-        limits[1] >= capacity - 64 && limits[1] <= capacity,
-        "second claim fills the queue: {limits:?}"
+        limits[2] >= capacity - 320 && limits[2] <= capacity,
+        "third claim fills the queue: {limits:?}"
     );
     assert_eq!(rx.requests().len(), 2000);
 }
@@ -522,7 +524,7 @@ impl clair_notifier::Notifier for Instant0 {
 }
 
 /// Workers fast enough to empty the queue between claims do not shrink the claims: only the
-/// first one, from idle, is small.
+/// first ones, growing from idle, are small.
 #[test]
 fn fast_workers_draining_a_backlog_keep_claims_full() {
     let (_dir, path) = temp_db();
@@ -545,6 +547,7 @@ fn fast_workers_draining_a_backlog_keep_claims_full() {
     });
     handle.stop();
     let limits = store.limits.lock().unwrap().clone();
-    let small = limits.iter().filter(|&&l| l <= 64).count();
-    assert_eq!(small, 1, "only the first claim is small: {limits:?}");
+    let small = limits.iter().filter(|&&l| l <= 256).count();
+    assert_eq!(small, 2, "only the first claims are small: {limits:?}");
+    assert_eq!(limits[..2], [64, 256], "{limits:?}");
 }
