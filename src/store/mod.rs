@@ -10,10 +10,12 @@
 //! is claimed, a lease: the owner's id and the lease's expiry. A claimed notification is not
 //! due while its lease is live; it becomes due when its due time has come and its lease (if
 //! any) has expired, so an expired lease (a crashed owner) makes it due again with no extra
-//! bookkeeping. A claim leaves `due` as it was (in the SQLite store, the notification keeps its
-//! place in the due index: only its outcome moves it). Per-notifier progress within a round (attempts, success, last error)
-//! is kept only while a round is unfinished; the common case (every notifier succeeds on the
-//! first try) writes one row.
+//! bookkeeping. A claim leaves `due` as it was; only the outcome sets it. A store may keep
+//! leases per owner (the SQLite store keeps one row per running instance listing what it
+//! holds, so that a claim writes one row, not one per notification): an owner's leases then
+//! expire together, and renewing any extends them all. Per-notifier progress within a round
+//! (attempts, success, last error) is kept only while a round is unfinished; the common case
+//! (every notifier succeeds on the first try) writes one row.
 
 mod sqlite;
 
@@ -147,7 +149,8 @@ pub trait Datastore: Send + Sync + 'static {
         lease_until: Timestamp,
     ) -> Result<Vec<Claimed>>;
 
-    /// Extends `owner`'s leases on `ids` to `until`; returns how many it still held.
+    /// Extends `owner`'s leases on `ids` to at least `until` (a store that keeps leases per
+    /// owner extends all of them); returns how many of `ids` it still held.
     ///
     /// # Errors
     ///

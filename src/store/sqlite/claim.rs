@@ -2,63 +2,62 @@
 
 use rusqlite::{Connection, Transaction, params};
 
+use super::lease::{self, Leases};
 use crate::error::Result;
 use crate::notification::NotificationId;
 use crate::store::{Claimed, LeaseOwner, NotifierProgress};
 use crate::time::Timestamp;
 
-/// The first due notifications, in due order: due and not under a live lease. A claim
-/// leaves a notification where it is in the due index, so the notifications in flight are
-/// passed over at the start of each scan (a few per claimed one at most: the job queue
-/// bounds them). The index is named: with statistics saying that most rows are due (a large
-/// backlog), the planner would otherwise scan and sort the whole table for every batch.
+/// The due notifications in due order. A claim leaves a notification where it is in the
+/// index, so the ones in flight are passed over at the start of each scan (about one per
+/// claimed notification: the job queue bounds them). The index is named: with statistics
+/// saying that most rows are due (a large backlog), the planner would otherwise scan and sort
+/// the whole table for every batch.
 pub(super) const DUE: &str = "SELECT id, name, created_at, notified_at, has_progress
      FROM notification INDEXED BY notification_due
-     WHERE due_at <= ?1 AND (lease_until IS NULL OR lease_until <= ?1)
-     ORDER BY due_at LIMIT ?2";
+     WHERE due_at <= ?1 ORDER BY due_at";
 
+/// Leases up to `limit` due notifications (oldest due first, passing over the ones under a
+/// lease) to `owner` until `lease_until`, adding them to `leases`.
 pub fn claim(
     tx: &Transaction<'_>,
     path: &str,
-    owner: LeaseOwner,
+    leases: &mut Leases,
     limit: usize,
     now: Timestamp,
     lease_until: Timestamp,
 ) -> Result<Vec<Claimed>> {
     let err = |e| super::store_error(path, "could not claim notifications in", e);
-    // "Due" covers "not leased, or leased by an owner whose lease expired".
-    let mut select = tx.prepare_cached(DUE).map_err(err)?;
-    let rows = select
-        .query_map(params![now.as_millis(), limit as i64], |r| {
-            Ok((
-                Claimed {
-                    id: NotificationId(r.get(0)?),
-                    name: super::encoding::name_text(r, 1)?,
-                    created: Timestamp::from_millis(r.get(2)?),
-                    notified: r.get::<_, Option<i64>>(3)?.map(Timestamp::from_millis),
-                    progress: Vec::new(),
-                },
-                r.get::<_, bool>(4)?,
-            ))
-        })
-        .map_err(err)?;
-    let mut claimed = Vec::new();
+    let mut claimed = Vec::with_capacity(limit.min(8192));
     let mut with_progress = Vec::new();
-    for row in rows {
-        let (c, has_progress) = row.map_err(err)?;
-        if has_progress {
-            with_progress.push(claimed.len());
+    {
+        let mut due = tx.prepare_cached(DUE).map_err(err)?;
+        let mut rows = due.query([now.as_millis()]).map_err(err)?;
+        while claimed.len() < limit {
+            let Some(r) = rows.next().map_err(err)? else {
+                break;
+            };
+            let id: i64 = r.get(0).map_err(err)?;
+            if leases.taken(id) {
+                continue;
+            }
+            if r.get::<_, bool>(4).map_err(err)? {
+                with_progress.push(claimed.len());
+            }
+            claimed.push(Claimed {
+                id: NotificationId(id),
+                name: super::encoding::name_text(r, 1).map_err(err)?,
+                created: Timestamp::from_millis(r.get(2).map_err(err)?),
+                notified: r
+                    .get::<_, Option<i64>>(3)
+                    .map_err(err)?
+                    .map(Timestamp::from_millis),
+                progress: Vec::new(),
+            });
         }
-        claimed.push(c);
     }
-    let mut lease = tx
-        .prepare_cached("UPDATE notification SET lease_until = ?1, lease_owner = ?2 WHERE id = ?3")
-        .map_err(err)?;
-    for c in &claimed {
-        lease
-            .execute(params![lease_until.as_millis(), owner.0, c.id.0])
-            .map_err(err)?;
-    }
+    let ids: Vec<i64> = claimed.iter().map(|c| c.id.0).collect();
+    leases.take(ids, lease_until);
     if !with_progress.is_empty() {
         let mut progress = tx
             .prepare_cached(
@@ -93,18 +92,10 @@ pub fn renew(
     until: Timestamp,
 ) -> Result<usize> {
     let err = |e| super::store_error(path, "could not renew leases in", e);
-    let mut stmt = tx
-        .prepare_cached(
-            "UPDATE notification SET lease_until = ?1
-             WHERE id = ?2 AND lease_owner = ?3 AND read_at IS NULL",
-        )
-        .map_err(err)?;
-    let mut held = 0;
-    for id in ids {
-        held += stmt
-            .execute(params![until.as_millis(), id.0, owner.0])
-            .map_err(err)?;
-    }
+    // Renewing deletes no other owner's row: no time is given to judge them by.
+    let mut leases = Leases::load(tx, owner, Timestamp::from_millis(i64::MIN)).map_err(err)?;
+    let held = leases.renew(ids, until);
+    leases.save(tx, owner).map_err(err)?;
     Ok(held)
 }
 
@@ -116,25 +107,25 @@ pub fn release(
     now: Timestamp,
 ) -> Result<()> {
     let err = |e| super::store_error(path, "could not release leases in", e);
-    let mut stmt = tx
-        .prepare_cached(
-            "UPDATE notification SET due_at = ?1, lease_owner = NULL, lease_until = NULL
-             WHERE id = ?2 AND lease_owner = ?3 AND read_at IS NULL",
-        )
+    let mut leases = Leases::load(tx, owner, now).map_err(err)?;
+    let mut due = tx
+        .prepare_cached("UPDATE notification SET due_at = ?1 WHERE id = ?2 AND read_at IS NULL")
         .map_err(err)?;
-    for id in ids {
-        stmt.execute(params![now.as_millis(), id.0, owner.0])
-            .map_err(err)?;
+    for &id in ids {
+        if leases.end(id) {
+            due.execute(params![now.as_millis(), id.0]).map_err(err)?;
+        }
     }
-    Ok(())
+    leases.save(tx, owner).map_err(err)
 }
 
 /// A notification becomes due at its due time, or when its lease expires if that is later.
 /// Leased notifications keep their place in the due index, so the walk in due order passes
 /// over the ones in flight and stops at the first whose due time cannot beat the best found.
 pub fn next_due(conn: &Connection) -> rusqlite::Result<Option<Timestamp>> {
+    let expiries = lease::expiries(conn)?;
     let mut stmt = conn.prepare_cached(
-        "SELECT due_at, lease_until FROM notification INDEXED BY notification_due
+        "SELECT due_at, id FROM notification INDEXED BY notification_due
          WHERE due_at IS NOT NULL ORDER BY due_at",
     )?;
     let mut rows = stmt.query([])?;
@@ -144,7 +135,7 @@ pub fn next_due(conn: &Connection) -> rusqlite::Result<Option<Timestamp>> {
         if best.is_some_and(|b| due >= b) {
             break;
         }
-        let at = r.get::<_, Option<i64>>(1)?.map_or(due, |l| l.max(due));
+        let at = expiries.get(&r.get(1)?).map_or(due, |&l| l.max(due));
         best = Some(best.map_or(at, |b| b.min(at)));
     }
     Ok(best.map(Timestamp::from_millis))

@@ -22,6 +22,7 @@ mod checkpoint;
 mod claim;
 mod encoding;
 mod insert;
+mod lease;
 mod outcome;
 mod query;
 mod schema;
@@ -328,11 +329,18 @@ impl Datastore for SqliteStore {
             "could not record deliveries in",
             false,
             |tx| {
-                outcome::record(tx, &self.path, owner, outcomes, now)?;
-                if limit == 0 {
-                    return Ok(Vec::new());
-                }
-                claim::claim(tx, &self.path, owner, limit, now, lease_until)
+                let mut leases = lease::Leases::load(tx, owner, now)
+                    .map_err(|e| store_error(&self.path, "could not read the leases in", e))?;
+                outcome::record(tx, &self.path, &mut leases, outcomes, now)?;
+                let claimed = if limit == 0 {
+                    Vec::new()
+                } else {
+                    claim::claim(tx, &self.path, &mut leases, limit, now, lease_until)?
+                };
+                leases
+                    .save(tx, owner)
+                    .map_err(|e| store_error(&self.path, "could not record leases in", e))?;
+                Ok(claimed)
             },
         )
     }

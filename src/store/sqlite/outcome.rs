@@ -2,14 +2,15 @@
 
 use rusqlite::{Transaction, params};
 
+use super::lease::Leases;
 use crate::error::Result;
-use crate::store::{LeaseOwner, Outcome};
+use crate::store::Outcome;
 use crate::time::Timestamp;
 
 pub fn record(
     tx: &Transaction<'_>,
     path: &str,
-    owner: LeaseOwner,
+    leases: &mut Leases,
     outcomes: &[Outcome],
     now: Timestamp,
 ) -> Result<()> {
@@ -17,39 +18,35 @@ pub fn record(
         return Ok(());
     }
     let err = |e| super::store_error(path, "could not record deliveries in", e);
-    // Ownership is checked in the WHERE: an outcome for a lease taken over by another
-    // instance, or for a notification read meanwhile, changes nothing.
+    // An outcome for a lease the owner no longer holds (another instance took it over) changes
+    // nothing; nor does one for a notification read meanwhile (the WHERE).
     let mut update = tx
         .prepare_cached(
             "UPDATE notification SET
                 notified_at = CASE WHEN ?1 THEN ?2 ELSE notified_at END,
-                due_at = ?3, lease_owner = NULL, lease_until = NULL, attempts = ?4,
-                last_error = ?5,
-                has_progress = ?6
-             WHERE id = ?7 AND lease_owner = ?8 AND read_at IS NULL",
+                due_at = ?3, attempts = ?4, last_error = ?5, has_progress = ?6
+             WHERE id = ?7 AND read_at IS NULL",
         )
         .map_err(err)?;
     // The common outcome, a round that succeeded at its first try, binds only what varies.
     let mut succeeded = tx
         .prepare_cached(
-            "UPDATE notification SET notified_at = ?1, due_at = ?2, lease_owner = NULL,
-                lease_until = NULL, attempts = 0, last_error = NULL, has_progress = 0
-             WHERE id = ?3 AND lease_owner = ?4 AND read_at IS NULL",
+            "UPDATE notification SET notified_at = ?1, due_at = ?2, attempts = 0,
+                last_error = NULL, has_progress = 0
+             WHERE id = ?3 AND read_at IS NULL",
         )
         .map_err(err)?;
     for o in outcomes {
+        if !leases.end(o.id) {
+            continue;
+        }
         let plain = o.notified
             && o.attempts == 0
             && o.last_error.is_none()
             && o.progress.is_empty()
             && !o.replace_progress;
         let changed = if plain {
-            succeeded.execute(params![
-                now.as_millis(),
-                o.next_due.as_millis(),
-                o.id.0,
-                owner.0
-            ])
+            succeeded.execute(params![now.as_millis(), o.next_due.as_millis(), o.id.0])
         } else {
             update.execute(params![
                 o.notified,
@@ -58,8 +55,7 @@ pub fn record(
                 o.attempts,
                 o.last_error,
                 !o.progress.is_empty(),
-                o.id.0,
-                owner.0
+                o.id.0
             ])
         }
         .map_err(err)?;

@@ -11,10 +11,20 @@ use crate::notification::{
 use crate::store::{Counts, ListFilter};
 use crate::time::Timestamp;
 
+const SUMMARY_COLUMNS: &str =
+    "id, name, created_at, notified_at, read_at, due_at, attempts, last_error";
+
 /// The due time shown is when the notification becomes due: its lease's expiry while that is
 /// later.
-const SUMMARY_COLUMNS: &str = "id, name, created_at, notified_at, read_at,
-    max(due_at, coalesce(lease_until, due_at)), attempts, last_error";
+fn with_lease(
+    conn: &Connection,
+    mut s: NotificationSummary,
+) -> rusqlite::Result<NotificationSummary> {
+    if let (Some(due), Some(until)) = (s.due, super::lease::expiry_of(conn, s.id.0)?) {
+        s.due = Some(Timestamp::from_millis(due.as_millis().max(until)));
+    }
+    Ok(s)
+}
 
 fn summary_row(r: &Row<'_>) -> rusqlite::Result<NotificationSummary> {
     let ts = |i: usize| -> rusqlite::Result<Option<Timestamp>> {
@@ -39,8 +49,7 @@ pub fn mark_read(tx: &Transaction<'_>, path: &str, name: &str, now: Timestamp) -
     };
     let id: Option<i64> = tx
         .prepare_cached(
-            "UPDATE notification SET read_at = ?1, due_at = NULL, lease_owner = NULL,
-                lease_until = NULL, has_progress = 0
+            "UPDATE notification SET read_at = ?1, due_at = NULL, has_progress = 0
              WHERE name = ?2 RETURNING id",
         )
         .and_then(|mut s| {
@@ -63,7 +72,9 @@ pub fn summary(conn: &Connection, name: &str) -> rusqlite::Result<Option<Notific
         "SELECT {SUMMARY_COLUMNS} FROM notification WHERE name = ?1"
     ))?
     .query_row([&key[..]], summary_row)
-    .optional()
+    .optional()?
+    .map(|s| with_lease(conn, s))
+    .transpose()
 }
 
 pub fn page(
@@ -100,6 +111,7 @@ pub fn page(
     let Some((summary, [old_side, new_side])) = row else {
         return Ok(None);
     };
+    let summary = with_lease(conn, summary)?;
     // The chunks after the first, from the one holding position ?3 on, in order; stepped
     // only as far as the page needs.
     let mut chunks = conn.prepare_cached(
@@ -185,20 +197,25 @@ pub fn list(conn: &Connection, filter: ListFilter) -> rusqlite::Result<Vec<Notif
     ))?;
     let limit = i64::try_from(filter.limit).unwrap_or(i64::MAX);
     let rows = stmt.query_map([limit], summary_row)?;
-    rows.collect()
+    let mut list: Vec<NotificationSummary> = rows.collect::<rusqlite::Result<_>>()?;
+    let expiries = super::lease::expiries(conn)?;
+    for s in &mut list {
+        if let (Some(due), Some(&until)) = (s.due, expiries.get(&s.id.0)) {
+            s.due = Some(Timestamp::from_millis(due.as_millis().max(until)));
+        }
+    }
+    Ok(list)
 }
 
 pub fn counts(conn: &Connection, now: Timestamp) -> rusqlite::Result<Counts> {
-    let c = conn
+    let mut c = conn
         .prepare_cached(
             "SELECT
                count(*) FILTER (WHERE read_at IS NULL AND last_error IS NULL AND notified_at IS NULL),
                count(*) FILTER (WHERE read_at IS NULL AND last_error IS NULL AND notified_at IS NOT NULL),
                count(*) FILTER (WHERE read_at IS NULL AND last_error IS NOT NULL),
                count(*) FILTER (WHERE read_at IS NOT NULL),
-               count(*) FILTER (WHERE lease_owner IS NOT NULL AND lease_until > ?1),
-               count(*) FILTER (WHERE due_at <= ?1 AND (lease_until IS NULL OR lease_until <= ?1)),
-               min(due_at) FILTER (WHERE due_at <= ?1 AND (lease_until IS NULL OR lease_until <= ?1))
+               count(*) FILTER (WHERE due_at <= ?1)
              FROM notification",
         )?
         .query_row([now.as_millis()], |r| {
@@ -207,10 +224,33 @@ pub fn counts(conn: &Connection, now: Timestamp) -> rusqlite::Result<Counts> {
                 notified: r.get::<_, i64>(1)? as u64,
                 failing: r.get::<_, i64>(2)? as u64,
                 read: r.get::<_, i64>(3)? as u64,
-                leased: r.get::<_, i64>(4)? as u64,
-                due: r.get::<_, i64>(5)? as u64,
-                oldest_due: r.get::<_, Option<i64>>(6)?.map(Timestamp::from_millis),
+                due: r.get::<_, i64>(4)? as u64,
+                ..Counts::default()
             })
         })?;
+    // Notifications under a live lease are leased, not due (a read one is neither).
+    let live = super::lease::live(conn, now)?;
+    let mut state = conn.prepare_cached("SELECT due_at FROM notification WHERE id = ?1")?;
+    for &id in &live {
+        let due: Option<Option<i64>> = state.query_row([id], |r| r.get(0)).optional()?;
+        if let Some(Some(due)) = due {
+            c.leased += 1;
+            if due <= now.as_millis() {
+                c.due = c.due.saturating_sub(1);
+            }
+        }
+    }
+    // The oldest due one: the first in the due index not under a live lease.
+    let mut walk = conn.prepare_cached(
+        "SELECT due_at, id FROM notification INDEXED BY notification_due
+         WHERE due_at <= ?1 ORDER BY due_at",
+    )?;
+    let mut rows = walk.query([now.as_millis()])?;
+    while let Some(r) = rows.next()? {
+        if !live.contains(&r.get(1)?) {
+            c.oldest_due = Some(Timestamp::from_millis(r.get(0)?));
+            break;
+        }
+    }
     Ok(c)
 }

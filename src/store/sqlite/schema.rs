@@ -126,6 +126,19 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ALTER TABLE notification ADD COLUMN lease_until INTEGER;  -- set with lease_owner
     UPDATE notification SET lease_until = due_at WHERE lease_owner IS NOT NULL;
     ",
+    // 4: leases kept per owner, one row per running instance with the ids it holds: a claim
+    // writes that row once instead of every claimed notification. Leases taken under the
+    // earlier schema become plain due times (their expiry), as if their owner had stopped.
+    "
+    CREATE TABLE lease (
+        owner INTEGER PRIMARY KEY,               -- a running instance
+        until INTEGER NOT NULL,                  -- its leases expire then unless renewed
+        ids   BLOB NOT NULL                      -- the ids it holds, 8 bytes each, little-endian
+    );
+    UPDATE notification SET due_at = max(due_at, lease_until) WHERE lease_owner IS NOT NULL;
+    ALTER TABLE notification DROP COLUMN lease_until;
+    ALTER TABLE notification DROP COLUMN lease_owner;
+    ",
 ];
 
 /// The schema version this build writes.

@@ -182,9 +182,10 @@ fn due_order_and_next_due_follow_outcomes() {
     assert_eq!(c2[0].notified, Some(t(1)));
 }
 
-/// A claim leaves a notification at its place in the due index; while its lease is live it is
-/// neither claimed, nor counted due, nor taken for the next due time (the scanner would spin
-/// on it), and its summary shows when the lease expires.
+/// A claim leaves a notification at its place in the due index; while its owner's lease is
+/// live it is neither claimed, nor counted due, nor taken for the next due time (the scanner
+/// would spin on it), and its summary shows when the lease expires. An owner's leases expire
+/// together, at the latest expiry it was given.
 #[test]
 fn live_leases_are_passed_over_by_claims_counts_and_next_due() {
     let (_dir, store) = open();
@@ -200,17 +201,31 @@ fn live_leases_are_passed_over_by_claims_counts_and_next_due() {
     assert_eq!(rest.len(), 2);
     assert_eq!(
         store.next_due().unwrap(),
-        Some(t(1_000)),
-        "the first lease expiry"
+        Some(t(2_000)),
+        "the lease's expiry"
     );
     let c = store.counts(t(20)).unwrap();
     assert_eq!((c.due, c.leased, c.oldest_due), (0, 3, None));
-    assert!(store.claim(B, 10, t(999), t(3_000)).unwrap().is_empty());
-    let s = store.summary(&names[1]).unwrap().unwrap();
+    assert!(store.claim(B, 10, t(1_999), t(3_000)).unwrap().is_empty());
+    let s = store.summary(&names[0]).unwrap().unwrap();
     assert_eq!(s.due, Some(t(2_000)));
-    // Renewing moves the expiry, not the due time.
+    let listed = store
+        .list(ListFilter {
+            state: None,
+            limit: 10,
+        })
+        .unwrap();
+    assert!(listed.iter().all(|s| s.due == Some(t(2_000))), "{listed:?}");
+    // Renewing moves the expiry (never back), not the due time.
     assert_eq!(store.renew(A, &[first[0].id], t(1_500)).unwrap(), 1);
-    assert_eq!(store.next_due().unwrap(), Some(t(1_500)));
+    assert_eq!(store.next_due().unwrap(), Some(t(2_000)));
+    assert_eq!(store.renew(A, &[first[0].id], t(2_500)).unwrap(), 1);
+    assert_eq!(store.next_due().unwrap(), Some(t(2_500)));
+    assert_eq!(
+        store.renew(B, &[first[0].id], t(9_000)).unwrap(),
+        0,
+        "B holds nothing"
+    );
     // An outcome ends the lease and sets the next due time.
     store
         .record(A, &[done(first[0].id, t(600))], t(30))
@@ -219,9 +234,51 @@ fn live_leases_are_passed_over_by_claims_counts_and_next_due() {
     let c = store.counts(t(600)).unwrap();
     assert_eq!((c.due, c.leased, c.oldest_due), (1, 2, Some(t(600))));
     // An expired lease is due again at once, from its old place.
-    let c = store.counts(t(2_000)).unwrap();
+    let c = store.counts(t(2_500)).unwrap();
     assert_eq!((c.due, c.leased, c.oldest_due), (3, 0, Some(t(0))));
-    assert_eq!(store.claim(B, 10, t(2_000), t(4_000)).unwrap().len(), 3);
+    assert_eq!(store.claim(B, 10, t(2_500), t(4_000)).unwrap().len(), 3);
+}
+
+/// Leases are one row per owner: written by its claims, emptied by its outcomes and releases
+/// (then deleted), and deleted by another owner's claim once expired.
+#[test]
+fn lease_rows_follow_their_owners() {
+    let (_dir, store) = open();
+    let rows = |store: &SqliteStore| -> Vec<(i64, i64, usize)> {
+        let conn = store.writer();
+        let mut stmt = conn
+            .prepare("SELECT owner, until, length(ids) / 8 FROM lease ORDER BY owner")
+            .unwrap();
+        stmt.query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as usize))
+        })
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect()
+    };
+    let batch: Vec<_> = (0..4).map(|_| new_only(0)).collect();
+    store.insert(&batch, t(0)).unwrap();
+    let a = store.claim(A, 2, t(10), t(100)).unwrap();
+    let b = store.claim(B, 1, t(10), t(500)).unwrap();
+    assert_eq!(rows(&store), [(A.0, 100, 2), (B.0, 500, 1)]);
+    store.record(A, &[done(a[0].id, t(9_000))], t(20)).unwrap();
+    assert_eq!(rows(&store), [(A.0, 100, 1), (B.0, 500, 1)]);
+    store.release(A, &[a[1].id], t(30)).unwrap();
+    assert_eq!(
+        rows(&store),
+        [(B.0, 500, 1)],
+        "an owner holding nothing has no row"
+    );
+    // A claims again; B's lease expires and A's next claim deletes it and takes its work.
+    assert_eq!(store.claim(A, 10, t(40), t(1_000)).unwrap().len(), 2);
+    assert_eq!(rows(&store), [(A.0, 1_000, 2), (B.0, 500, 1)]);
+    let taken = store.claim(A, 10, t(500), t(2_000)).unwrap();
+    assert_eq!(taken.iter().map(|c| c.id).collect::<Vec<_>>(), [b[0].id]);
+    assert_eq!(rows(&store), [(A.0, 2_000, 3)]);
+    // B's late outcome changes nothing.
+    store.record(B, &[done(b[0].id, t(9_000))], t(600)).unwrap();
+    let s = store.summary(&b[0].name).unwrap().unwrap();
+    assert_eq!(s.notified, None);
 }
 
 #[test]
@@ -399,7 +456,7 @@ fn due_query_uses_the_partial_index() {
     let plan = |sql: &str| -> Vec<String> {
         let conn = store.writer();
         let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-        stmt.query_map([0, 10], |r| r.get::<_, String>(3))
+        stmt.query_map([0], |r| r.get::<_, String>(3))
             .unwrap()
             .map(|r| r.unwrap())
             .collect()
@@ -596,14 +653,15 @@ fn a_first_schema_database_is_migrated() {
     assert_eq!(old, layers);
     let renamed: Vec<String> = layers.iter().map(|l| format!("{l}-new")).collect();
     assert_eq!(new, renamed);
-    // The second notification is due and claimable under its name; the leased one stays
-    // leased until its lease expires.
+    // The second notification is due and claimable under its name; the one leased under the
+    // first schema is due when its lease would have expired (its owner, an older version,
+    // holds no lease under this schema).
     let leased = store
         .summary("3c1f5a2e-8b4d-4e6f-a1b2-c3d4e5f60718")
         .unwrap()
         .unwrap();
     assert_eq!(leased.due, Some(t(5000)));
-    assert_eq!(store.counts(t(1600)).unwrap().leased, 1);
+    assert_eq!(store.counts(t(1600)).unwrap().leased, 0);
     let claimed = store.claim(A, 10, t(1600), t(9000)).unwrap();
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].name, "0b0e2b7c-1f0a-4c3e-9d6b-2a1b3c4d5e6f");
@@ -636,6 +694,7 @@ fn a_first_schema_database_is_migrated() {
         [
             "content",
             "layer_chunk",
+            "lease",
             "notification",
             "progress",
             "setting"

@@ -1,0 +1,156 @@
+//! Leases: one row per running instance, holding the ids of the notifications it has claimed
+//! and not yet reported, and when they all expire unless renewed.
+//!
+//! A claim records its batch by rewriting its owner's row (one row write per claim, not one
+//! per notification), and leaves the notifications themselves untouched: they keep their place
+//! in the due index, and the due scan passes over the ids under a live lease. When an owner's
+//! lease expires (a crashed instance), the next claim by another instance deletes its row, and
+//! its notifications are due again at once. An owner whose row is gone has lost its leases: its
+//! late outcomes are ignored.
+
+use std::collections::{HashMap, HashSet};
+
+use rusqlite::{Connection, Transaction, params};
+
+use crate::notification::NotificationId;
+use crate::store::LeaseOwner;
+use crate::time::Timestamp;
+
+/// The leases as one transaction sees them.
+#[derive(Debug, Default)]
+pub struct Leases {
+    /// The ids the owner holds, and when its lease expires; `None` if it holds none.
+    own: Option<(HashSet<i64>, i64)>,
+    /// Ids under other owners' live leases.
+    others: HashSet<i64>,
+}
+
+impl Leases {
+    /// Reads the leases within `tx` for `owner` at `now`, deleting the rows of other owners
+    /// whose lease has expired (their notifications are free from now on).
+    pub fn load(tx: &Transaction<'_>, owner: LeaseOwner, now: Timestamp) -> rusqlite::Result<Self> {
+        let mut leases = Leases::default();
+        let mut expired = Vec::new();
+        {
+            let mut stmt = tx.prepare_cached("SELECT owner, until, ids FROM lease")?;
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                let (who, until): (i64, i64) = (r.get(0)?, r.get(1)?);
+                let ids = decode(r.get_ref(2)?.as_blob()?);
+                if who == owner.0 {
+                    leases.own = Some((ids.collect(), until));
+                } else if until > now.as_millis() {
+                    leases.others.extend(ids);
+                } else {
+                    expired.push(who);
+                }
+            }
+        }
+        for who in expired {
+            tx.prepare_cached("DELETE FROM lease WHERE owner = ?1")?
+                .execute([who])?;
+        }
+        Ok(leases)
+    }
+
+    /// Whether a claim must pass over `id`: leased to the owner or live under another.
+    pub fn taken(&self, id: i64) -> bool {
+        self.others.contains(&id) || self.own.as_ref().is_some_and(|(own, _)| own.contains(&id))
+    }
+
+    /// Ends the owner's lease on `id`; returns whether it held it.
+    pub fn end(&mut self, id: NotificationId) -> bool {
+        self.own.as_mut().is_some_and(|(own, _)| own.remove(&id.0))
+    }
+
+    /// Adds `ids` to the owner's lease, which then lasts at least until `until`.
+    pub fn take(&mut self, ids: impl IntoIterator<Item = i64>, until: Timestamp) {
+        let (own, expiry) = self.own.get_or_insert_with(|| (HashSet::new(), i64::MIN));
+        own.extend(ids);
+        *expiry = (*expiry).max(until.as_millis());
+    }
+
+    /// Extends the owner's lease to at least `until`; returns how many of `ids` it holds
+    /// (none if it holds no lease: it has lost them).
+    pub fn renew(&mut self, ids: &[NotificationId], until: Timestamp) -> usize {
+        let Some((own, expiry)) = self.own.as_mut() else {
+            return 0;
+        };
+        *expiry = (*expiry).max(until.as_millis());
+        ids.iter().filter(|id| own.contains(&id.0)).count()
+    }
+
+    /// Writes the owner's row back: deleted once it holds nothing.
+    pub fn save(&self, tx: &Transaction<'_>, owner: LeaseOwner) -> rusqlite::Result<()> {
+        match &self.own {
+            Some((own, until)) if !own.is_empty() => {
+                let mut ids: Vec<i64> = own.iter().copied().collect();
+                ids.sort_unstable();
+                let blob: Vec<u8> = ids.iter().flat_map(|id| id.to_le_bytes()).collect();
+                tx.prepare_cached(
+                    "INSERT INTO lease (owner, until, ids) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (owner) DO UPDATE SET until = excluded.until, ids = excluded.ids",
+                )?
+                .execute(params![owner.0, until, blob])?;
+            }
+            _ => {
+                tx.prepare_cached("DELETE FROM lease WHERE owner = ?1")?
+                    .execute([owner.0])?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Every leased id with its lease's expiry (live or not: a notification under an expired lease
+/// is due, and its expiry is in the past).
+pub fn expiries(conn: &Connection) -> rusqlite::Result<HashMap<i64, i64>> {
+    let mut stmt = conn.prepare_cached("SELECT until, ids FROM lease")?;
+    let mut rows = stmt.query([])?;
+    let mut map = HashMap::new();
+    while let Some(r) = rows.next()? {
+        let until: i64 = r.get(0)?;
+        for id in decode(r.get_ref(1)?.as_blob()?) {
+            map.insert(id, until);
+        }
+    }
+    Ok(map)
+}
+
+/// The expiry of the lease on `id`, if one holds it (the rows keep their ids sorted).
+pub fn expiry_of(conn: &Connection, id: i64) -> rusqlite::Result<Option<i64>> {
+    let mut stmt = conn.prepare_cached("SELECT until, ids FROM lease")?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let blob = r.get_ref(1)?.as_blob()?;
+        let (mut lo, mut hi) = (0, blob.len() / 8);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            let mut bytes = [0; 8];
+            bytes.copy_from_slice(&blob[mid * 8..mid * 8 + 8]);
+            match i64::from_le_bytes(bytes).cmp(&id) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Ok(Some(r.get(0)?)),
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Ids under a lease live at `now`.
+pub fn live(conn: &Connection, now: Timestamp) -> rusqlite::Result<HashSet<i64>> {
+    Ok(expiries(conn)?
+        .into_iter()
+        .filter(|&(_, until)| until > now.as_millis())
+        .map(|(id, _)| id)
+        .collect())
+}
+
+fn decode(blob: &[u8]) -> impl Iterator<Item = i64> + '_ {
+    blob.chunks_exact(8).map(|b| {
+        let mut bytes = [0; 8];
+        bytes.copy_from_slice(b);
+        i64::from_le_bytes(bytes)
+    })
+}
