@@ -164,7 +164,7 @@ fn main() {
     let rounds: usize = std::env::var("BENCH_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(7);
+        .unwrap_or(11);
     for workers in ws {
         let dir = tempfile::tempdir().unwrap();
         let store = filled_store(&dir, N);
