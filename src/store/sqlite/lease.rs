@@ -9,6 +9,7 @@
 //! late outcomes are ignored.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use rusqlite::{Connection, Transaction, params};
 
@@ -16,13 +17,36 @@ use crate::notification::NotificationId;
 use crate::store::LeaseOwner;
 use crate::time::Timestamp;
 
+/// Sets of ids, read and written by every claim and outcome batch: hashed by one
+/// multiplication (the ids are row ids, not chosen by anyone who could aim at collisions).
+pub type Ids = HashSet<i64, BuildHasherDefault<IdHasher>>;
+/// Leased ids and their lease's expiry.
+pub type Expiries = HashMap<i64, i64, BuildHasherDefault<IdHasher>>;
+
+#[derive(Default)]
+pub struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_i64(&mut self, id: i64) {
+        self.0 = (id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
 /// The leases as one transaction sees them.
 #[derive(Debug, Default)]
 pub struct Leases {
     /// The ids the owner holds, and when its lease expires; `None` if it holds none.
-    own: Option<(HashSet<i64>, i64)>,
+    own: Option<(Ids, i64)>,
     /// Ids under other owners' live leases.
-    others: HashSet<i64>,
+    others: Ids,
 }
 
 impl Leases {
@@ -65,7 +89,7 @@ impl Leases {
 
     /// Adds `ids` to the owner's lease, which then lasts at least until `until`.
     pub fn take(&mut self, ids: impl IntoIterator<Item = i64>, until: Timestamp) {
-        let (own, expiry) = self.own.get_or_insert_with(|| (HashSet::new(), i64::MIN));
+        let (own, expiry) = self.own.get_or_insert_with(|| (Ids::default(), i64::MIN));
         own.extend(ids);
         *expiry = (*expiry).max(until.as_millis());
     }
@@ -104,10 +128,10 @@ impl Leases {
 
 /// Every leased id with its lease's expiry (live or not: a notification under an expired lease
 /// is due, and its expiry is in the past).
-pub fn expiries(conn: &Connection) -> rusqlite::Result<HashMap<i64, i64>> {
+pub fn expiries(conn: &Connection) -> rusqlite::Result<Expiries> {
     let mut stmt = conn.prepare_cached("SELECT until, ids FROM lease")?;
     let mut rows = stmt.query([])?;
-    let mut map = HashMap::new();
+    let mut map = Expiries::default();
     while let Some(r) = rows.next()? {
         let until: i64 = r.get(0)?;
         for id in decode(r.get_ref(1)?.as_blob()?) {
@@ -139,7 +163,7 @@ pub fn expiry_of(conn: &Connection, id: i64) -> rusqlite::Result<Option<i64>> {
 }
 
 /// Ids under a lease live at `now`.
-pub fn live(conn: &Connection, now: Timestamp) -> rusqlite::Result<HashSet<i64>> {
+pub fn live(conn: &Connection, now: Timestamp) -> rusqlite::Result<Ids> {
     Ok(expiries(conn)?
         .into_iter()
         .filter(|&(_, until)| until > now.as_millis())
@@ -153,4 +177,25 @@ fn decode(blob: &[u8]) -> impl Iterator<Item = i64> + '_ {
         bytes.copy_from_slice(b);
         i64::from_le_bytes(bytes)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::hash::BuildHasher;
+
+    /// Consecutive ids (the common case: notifications inserted together) land in distinct
+    /// buckets, and their tags (the top seven bits, which the table compares before keys)
+    /// differ too.
+    #[test]
+    fn consecutive_ids_spread_over_the_buckets() {
+        let build = BuildHasherDefault::<IdHasher>::default();
+        let low: HashSet<u64> = (1..=4096_i64).map(|id| build.hash_one(id) & 4095).collect();
+        assert_eq!(low.len(), 4096);
+        let tags: HashSet<u64> = (1..=4096_i64).map(|id| build.hash_one(id) >> 57).collect();
+        assert!(tags.len() >= 120, "{} tags of 128", tags.len());
+        let mut ids = Ids::default();
+        ids.extend(0..10_000);
+        assert!(ids.contains(&9_999) && !ids.contains(&10_000));
+    }
 }
