@@ -23,6 +23,7 @@ pub type Ids = HashSet<i64, BuildHasherDefault<IdHasher>>;
 /// Leased ids and their lease's expiry.
 pub type Expiries = HashMap<i64, i64, BuildHasherDefault<IdHasher>>;
 
+/// The hasher of [`Ids`] and [`Expiries`].
 #[derive(Default)]
 pub struct IdHasher(u64);
 
