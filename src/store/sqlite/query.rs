@@ -16,13 +16,18 @@ const SUMMARY_COLUMNS: &str =
 
 /// The due time shown is when the notification becomes due: its lease's expiry while that is
 /// later.
+fn leased_until(s: &mut NotificationSummary, until: Option<i64>) {
+    if let (Some(due), Some(until)) = (s.due, until) {
+        s.due = Some(Timestamp::from_millis(due.as_millis().max(until)));
+    }
+}
+
 fn with_lease(
     conn: &Connection,
     mut s: NotificationSummary,
 ) -> rusqlite::Result<NotificationSummary> {
-    if let (Some(due), Some(until)) = (s.due, super::lease::expiry_of(conn, s.id.0)?) {
-        s.due = Some(Timestamp::from_millis(due.as_millis().max(until)));
-    }
+    let until = super::lease::expiry_of(conn, s.id.0)?;
+    leased_until(&mut s, until);
     Ok(s)
 }
 
@@ -200,9 +205,7 @@ pub fn list(conn: &Connection, filter: ListFilter) -> rusqlite::Result<Vec<Notif
     let mut list: Vec<NotificationSummary> = rows.collect::<rusqlite::Result<_>>()?;
     let expiries = super::lease::expiries(conn)?;
     for s in &mut list {
-        if let (Some(due), Some(&until)) = (s.due, expiries.get(&s.id.0)) {
-            s.due = Some(Timestamp::from_millis(due.as_millis().max(until)));
-        }
+        leased_until(s, expiries.get(&s.id.0).copied());
     }
     Ok(list)
 }
