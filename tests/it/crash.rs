@@ -150,15 +150,7 @@ fn crash_serve_killed_with_sigkill_loses_nothing() {
     let mut child = spawn_serve(d);
     let total = names.len() as u64;
     wait_for_notified(&store, total, &mut child, d);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while log_count(d, "notifier service started") == started_before {
-        assert!(
-            Instant::now() < deadline,
-            "serve did not start: {}",
-            log_tail(d, 30)
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_started(d, started_before);
     sigterm(&child);
     let status = wait_exit(&mut child, Duration::from_secs(10), d);
     assert_eq!(status.code(), Some(0), "{}", log_tail(d, 30));

@@ -151,9 +151,7 @@ pub fn expiry_of(conn: &Connection, id: i64) -> rusqlite::Result<Option<i64>> {
         let (mut lo, mut hi) = (0, blob.len() / 8);
         while lo < hi {
             let mid = (lo + hi) / 2;
-            let mut bytes = [0; 8];
-            bytes.copy_from_slice(&blob[mid * 8..mid * 8 + 8]);
-            match i64::from_le_bytes(bytes).cmp(&id) {
+            match id_at(blob, mid).cmp(&id) {
                 std::cmp::Ordering::Less => lo = mid + 1,
                 std::cmp::Ordering::Greater => hi = mid,
                 std::cmp::Ordering::Equal => return Ok(Some(r.get(0)?)),
@@ -172,12 +170,16 @@ pub fn live(conn: &Connection, now: Timestamp) -> rusqlite::Result<Ids> {
         .collect())
 }
 
+/// The ids of a row's `ids` (8 bytes each, little-endian; a trailing partial id is ignored).
 fn decode(blob: &[u8]) -> impl Iterator<Item = i64> + '_ {
-    blob.chunks_exact(8).map(|b| {
-        let mut bytes = [0; 8];
-        bytes.copy_from_slice(b);
-        i64::from_le_bytes(bytes)
-    })
+    (0..blob.len() / 8).map(|i| id_at(blob, i))
+}
+
+/// The `i`th id of a row's `ids`.
+fn id_at(blob: &[u8], i: usize) -> i64 {
+    let mut bytes = [0; 8];
+    bytes.copy_from_slice(&blob[i * 8..i * 8 + 8]);
+    i64::from_le_bytes(bytes)
 }
 
 #[cfg(test)]

@@ -281,6 +281,51 @@ fn lease_rows_follow_their_owners() {
     assert_eq!(s.notified, None);
 }
 
+/// A lease row this program did not write: ids that are not bytes make claims fail with one
+/// sentence naming the file (nothing is claimed, nothing panics); a trailing partial id is
+/// ignored.
+#[test]
+fn lease_rows_written_by_hand_are_refused_or_read_safely() {
+    let (_dir, store) = open();
+    let names = store.insert(&[new_only(0), new_only(0)], t(0)).unwrap();
+    store
+        .writer()
+        .execute("INSERT INTO lease VALUES (9, 1000, 'not bytes')", [])
+        .unwrap();
+    let err = store.claim(A, 10, t(10), t(100)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Store);
+    let message = err.to_string();
+    assert!(
+        message.contains("could not read the leases in"),
+        "{message}"
+    );
+    assert!(message.contains("test.db"), "{message}");
+    assert!(!message.contains('\n'), "{message}");
+    let owners: i64 = store
+        .writer()
+        .query_row("SELECT count(*) FROM lease", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(owners, 1, "nothing claimed: A has no lease row");
+    let counted = store.counts(t(10)).unwrap_err().to_string();
+    assert!(
+        counted.contains("could not count notifications in"),
+        "{counted}"
+    );
+    // Id 1 and three stray bytes: id 1 is leased, id 2 is not.
+    let mut blob = 1_i64.to_le_bytes().to_vec();
+    blob.extend([7, 7, 7]);
+    store
+        .writer()
+        .execute(
+            "UPDATE lease SET ids = ?1 WHERE owner = 9",
+            rusqlite::params![blob],
+        )
+        .unwrap();
+    let claimed = store.claim(A, 10, t(10), t(100)).unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].name, names[1]);
+}
+
 #[test]
 fn read_notifications_are_never_claimed_and_stay_read() {
     let (_dir, store) = open();
