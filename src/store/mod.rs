@@ -66,19 +66,20 @@ pub struct NotifierProgress {
     pub last_error: Option<String>,
 }
 
-/// A notification claimed for delivery, leased to the claimer.
+/// A notification claimed for delivery, leased to the claimer: what a worker needs to send
+/// it and to report its outcome.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Claimed {
-    /// The store's identifier.
-    pub id: NotificationId,
-    /// The public name.
-    pub name: String,
-    /// When it was stored.
-    pub created: Timestamp,
-    /// When a round last succeeded.
-    pub notified: Option<Timestamp>,
     /// Progress of the current round, per notifier; empty when the round is fresh.
     pub progress: Vec<NotifierProgress>,
+    /// What its [`Outcome`] names it by.
+    pub id: NotificationId,
+    /// The public name: what the notifiers send.
+    pub name: String,
+    /// When it was stored (the latency metric counts from here).
+    pub created: Timestamp,
+    /// When a round last succeeded; `None` before its first delivery.
+    pub notified: Option<Timestamp>,
 }
 
 /// What became of one claimed notification, to be written back by [`Datastore::record`].
