@@ -72,6 +72,7 @@ pub mod notification;
 mod notifier;
 pub mod service;
 pub mod store;
+mod text;
 mod time;
 pub mod webhook;
 

@@ -33,6 +33,7 @@ use ureq::http::{StatusCode, Uri};
 use crate::config::{HttpConfig, NotifierConfig};
 use crate::error::{Error, Result};
 use crate::notifier::{Delivery, Notifier, SendError};
+use crate::text::{one_line, redact_url, truncate};
 
 use self::signature::Signer;
 
@@ -173,7 +174,7 @@ impl Configured {
             servername: servername.to_string(),
             cafile: http.cafile.trim().to_string(),
             certfile: http.certfile.trim().to_string(),
-            proxy: redact_userinfo(http.proxy.trim()),
+            proxy: redact_url(http.proxy.trim()),
             timeout: http.timeout,
         })
     }
@@ -373,7 +374,7 @@ fn parse_proxy(proxy: &str) -> Result<Option<ureq::Proxy>> {
     if raw.is_empty() {
         return Ok(None);
     }
-    let shown = redact_userinfo(raw);
+    let shown = redact_url(raw);
     let bad = |why: &str| {
         Error::config(format!(
             "notifier.http.proxy \"{shown}\" is not a valid proxy URL: {why}"
@@ -392,18 +393,6 @@ fn parse_proxy(proxy: &str) -> Result<Option<ureq::Proxy>> {
     Ok(Some(parsed))
 }
 
-/// `scheme://<redacted>@host...` when a URL carries credentials; the URL otherwise.
-fn redact_userinfo(url: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((_, host)) if scheme.is_empty() => format!("<redacted>@{host}{path}"),
-        Some((_, host)) => format!("{scheme}://<redacted>@{host}{path}"),
-        None => url.to_string(),
-    }
-}
-
 /// A `Retry-After` value as a delay from `now`: delay-seconds, or an HTTP-date (a date in the
 /// past is no delay). `None` when it is neither.
 pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
@@ -420,20 +409,6 @@ fn status_text(status: StatusCode) -> String {
     match status.canonical_reason() {
         Some(reason) => format!("{} {reason}", status.as_u16()),
         None => status.as_u16().to_string(),
-    }
-}
-
-/// `s` with every control character (line breaks included) turned into a space.
-fn one_line(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => format!("{}...", &s[..i]),
-        None => s.to_string(),
     }
 }
 
@@ -552,16 +527,6 @@ mod tests {
     }
 
     #[test]
-    fn redaction_keeps_host_drops_credentials() {
-        assert_eq!(
-            redact_userinfo("http://u:p@proxy:3128/x"),
-            "http://<redacted>@proxy:3128/x"
-        );
-        assert_eq!(redact_userinfo("http://proxy:3128"), "http://proxy:3128");
-        assert_eq!(redact_userinfo("u:p@proxy"), "<redacted>@proxy");
-    }
-
-    #[test]
     fn bad_proxies_are_named() {
         for bad in [
             "socks5://127.0.0.1:1080",
@@ -602,12 +567,5 @@ mod tests {
             assert!(!err.contains("hunter2"), "{err}");
         }
         assert!(Webhook::from_config(&with("Webhook-Id", "x", "")).is_ok());
-    }
-
-    #[test]
-    fn one_line_messages() {
-        assert_eq!(one_line("a\nb\r\tc"), "a b  c");
-        assert_eq!(truncate("abcdef", 3), "abc...");
-        assert_eq!(truncate("abc", 3), "abc");
     }
 }
