@@ -386,7 +386,13 @@ fn parse_proxy(proxy: &str) -> Result<Option<ureq::Proxy>> {
              supported)",
         ));
     }
-    let parsed = ureq::Proxy::new(raw).map_err(|e| bad(&e.to_string()))?;
+    let parsed = ureq::Proxy::new(raw).map_err(|e| {
+        Error::with_source(
+            crate::ErrorKind::Config,
+            format!("notifier.http.proxy \"{shown}\" could not be parsed"),
+            e,
+        )
+    })?;
     if parsed.host().is_empty() {
         return Err(bad("it has no host"));
     }
