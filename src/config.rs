@@ -220,7 +220,7 @@ impl fmt::Debug for HttpConfig {
             .field("cafile", &self.cafile)
             .field("certfile", &self.certfile)
             .field("keyfile", &self.keyfile)
-            .field("proxy", &redact_url(&self.proxy))
+            .field("proxy", &crate::text::redact_url(&self.proxy))
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
             .field("signing_secret", &redacted(&self.signing_secret))
             .finish()
@@ -264,17 +264,6 @@ impl fmt::Debug for ApiConfig {
 
 fn redacted(secret: &str) -> &'static str {
     if secret.is_empty() { "" } else { "<redacted>" }
-}
-
-/// A proxy URL may carry a password (`http://user:pass@host`): keep only scheme and host.
-fn redact_url(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => match rest.rsplit_once('@') {
-            Some((_, host)) => format!("{scheme}://<redacted>@{host}"),
-            None => url.to_string(),
-        },
-        None => url.to_string(),
-    }
 }
 
 impl NotifierConfig {

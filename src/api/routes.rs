@@ -170,7 +170,7 @@ impl Api {
                     400,
                     &format!(
                         "invalid limit format: {:?} is not a whole number",
-                        truncate(limit, 40)
+                        crate::text::truncate(limit, 40)
                     ),
                 );
             }
@@ -261,14 +261,6 @@ impl Api {
                 )
             }
         }
-    }
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_string()
-    } else {
-        format!("{}…", s.chars().take(max).collect::<String>())
     }
 }
 
