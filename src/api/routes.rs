@@ -50,7 +50,7 @@ fn secs(t: Timestamp) -> String {
 /// Renders one page as the body of `GET /v1/notifications/{name}`, byte for byte: Clair
 /// v1's shape, then a newline. `page_token` is the token of this page (echoed as `Page`),
 /// `next_token` that of the next one (`NextPage`, absent on the last page).
-pub fn render_page(
+fn render_page(
     page: &NotificationPage,
     limit: u32,
     page_token: &str,
@@ -84,36 +84,13 @@ fn query_param(query: &str, key: &str) -> Option<String> {
 }
 
 /// Decodes `%XX` escapes and `+` (a space, in a query); `None` if the result is not UTF-8.
+/// A `%` not followed by two hex digits stands for itself.
 fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
-                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(b) => {
-                        out.push(b);
-                        i += 3;
-                    }
-                    None => {
-                        out.push(b'%');
-                        i += 1;
-                    }
-                }
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
+    let spaced = s.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8()
+        .ok()
+        .map(std::borrow::Cow::into_owned)
 }
 
 impl Api {
@@ -296,5 +273,6 @@ mod tests {
         assert_eq!(query_param("", "limit"), None);
         assert_eq!(percent_decode("%zz%4").as_deref(), Some("%zz%4"));
         assert_eq!(percent_decode("%ff"), None);
+        assert_eq!(percent_decode("a+b%2B%41").as_deref(), Some("a b+A"));
     }
 }
