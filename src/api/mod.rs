@@ -29,7 +29,7 @@ use ring::hmac;
 use ring::rand::SystemRandom;
 use serde::Serialize;
 
-pub use routes::render_page;
+pub use routes::{PageError, render_page};
 pub use server::{
     IDLE_TIMEOUT, MAX_BODY_BYTES, MAX_CONNECTIONS, MAX_HEADER_BYTES, MAX_URL_BYTES,
     REQUEST_TIMEOUT, Server, ServerHandle, THREADS, WRITE_TIMEOUT,
