@@ -182,7 +182,7 @@ fn a_crashed_owners_expired_lease_is_taken_over() {
     let name = store.insert(&[sample("CVE-L", 0)], clock.now()).unwrap()[0].clone();
     // Another instance claims it and dies without an outcome.
     let lease = Duration::from_secs(600);
-    let crashed = clair_notifier::store::LeaseOwner(424242);
+    let crashed = clair_notifier::store::LeaseOwner::new(424242);
     let claimed = store
         .claim(crashed, 10, clock.now(), clock.now().plus(lease))
         .unwrap();
@@ -413,41 +413,26 @@ mod claim_sizes {
     use clair_notifier::notification::{
         NewNotification, NotificationId, NotificationPage, NotificationSummary, PageCursor,
     };
-    use clair_notifier::store::{Claimed, Counts, LeaseOwner, ListFilter, Outcome};
+    use clair_notifier::store::{ClaimRequest, Claimed, Counts, LeaseOwner, ListFilter, Outcome};
     use clair_notifier::{Datastore, Result, Timestamp, Waker};
 
     impl Datastore for super::ClaimSizes {
         fn insert(&self, n: &[NewNotification], now: Timestamp) -> Result<Vec<String>> {
             self.inner.insert(n, now)
         }
-        fn claim(
-            &self,
-            owner: LeaseOwner,
-            limit: usize,
-            now: Timestamp,
-            until: Timestamp,
-        ) -> Result<Vec<Claimed>> {
-            self.record_and_claim(owner, &[], limit, now, until)
-        }
         fn renew(&self, owner: LeaseOwner, ids: &[NotificationId], t: Timestamp) -> Result<usize> {
             self.inner.renew(owner, ids, t)
-        }
-        fn record(&self, owner: LeaseOwner, outcomes: &[Outcome], now: Timestamp) -> Result<()> {
-            self.inner.record(owner, outcomes, now)
         }
         fn record_and_claim(
             &self,
             owner: LeaseOwner,
             outcomes: &[Outcome],
-            limit: usize,
-            now: Timestamp,
-            until: Timestamp,
+            claim: ClaimRequest,
         ) -> Result<Vec<Claimed>> {
-            if limit > 0 {
-                self.limits.lock().unwrap().push(limit);
+            if claim.limit > 0 {
+                self.limits.lock().unwrap().push(claim.limit);
             }
-            self.inner
-                .record_and_claim(owner, outcomes, limit, now, until)
+            self.inner.record_and_claim(owner, outcomes, claim)
         }
         fn release(&self, owner: LeaseOwner, ids: &[NotificationId], now: Timestamp) -> Result<()> {
             self.inner.release(owner, ids, now)
