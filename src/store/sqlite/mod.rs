@@ -90,7 +90,13 @@ pub(crate) fn store_error(path: &str, doing: &str, e: rusqlite::Error) -> Error 
         Some(d) => format!("{doing} {path}: {d}"),
         None => format!("{doing} {path}"),
     };
-    Error::with_source(ErrorKind::Store, message, e)
+    let kind = match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) => {
+            ErrorKind::NotADatabase
+        }
+        _ => ErrorKind::Store,
+    };
+    Error::with_source(kind, message, e)
 }
 
 impl SqliteStore {

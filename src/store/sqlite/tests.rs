@@ -128,7 +128,7 @@ fn foreign_and_garbage_files_are_refused_untouched() {
     let bytes = b"this is not a database at all, just some text that is long enough".repeat(100);
     std::fs::write(&garbage, &bytes).unwrap();
     let err = SqliteStore::open(&garbage).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Store);
+    assert_eq!(err.kind(), ErrorKind::NotADatabase);
     assert!(err.to_string().contains("not an SQLite database"), "{err}");
     assert_eq!(std::fs::read(&garbage).unwrap(), bytes);
 
