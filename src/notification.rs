@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::{Error, ErrorKind, Result};
 use crate::time::Timestamp;
 
 /// A vulnerability as Clair v1 describes it.
@@ -101,15 +102,17 @@ impl NewNotification {
     ///
     /// # Errors
     ///
-    /// A sentence naming what is missing.
-    pub fn check(&self) -> Result<(), String> {
+    /// [`InvalidInput`](ErrorKind::InvalidInput), its message a sentence naming what is
+    /// missing (`the New vulnerability needs a Name`).
+    pub fn check(&self) -> Result<()> {
+        let invalid = |why: String| Err(Error::new(ErrorKind::InvalidInput, why));
         if self.old.is_none() && self.new.is_none() {
-            return Err("a notification needs an Old or a New vulnerability".to_string());
+            return invalid("a notification needs an Old or a New vulnerability".to_string());
         }
         for (side, v) in [("Old", &self.old), ("New", &self.new)] {
             if let Some(v) = v {
                 if v.vulnerability.name.trim().is_empty() {
-                    return Err(format!("the {side} vulnerability needs a Name"));
+                    return invalid(format!("the {side} vulnerability needs a Name"));
                 }
             }
         }
@@ -117,9 +120,24 @@ impl NewNotification {
     }
 }
 
-/// The store's identifier of a notification (not its public name).
+/// A store's own key for a notification (not its public name).
+///
+/// The service only compares, hashes and hands it back to the store that made it; what the
+/// number means is the store's business (a row id for SQLite).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct NotificationId(pub i64);
+pub struct NotificationId(i64);
+
+impl NotificationId {
+    /// The id a store keeps as `raw`.
+    pub const fn new(raw: i64) -> NotificationId {
+        NotificationId(raw)
+    }
+
+    /// The number the store gave.
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
 
 /// Where a notification stands, as `list` and `stats` report it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -16,7 +16,7 @@ use crossbeam_channel::{Receiver, Sender, select};
 
 use super::Shared;
 use crate::notification::NotificationId;
-use crate::store::{Claimed, Outcome};
+use crate::store::{ClaimRequest, Claimed, Outcome};
 use crate::time::Timestamp;
 
 /// The longest wait after a failed store operation before the next try.
@@ -118,10 +118,12 @@ impl Scanner {
                     || pending_since.elapsed() >= FLUSH_DELAY);
             if limit > 0 || flush {
                 let lease_until = now.plus(config.lease);
-                match shared
-                    .store
-                    .record_and_claim(shared.owner, &pending, limit, now, lease_until)
-                {
+                let claim = ClaimRequest {
+                    limit,
+                    now,
+                    lease_until,
+                };
+                match shared.store.record_and_claim(shared.owner, &pending, claim) {
                     Ok(claimed) => {
                         store_retry = Duration::from_millis(50);
                         for o in pending.drain(..) {

@@ -32,8 +32,8 @@ fn open() -> (tempfile::TempDir, SqliteStore) {
     (dir, store)
 }
 
-const A: LeaseOwner = LeaseOwner(1);
-const B: LeaseOwner = LeaseOwner(2);
+const A: LeaseOwner = LeaseOwner::new(1);
+const B: LeaseOwner = LeaseOwner::new(2);
 
 fn done(id: NotificationId, next_due: Timestamp) -> Outcome {
     Outcome {
@@ -43,14 +43,37 @@ fn done(id: NotificationId, next_due: Timestamp) -> Outcome {
         attempts: 0,
         last_error: None,
         progress: Vec::new(),
-        replace_progress: false,
     }
+}
+
+/// The pragmas this store sets, read back from its writer connection.
+fn pragmas(store: &SqliteStore) -> std::collections::HashMap<&'static str, String> {
+    let conn = store.writer();
+    let names = [
+        "journal_mode",
+        "synchronous",
+        "busy_timeout",
+        "foreign_keys",
+        "temp_store",
+        "page_size",
+    ];
+    let read = |name: &str| -> String {
+        let v: rusqlite::types::Value = conn
+            .query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
+            .unwrap();
+        match v {
+            rusqlite::types::Value::Integer(i) => i.to_string(),
+            rusqlite::types::Value::Text(t) => t,
+            other => format!("{other:?}"),
+        }
+    };
+    names.into_iter().map(|n| (n, read(n))).collect()
 }
 
 #[test]
 fn pragmas_took_effect() {
     let (_dir, store) = open();
-    let p: std::collections::HashMap<_, _> = store.pragmas().unwrap().into_iter().collect();
+    let p = pragmas(&store);
     assert_eq!(p["journal_mode"], "wal");
     assert_eq!(p["synchronous"], "1", "NORMAL outside durable commits");
     assert_eq!(p["busy_timeout"], "5000");
@@ -59,7 +82,7 @@ fn pragmas_took_effect() {
     assert_eq!(p["page_size"], "8192");
     // A durable write restores NORMAL afterwards.
     store.insert(&[new_only(0)], t(0)).unwrap();
-    let p: std::collections::HashMap<_, _> = store.pragmas().unwrap().into_iter().collect();
+    let p = pragmas(&store);
     assert_eq!(p["synchronous"], "1");
 }
 
@@ -374,7 +397,6 @@ fn round_progress_is_kept_and_cleared() {
         attempts: 2,
         last_error: Some("b: 500".into()),
         progress: progress.clone(),
-        replace_progress: true,
     };
     store.record(A, &[retry], t(1)).unwrap();
     let s = store.summary(&names[0]).unwrap().unwrap();
@@ -391,8 +413,7 @@ fn round_progress_is_kept_and_cleared() {
     );
     let c = store.claim(A, 1, t(10), t(100)).unwrap();
     assert_eq!(c[0].progress, progress);
-    let mut ok = done(c[0].id, t(500));
-    ok.replace_progress = true;
+    let ok = done(c[0].id, t(500));
     store.record(A, &[ok], t(11)).unwrap();
     let c = store.claim(A, 1, t(500), t(600)).unwrap();
     assert!(c[0].progress.is_empty());
@@ -675,7 +696,7 @@ fn a_first_schema_database_is_migrated() {
         .summary("6e4ad270-4957-4242-b5ad-dad851379573")
         .unwrap()
         .unwrap();
-    assert_eq!(s.id, NotificationId(1));
+    assert_eq!(s.id, NotificationId::new(1));
     assert_eq!(s.notified, Some(t(2000)));
     assert_eq!(s.due, Some(t(3000)));
     assert_eq!(s.attempts, 2);
@@ -785,4 +806,40 @@ fn a_first_schema_database_that_cannot_be_migrated_is_left_as_it_was() {
         )
         .unwrap();
     assert_eq!((name.as_str(), layers), ("not-a-uuid", 1));
+}
+
+/// A database of a schema this program does not know, newer or negative (no version ever
+/// wrote one), is refused with one sentence naming the file and its version, and left as it
+/// was.
+#[test]
+fn unknown_schema_versions_are_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    for version in [schema::VERSION + 1, 99, -1, i64::from(i32::MIN)] {
+        let path = dir.path().join(format!("v{version}.db"));
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch("CREATE TABLE keep (x)").unwrap();
+            conn.pragma_update(None, "user_version", version).unwrap();
+        }
+        let e = SqliteStore::open(&path).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Store);
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{} has schema version {version}, which this program (schema {}) cannot read: \
+                 upgrade clair-notifier",
+                path.display(),
+                schema::VERSION
+            )
+        );
+        let conn = Connection::open(&path).unwrap();
+        let kept: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(kept, version, "the version is left as it was");
+        let tables: i64 = conn
+            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(tables, 1, "nothing was created in it");
+    }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use clair_notifier::notification::{
     NewNotification, NotificationId, NotificationPage, NotificationSummary, PageCursor,
 };
-use clair_notifier::store::{Claimed, Counts, LeaseOwner, ListFilter, Outcome};
+use clair_notifier::store::{ClaimRequest, Claimed, Counts, LeaseOwner, ListFilter, Outcome};
 use clair_notifier::{Datastore, Result, SqliteStore, Timestamp, Waker};
 
 /// One claim as the store saw it.
@@ -74,36 +74,20 @@ impl Datastore for Recording {
     fn insert(&self, n: &[NewNotification], now: Timestamp) -> Result<Vec<String>> {
         self.inner.insert(n, now)
     }
-    fn claim(
-        &self,
-        owner: LeaseOwner,
-        limit: usize,
-        now: Timestamp,
-        until: Timestamp,
-    ) -> Result<Vec<Claimed>> {
-        self.record_and_claim(owner, &[], limit, now, until)
-    }
     fn renew(&self, owner: LeaseOwner, ids: &[NotificationId], t: Timestamp) -> Result<usize> {
         self.inner.renew(owner, ids, t)
-    }
-    fn record(&self, owner: LeaseOwner, outcomes: &[Outcome], now: Timestamp) -> Result<()> {
-        self.inner.record(owner, outcomes, now)
     }
     fn record_and_claim(
         &self,
         owner: LeaseOwner,
         outcomes: &[Outcome],
-        limit: usize,
-        now: Timestamp,
-        until: Timestamp,
+        claim: ClaimRequest,
     ) -> Result<Vec<Claimed>> {
-        let claimed = self
-            .inner
-            .record_and_claim(owner, outcomes, limit, now, until)?;
-        if limit > 0 {
+        let claimed = self.inner.record_and_claim(owner, outcomes, claim)?;
+        if claim.limit > 0 {
             self.claims.lock().unwrap().push(Claim {
-                limit,
-                now,
+                limit: claim.limit,
+                now: claim.now,
                 names: claimed.iter().map(|c| c.name.clone()).collect(),
             });
         }
