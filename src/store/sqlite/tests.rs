@@ -565,7 +565,6 @@ fn the_wal_is_checkpointed_off_the_writer_and_stays_bounded() {
         .collect();
     for _ in 0..60 {
         store.insert(&batch, t(0)).unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(2));
     }
     let db = std::fs::metadata(&path).unwrap().len();
     let wal = std::fs::metadata(dir.path().join("wal.db-wal"))
