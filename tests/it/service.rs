@@ -6,6 +6,7 @@ use std::time::Duration;
 use clair_notifier::{Datastore, NotifierConfig, Service, SqliteStore, State, Timestamp};
 
 use crate::common::receiver::Receiver;
+use crate::common::spy_store::SpyStore;
 use crate::common::{OffsetClock, Silent, sample, temp_db, wait_for};
 
 fn webhook_config(url: &str) -> NotifierConfig {
@@ -403,92 +404,13 @@ fn in_process_inserts_wake_the_scanner_and_other_writers_are_polled() {
     handle.stop();
 }
 
-/// A store that notes the size of each claim it is asked for, and otherwise is the SQLite store.
-struct ClaimSizes {
-    inner: SqliteStore,
-    limits: std::sync::Mutex<Vec<usize>>,
-}
-
-mod claim_sizes {
-    use clair_notifier::notification::{
-        NewNotification, NotificationId, NotificationPage, NotificationSummary, PageCursor,
-    };
-    use clair_notifier::store::{Claimed, Counts, LeaseOwner, ListFilter, Outcome};
-    use clair_notifier::{Datastore, Result, Timestamp, Waker};
-
-    impl Datastore for super::ClaimSizes {
-        fn insert(&self, n: &[NewNotification], now: Timestamp) -> Result<Vec<String>> {
-            self.inner.insert(n, now)
-        }
-        fn claim(
-            &self,
-            owner: LeaseOwner,
-            limit: usize,
-            now: Timestamp,
-            until: Timestamp,
-        ) -> Result<Vec<Claimed>> {
-            self.record_and_claim(owner, &[], limit, now, until)
-        }
-        fn renew(&self, owner: LeaseOwner, ids: &[NotificationId], t: Timestamp) -> Result<usize> {
-            self.inner.renew(owner, ids, t)
-        }
-        fn record(&self, owner: LeaseOwner, outcomes: &[Outcome], now: Timestamp) -> Result<()> {
-            self.inner.record(owner, outcomes, now)
-        }
-        fn record_and_claim(
-            &self,
-            owner: LeaseOwner,
-            outcomes: &[Outcome],
-            limit: usize,
-            now: Timestamp,
-            until: Timestamp,
-        ) -> Result<Vec<Claimed>> {
-            if limit > 0 {
-                self.limits.lock().unwrap().push(limit);
-            }
-            self.inner
-                .record_and_claim(owner, outcomes, limit, now, until)
-        }
-        fn release(&self, owner: LeaseOwner, ids: &[NotificationId], now: Timestamp) -> Result<()> {
-            self.inner.release(owner, ids, now)
-        }
-        fn next_due(&self) -> Result<Option<Timestamp>> {
-            self.inner.next_due()
-        }
-        fn mark_read(&self, name: &str, now: Timestamp) -> Result<bool> {
-            self.inner.mark_read(name, now)
-        }
-        fn page(&self, name: &str, c: PageCursor, limit: u32) -> Result<Option<NotificationPage>> {
-            self.inner.page(name, c, limit)
-        }
-        fn summary(&self, name: &str) -> Result<Option<NotificationSummary>> {
-            self.inner.summary(name)
-        }
-        fn list(&self, filter: ListFilter) -> Result<Vec<NotificationSummary>> {
-            self.inner.list(filter)
-        }
-        fn counts(&self, now: Timestamp) -> Result<Counts> {
-            self.inner.counts(now)
-        }
-        fn setting_or_insert(&self, key: &str, value: &str) -> Result<String> {
-            self.inner.setting_or_insert(key, value)
-        }
-        fn watch(&self, waker: Waker) {
-            self.inner.watch(waker)
-        }
-    }
-}
-
 /// With idle workers, the scanner claims a small batch first, so sending starts at once, and
 /// fills the rest of the queue with claims four times larger each.
 #[test]
 fn idle_workers_get_a_small_first_batch_then_a_full_queue() {
     let rx = Receiver::start(4);
     let (_dir, path) = temp_db();
-    let store = Arc::new(ClaimSizes {
-        inner: SqliteStore::open(&path).unwrap(),
-        limits: std::sync::Mutex::new(Vec::new()),
-    });
+    let store = Arc::new(SpyStore::open(&path));
     let batch: Vec<_> = (0..2000).map(|i| sample(&format!("CVE-{i}"), 0)).collect();
     store.inner.insert(&batch, Timestamp::now()).unwrap();
     let config = webhook_config(&rx.url());
@@ -528,10 +450,7 @@ impl clair_notifier::Notifier for Instant0 {
 #[test]
 fn fast_workers_draining_a_backlog_keep_claims_full() {
     let (_dir, path) = temp_db();
-    let store = Arc::new(ClaimSizes {
-        inner: SqliteStore::open(&path).unwrap(),
-        limits: std::sync::Mutex::new(Vec::new()),
-    });
+    let store = Arc::new(SpyStore::open(&path));
     let batch: Vec<_> = (0..20_000)
         .map(|i| sample(&format!("CVE-{i}"), 0))
         .collect();
