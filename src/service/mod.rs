@@ -213,7 +213,6 @@ impl Service {
             outcomes: outcome_rx,
             wake: wake_rx,
             capacity,
-            claim_threshold: (capacity / 2).max(1),
         };
         log::info!(
             "notifier service started: {} workers, notifiers {}",
