@@ -73,6 +73,7 @@ mod notifier;
 pub mod service;
 pub mod store;
 mod time;
+mod wake;
 pub mod webhook;
 
 pub use config::{ApiConfig, Config, DatabaseConfig, HttpConfig, NotifierConfig};
@@ -82,9 +83,10 @@ pub use notification::{
     State, Vulnerability, VulnerabilityWithLayers,
 };
 pub use notifier::{Delivery, Notifier, Registry, SendError, register};
-pub use service::{Handle, Service, Stopper, Waker, run};
+pub use service::{Handle, Service, Stopper, run};
 pub use store::{Datastore, SqliteStore};
 pub use time::{Clock, Timestamp};
+pub use wake::Waker;
 pub use webhook::Webhook;
 
 /// The README's Rust examples, compiled and run as doctests.

@@ -27,40 +27,14 @@ pub use stopper::Stopper;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use crossbeam_channel::{Receiver, Sender, bounded};
+use crossbeam_channel::bounded;
 
 use crate::config::NotifierConfig;
 use crate::error::{Error, ErrorKind, Result};
 use crate::notifier::Registry;
 use crate::store::{Datastore, LeaseOwner};
 use crate::time::Clock;
-
-/// Wakes a service's scanner so that it looks for due work at once. Cheap to clone; waking a
-/// stopped service does nothing.
-#[derive(Clone, Debug)]
-pub struct Waker(Sender<()>);
-
-impl Waker {
-    /// A waker and the receiver its wake-ups arrive on (at most one is kept pending).
-    pub fn new() -> (Waker, Receiver<()>) {
-        let (tx, rx) = bounded(1);
-        (Waker(tx), rx)
-    }
-
-    /// Asks for a look at due work. Never blocks.
-    pub fn wake(&self) {
-        let _ = self.0.try_send(());
-    }
-
-    /// Whether the service this waker belongs to has gone.
-    pub fn is_closed(&self) -> bool {
-        // A disconnected channel refuses even when it has room.
-        matches!(
-            self.0.try_send(()),
-            Err(crossbeam_channel::TrySendError::Disconnected(()))
-        )
-    }
-}
+use crate::wake::Waker;
 
 /// The capacity of the job queue of a service with `workers` workers: claimed notifications
 /// waiting for a worker. With the workers' sends, it bounds what one instance has in flight,

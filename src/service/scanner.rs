@@ -23,7 +23,7 @@ use crossbeam_channel::{Receiver, Sender, select};
 
 use super::Shared;
 use crate::notification::NotificationId;
-use crate::store::{Claimed, Outcome};
+use crate::store::{ClaimRequest, Claimed, Outcome};
 use crate::time::Timestamp;
 use state::{Plan, ScanState, Wait};
 
@@ -87,10 +87,14 @@ impl Scanner {
     fn write(&self, st: &mut ScanState, plan: Plan, now: Timestamp) -> bool {
         let shared = &self.shared;
         let lease_until = now.plus(shared.config.lease);
-        let claimed =
-            shared
-                .store
-                .record_and_claim(shared.owner, st.pending(), plan.claim, now, lease_until);
+        let claim = ClaimRequest {
+            limit: plan.claim,
+            now,
+            lease_until,
+        };
+        let claimed = shared
+            .store
+            .record_and_claim(shared.owner, st.pending(), claim);
         let claimed = match claimed {
             Ok(claimed) => claimed,
             Err(e) => {

@@ -43,7 +43,6 @@ pub(crate) fn run(
 
 /// One round's step for one notification: every notifier not yet done is tried once.
 fn deliver(shared: &Shared, notifiers: &Notifiers, job: Claimed, rng: &mut Rng) -> Outcome {
-    let had_progress = !job.progress.is_empty();
     let mut progress: Vec<NotifierProgress> = Vec::with_capacity(notifiers.len());
     let mut retry_after = None;
     for (i, (name, notifier)) in notifiers.iter().enumerate() {
@@ -119,7 +118,6 @@ fn deliver(shared: &Shared, notifiers: &Notifiers, job: Claimed, rng: &mut Rng) 
             attempts: 0,
             last_error: None,
             progress: Vec::new(),
-            replace_progress: had_progress,
         };
     }
     let attempts = failing.iter().map(|p| p.attempts).max().unwrap_or(0);
@@ -143,7 +141,6 @@ fn deliver(shared: &Shared, notifiers: &Notifiers, job: Claimed, rng: &mut Rng) 
             attempts,
             last_error: Some(last_error),
             progress: Vec::new(),
-            replace_progress: had_progress,
         };
     }
     shared.metrics.retries.fetch_add(1, Ordering::Relaxed);
@@ -155,6 +152,5 @@ fn deliver(shared: &Shared, notifiers: &Notifiers, job: Claimed, rng: &mut Rng) 
         attempts,
         last_error: Some(last_error),
         progress,
-        replace_progress: true,
     }
 }

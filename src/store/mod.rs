@@ -25,17 +25,31 @@ use crate::error::Result;
 use crate::notification::{
     NewNotification, NotificationId, NotificationPage, NotificationSummary, PageCursor, State,
 };
-use crate::service::Waker;
 use crate::time::Timestamp;
+use crate::wake::Waker;
 
 /// Identifies one running service instance as the holder of leases.
+///
+/// Each service draws a random one when it starts; a store keeps it beside what the instance
+/// holds. It is a positive 63-bit number, so that any store can keep it as a signed 64-bit
+/// integer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct LeaseOwner(pub i64);
+pub struct LeaseOwner(i64);
 
 impl LeaseOwner {
     /// A fresh random owner id.
     pub fn random() -> LeaseOwner {
         LeaseOwner((uuid::Uuid::new_v4().as_u128() as i64) & i64::MAX)
+    }
+
+    /// The owner a store kept as `raw` (a value [`get`](LeaseOwner::get) returned).
+    pub const fn new(raw: i64) -> LeaseOwner {
+        LeaseOwner(raw)
+    }
+
+    /// The number to keep in a store.
+    pub const fn get(self) -> i64 {
+        self.0
     }
 }
 
@@ -52,19 +66,20 @@ pub struct NotifierProgress {
     pub last_error: Option<String>,
 }
 
-/// A notification claimed for delivery, leased to the claimer.
+/// A notification claimed for delivery, leased to the claimer: what a worker needs to send
+/// it and to report its outcome.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Claimed {
-    /// The store's identifier.
-    pub id: NotificationId,
-    /// The public name.
-    pub name: String,
-    /// When it was stored.
-    pub created: Timestamp,
-    /// When a round last succeeded.
-    pub notified: Option<Timestamp>,
     /// Progress of the current round, per notifier; empty when the round is fresh.
     pub progress: Vec<NotifierProgress>,
+    /// What its [`Outcome`] names it by.
+    pub id: NotificationId,
+    /// The public name: what the notifiers send.
+    pub name: String,
+    /// When it was stored (the latency metric counts from here).
+    pub created: Timestamp,
+    /// When a round last succeeded; `None` before its first delivery.
+    pub notified: Option<Timestamp>,
 }
 
 /// What became of one claimed notification, to be written back by [`Datastore::record`].
@@ -80,10 +95,9 @@ pub struct Outcome {
     pub attempts: u32,
     /// The failure to show, while the notification is failing.
     pub last_error: Option<String>,
-    /// Per-notifier progress of an unfinished round; empty when the round ended.
+    /// Per-notifier progress of an unfinished round, replacing what the store held; empty
+    /// when the round ended (the store then forgets the round's progress).
     pub progress: Vec<NotifierProgress>,
-    /// Whether stored progress must be replaced (it existed at claim, or `progress` is set).
-    pub replace_progress: bool,
 }
 
 /// Counts of notifications by state, and delivery figures.
@@ -121,22 +135,80 @@ pub struct ListFilter {
     pub limit: usize,
 }
 
+/// What [`Datastore::record_and_claim`] is asked to claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClaimRequest {
+    /// At most this many notifications; 0 claims nothing (the call only records).
+    pub limit: usize,
+    /// The time of the call: what is due at or before it may be claimed, and outcomes are
+    /// recorded at it.
+    pub now: Timestamp,
+    /// When the leases taken expire unless renewed.
+    pub lease_until: Timestamp,
+}
+
 /// Durable storage of notifications and their delivery state.
 ///
-/// Implementations are shared by the scanner, the workers' owner, the read API and the
-/// command line, from several threads and possibly several processes.
+/// Implementations are shared by the scanner, the read API and the command line, from several
+/// threads and possibly several processes (instances) at once. Every operation that depends on
+/// the time takes it from its caller, so a backend never reads a clock of its own.
+///
+/// # The contract
+///
+/// A backend is correct when these hold; the SQLite store's tests check each of them
+/// (`src/store/sqlite/tests.rs`), and a second backend should be tested against the same list.
+///
+/// - **Due.** A notification is due at `now` when it is not read, its due time is at or before
+///   `now`, and no live lease covers it. Inserted notifications are due at once. Read ones are
+///   never due again and never claimed again.
+/// - **Leases.** A claim leases what it returns to its owner until `lease_until`; while that
+///   lease is live, no claim (by any owner) returns it again, and it is not counted as due.
+///   A claim leaves the due time as it was: once the lease expires without an outcome (a
+///   crashed owner), the notification is due again with nothing else to clean up. A store may
+///   keep leases per owner; then renewing extends all of that owner's leases together.
+/// - **Outcomes.** An outcome is written only while its owner still holds the lease: an outcome
+///   for a lease that expired and was taken by another owner, or that was released, changes
+///   nothing. An outcome for a notification read meanwhile leaves it read. Writing an outcome
+///   ends its lease and sets the next due time; a notified outcome sets the notified time to
+///   the call's `now`.
+/// - **Progress.** The per-notifier progress given with an outcome replaces what the store held
+///   for that notification; an outcome with none clears it. The next claim returns it.
+/// - **Atomicity.** Each writing call is all or nothing: when it returns an error, none of its
+///   effects happened, and the caller may try the same call again.
+/// - **Durability.** Once [`insert`](Datastore::insert) or [`mark_read`](Datastore::mark_read)
+///   returns, its effect survives a crash of the process. Claims and outcomes may be lost by a
+///   power cut (the notification is then sent again, never lost).
 pub trait Datastore: Send + Sync + 'static {
-    /// Stores `notifications` in one transaction, each under a new random name, and returns
-    /// the names in order. They are due at once. Once this returns, they survive a crash.
+    /// Stores `notifications` in one transaction, each under a new random name (a UUID v4,
+    /// lowercase, hyphenated), and returns the names in order. They are due at once, and every
+    /// waker given to [`watch`](Datastore::watch) is woken. Once this returns, they survive a
+    /// crash.
     ///
     /// # Errors
     ///
     /// [`InvalidInput`](crate::ErrorKind::InvalidInput) naming the index of a notification
-    /// without a side or a vulnerability name (then nothing is stored); a store failure.
+    /// that fails [`NewNotification::check`] (then nothing is stored); a store failure.
     fn insert(&self, notifications: &[NewNotification], now: Timestamp) -> Result<Vec<String>>;
 
-    /// Leases up to `limit` due notifications (oldest due first) to `owner` until
-    /// `lease_until`.
+    /// Writes back `outcomes` of notifications leased to `owner` (see the contract above:
+    /// outcomes of leases `owner` no longer holds change nothing), then leases up to
+    /// `claim.limit` notifications due at `claim.now` to `owner` until `claim.lease_until`,
+    /// oldest due first, and returns them with the progress of their current round. A store
+    /// should do both in one transaction: the scanner writes each batch of outcomes with its
+    /// next claim.
+    ///
+    /// # Errors
+    ///
+    /// A store failure (then neither the outcomes nor the claim happened).
+    fn record_and_claim(
+        &self,
+        owner: LeaseOwner,
+        outcomes: &[Outcome],
+        claim: ClaimRequest,
+    ) -> Result<Vec<Claimed>>;
+
+    /// Leases up to `limit` notifications due at `now` to `owner` until `lease_until`:
+    /// [`record_and_claim`](Datastore::record_and_claim) with no outcomes.
     ///
     /// # Errors
     ///
@@ -147,52 +219,49 @@ pub trait Datastore: Send + Sync + 'static {
         limit: usize,
         now: Timestamp,
         lease_until: Timestamp,
-    ) -> Result<Vec<Claimed>>;
+    ) -> Result<Vec<Claimed>> {
+        let claim = ClaimRequest {
+            limit,
+            now,
+            lease_until,
+        };
+        self.record_and_claim(owner, &[], claim)
+    }
 
-    /// Extends `owner`'s leases on `ids` to at least `until` (a store that keeps leases per
-    /// owner extends all of them); returns how many of `ids` it still held.
+    /// Writes back `outcomes` at `now`: [`record_and_claim`](Datastore::record_and_claim)
+    /// with a claim of nothing.
+    ///
+    /// # Errors
+    ///
+    /// A store failure (then none of them is written).
+    fn record(&self, owner: LeaseOwner, outcomes: &[Outcome], now: Timestamp) -> Result<()> {
+        let nothing = ClaimRequest {
+            limit: 0,
+            now,
+            lease_until: now,
+        };
+        self.record_and_claim(owner, outcomes, nothing).map(drop)
+    }
+
+    /// Extends `owner`'s live leases on `ids` to at least `until` (a store that keeps leases
+    /// per owner extends all of them) and returns how many of `ids` it still held. A lease that
+    /// expired and was taken by another owner is not taken back.
     ///
     /// # Errors
     ///
     /// A store failure.
     fn renew(&self, owner: LeaseOwner, ids: &[NotificationId], until: Timestamp) -> Result<usize>;
 
-    /// Writes back `outcomes` of notifications leased to `owner`, ending their leases. An
-    /// outcome for a lease `owner` no longer holds is ignored (another instance took it over);
-    /// a notification read meanwhile stays read.
-    ///
-    /// # Errors
-    ///
-    /// A store failure (then none of them is written).
-    fn record(&self, owner: LeaseOwner, outcomes: &[Outcome], now: Timestamp) -> Result<()>;
-
-    /// [`record`](Datastore::record) then [`claim`](Datastore::claim); a store may do both in
-    /// one transaction.
-    ///
-    /// # Errors
-    ///
-    /// A store failure (then neither happened).
-    fn record_and_claim(
-        &self,
-        owner: LeaseOwner,
-        outcomes: &[Outcome],
-        limit: usize,
-        now: Timestamp,
-        lease_until: Timestamp,
-    ) -> Result<Vec<Claimed>> {
-        self.record(owner, outcomes, now)?;
-        self.claim(owner, limit, now, lease_until)
-    }
-
-    /// Ends `owner`'s leases on `ids` without an outcome: they are due again at `now`.
+    /// Ends `owner`'s leases on `ids` without an outcome: they are due again at `now` (unless
+    /// read), with their round's progress kept. Ids `owner` does not hold are passed over.
     ///
     /// # Errors
     ///
     /// A store failure.
     fn release(&self, owner: LeaseOwner, ids: &[NotificationId], now: Timestamp) -> Result<()>;
 
-    /// When the next notification becomes due (possibly in the past), or `None` if none is
-    /// scheduled.
+    /// When the next notification becomes due (possibly in the past; a leased one not before
+    /// its lease expires), or `None` if none is scheduled (everything is read).
     ///
     /// # Errors
     ///
@@ -200,7 +269,9 @@ pub trait Datastore: Send + Sync + 'static {
     fn next_due(&self) -> Result<Option<Timestamp>>;
 
     /// Marks the notification `name` read at `now` (again, if it already was: the time moves
-    /// forward, as in Clair). Returns `false` if there is no such notification.
+    /// forward, as in Clair): it is never due or claimed again, and an outcome written for it
+    /// later leaves it read. Returns `false` if there is no such notification. Durable when it
+    /// returns.
     ///
     /// # Errors
     ///
@@ -208,7 +279,8 @@ pub trait Datastore: Send + Sync + 'static {
     fn mark_read(&self, name: &str, now: Timestamp) -> Result<bool>;
 
     /// One page of the notification `name`: up to `limit` layers of each side starting at
-    /// `cursor`. `None` if there is no such notification.
+    /// `cursor`, and the cursor of the next page (`None` on the last). Read notifications stay
+    /// readable. `None` if there is no such notification.
     ///
     /// # Errors
     ///
@@ -246,7 +318,8 @@ pub trait Datastore: Send + Sync + 'static {
     fn setting_or_insert(&self, key: &str, value: &str) -> Result<String>;
 
     /// Has `waker` woken after every successful [`insert`](Datastore::insert) through this
-    /// value, so that a running service sees in-process inserts at once. Wakers of stopped
-    /// services are dropped.
+    /// value, so that a running service sees in-process inserts at once (other processes'
+    /// inserts are found by polling). Wakers that report
+    /// [`is_closed`](crate::Waker::is_closed) may be dropped.
     fn watch(&self, waker: Waker);
 }

@@ -183,7 +183,7 @@ fn a_crashed_owners_expired_lease_is_taken_over() {
     let name = store.insert(&[sample("CVE-L", 0)], clock.now()).unwrap()[0].clone();
     // Another instance claims it and dies without an outcome.
     let lease = Duration::from_secs(600);
-    let crashed = clair_notifier::store::LeaseOwner(424242);
+    let crashed = clair_notifier::store::LeaseOwner::new(424242);
     let claimed = store
         .claim(crashed, 10, clock.now(), clock.now().plus(lease))
         .unwrap();

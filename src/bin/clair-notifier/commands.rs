@@ -396,7 +396,7 @@ fn read_lines(input: &mut dyn BufRead, what: &str) -> Result<Vec<NewNotification
             continue;
         }
         let n: NewNotification = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
-        n.check().map_err(bad)?;
+        n.check().map_err(|e| bad(e.to_string()))?;
         batch.push(n);
     }
     Ok(batch)

@@ -30,13 +30,12 @@ fn start() -> (ScanState, Instant, Timestamp) {
 
 fn outcome(id: i64, next_due: Timestamp) -> Outcome {
     Outcome {
-        id: NotificationId(id),
+        id: NotificationId::new(id),
         notified: true,
         next_due,
         attempts: 0,
         last_error: None,
         progress: Vec::new(),
-        replace_progress: false,
     }
 }
 
@@ -44,7 +43,7 @@ fn outcome(id: i64, next_due: Timestamp) -> Outcome {
 fn claim(st: &mut ScanState, plan: Plan, got: usize, first: i64, now: Timestamp) -> bool {
     let ask = st.written(plan, got, now);
     for id in first..first + got as i64 {
-        st.track(NotificationId(id));
+        st.track(NotificationId::new(id));
     }
     ask
 }
@@ -148,7 +147,7 @@ fn a_full_batch_or_the_last_outcome_in_flight_is_written_at_once() {
     let plan = st.decide(now, t0, 0);
     st.written(plan, 0, now);
     for id in 0..n {
-        st.track(NotificationId(id));
+        st.track(NotificationId::new(id));
     }
     for id in 0..OUTCOME_BATCH as i64 - 1 {
         st.take_outcome(outcome(id, now.plus(LEASE)), t0);
@@ -279,6 +278,6 @@ fn on_the_way_out_outcomes_are_kept_and_unreported_work_is_released() {
     let (pending, mut unsent) = st.into_leftovers();
     unsent.sort();
     assert_eq!(pending.len(), 1);
-    assert_eq!(pending[0].id, NotificationId(1));
-    assert_eq!(unsent, [NotificationId(0), NotificationId(2)]);
+    assert_eq!(pending[0].id, NotificationId::new(1));
+    assert_eq!(unsent, [NotificationId::new(0), NotificationId::new(2)]);
 }

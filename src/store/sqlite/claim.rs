@@ -45,7 +45,7 @@ pub fn claim(
                 with_progress.push(claimed.len());
             }
             claimed.push(Claimed {
-                id: NotificationId(id),
+                id: NotificationId::new(id),
                 name: super::encoding::name_text(r, 1).map_err(err)?,
                 created: Timestamp::from_millis(r.get(2).map_err(err)?),
                 notified: r
@@ -56,7 +56,7 @@ pub fn claim(
             });
         }
     }
-    let ids: Vec<i64> = claimed.iter().map(|c| c.id.0).collect();
+    let ids: Vec<i64> = claimed.iter().map(|c| c.id.get()).collect();
     leases.take(ids, lease_until);
     if !with_progress.is_empty() {
         let mut progress = tx
@@ -67,7 +67,7 @@ pub fn claim(
             .map_err(err)?;
         for i in with_progress {
             let rows = progress
-                .query_map([claimed[i].id.0], |r| {
+                .query_map([claimed[i].id.get()], |r| {
                     Ok(NotifierProgress {
                         notifier: r.get(0)?,
                         attempts: r.get(1)?,
@@ -113,7 +113,8 @@ pub fn release(
         .map_err(err)?;
     for &id in ids {
         if leases.end(id) {
-            due.execute(params![now.as_millis(), id.0]).map_err(err)?;
+            due.execute(params![now.as_millis(), id.get()])
+                .map_err(err)?;
         }
     }
     leases.save(tx, owner).map_err(err)

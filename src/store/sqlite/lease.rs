@@ -62,7 +62,7 @@ impl Leases {
             while let Some(r) = rows.next()? {
                 let (who, until): (i64, i64) = (r.get(0)?, r.get(1)?);
                 let ids = decode(r.get_ref(2)?.as_blob()?);
-                if who == owner.0 {
+                if who == owner.get() {
                     leases.own = Some((ids.collect(), until));
                 } else if until > now.as_millis() {
                     leases.others.extend(ids);
@@ -85,7 +85,9 @@ impl Leases {
 
     /// Ends the owner's lease on `id`; returns whether it held it.
     pub fn end(&mut self, id: NotificationId) -> bool {
-        self.own.as_mut().is_some_and(|(own, _)| own.remove(&id.0))
+        self.own
+            .as_mut()
+            .is_some_and(|(own, _)| own.remove(&id.get()))
     }
 
     /// Adds `ids` to the owner's lease, which then lasts at least until `until`.
@@ -102,7 +104,7 @@ impl Leases {
             return 0;
         };
         *expiry = (*expiry).max(until.as_millis());
-        ids.iter().filter(|id| own.contains(&id.0)).count()
+        ids.iter().filter(|id| own.contains(&id.get())).count()
     }
 
     /// Writes the owner's row back: deleted once it holds nothing.
@@ -116,11 +118,11 @@ impl Leases {
                     "INSERT INTO lease (owner, until, ids) VALUES (?1, ?2, ?3)
                      ON CONFLICT (owner) DO UPDATE SET until = excluded.until, ids = excluded.ids",
                 )?
-                .execute(params![owner.0, until, blob])?;
+                .execute(params![owner.get(), until, blob])?;
             }
             _ => {
                 tx.prepare_cached("DELETE FROM lease WHERE owner = ?1")?
-                    .execute([owner.0])?;
+                    .execute([owner.get()])?;
             }
         }
         Ok(())

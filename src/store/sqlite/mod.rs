@@ -37,9 +37,9 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::notification::{
     NewNotification, NotificationId, NotificationPage, NotificationSummary, PageCursor,
 };
-use crate::service::Waker;
-use crate::store::{Claimed, Counts, Datastore, LeaseOwner, ListFilter, Outcome};
+use crate::store::{ClaimRequest, Claimed, Counts, Datastore, LeaseOwner, ListFilter, Outcome};
 use crate::time::Timestamp;
+use crate::wake::Waker;
 
 /// How long a statement waits for another connection's write lock before failing.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -106,11 +106,8 @@ impl SqliteStore {
             ));
         }
         let mut writer = open_connection(&path)?;
-        // A new database gets 8 KiB pages (a file that exists keeps its own): fewer, larger
-        // writes to the WAL, and a chunk of layer names or a batch's rows spread over fewer
-        // pages. Bulk inserts of notifications with layers ran about 1.5 times as fast as with
-        // 4 KiB pages, deliveries no slower; 16 KiB pages were no faster and made each synced
-        // commit flush more (BENCHMARKS.md).
+        // A new database gets 8 KiB pages (a file that exists keeps its own): the size that
+        // measured best for inserts with layers and for synced commits (BENCHMARKS.md).
         writer
             .execute_batch("PRAGMA page_size = 8192")
             .map_err(|e| store_error(&path, "could not open", e))?;
@@ -167,55 +164,6 @@ impl SqliteStore {
             pool.push(conn);
         }
         out
-    }
-
-    /// Reads a stored setting (such as the read API's generated pagination key).
-    ///
-    /// # Errors
-    ///
-    /// A store failure.
-    pub fn setting(&self, key: &str) -> Result<Option<String>> {
-        use rusqlite::OptionalExtension;
-        self.read(
-            |c| {
-                c.query_row("SELECT value FROM setting WHERE key = ?1", [key], |r| {
-                    r.get(0)
-                })
-                .optional()
-            },
-            "could not read a setting from",
-        )
-    }
-
-    /// The values of the pragmas this store sets, read back from the writer connection:
-    /// `(name, value)` pairs for `journal_mode`, `synchronous`, `busy_timeout`,
-    /// `foreign_keys`, `temp_store`, `page_size`.
-    ///
-    /// # Errors
-    ///
-    /// A store failure.
-    pub fn pragmas(&self) -> Result<Vec<(String, String)>> {
-        let conn = self.writer();
-        let mut out = Vec::new();
-        for name in [
-            "journal_mode",
-            "synchronous",
-            "busy_timeout",
-            "foreign_keys",
-            "temp_store",
-            "page_size",
-        ] {
-            let v: rusqlite::types::Value = conn
-                .query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
-                .map_err(|e| store_error(&self.path, "could not read pragmas of", e))?;
-            let text = match v {
-                rusqlite::types::Value::Integer(i) => i.to_string(),
-                rusqlite::types::Value::Text(t) => t,
-                other => format!("{other:?}"),
-            };
-            out.push((name.to_string(), text));
-        }
-        Ok(out)
     }
 }
 
@@ -285,16 +233,6 @@ impl Datastore for SqliteStore {
         Ok(names)
     }
 
-    fn claim(
-        &self,
-        owner: LeaseOwner,
-        limit: usize,
-        now: Timestamp,
-        lease_until: Timestamp,
-    ) -> Result<Vec<Claimed>> {
-        self.record_and_claim(owner, &[], limit, now, lease_until)
-    }
-
     fn renew(&self, owner: LeaseOwner, ids: &[NotificationId], until: Timestamp) -> Result<usize> {
         let mut conn = self.writer();
         write(
@@ -306,19 +244,17 @@ impl Datastore for SqliteStore {
         )
     }
 
-    fn record(&self, owner: LeaseOwner, outcomes: &[Outcome], now: Timestamp) -> Result<()> {
-        self.record_and_claim(owner, outcomes, 0, now, now)
-            .map(|_| ())
-    }
-
     fn record_and_claim(
         &self,
         owner: LeaseOwner,
         outcomes: &[Outcome],
-        limit: usize,
-        now: Timestamp,
-        lease_until: Timestamp,
+        claim: ClaimRequest,
     ) -> Result<Vec<Claimed>> {
+        let ClaimRequest {
+            limit,
+            now,
+            lease_until,
+        } = claim;
         if outcomes.is_empty() && limit == 0 {
             return Ok(Vec::new());
         }

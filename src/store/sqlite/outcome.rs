@@ -28,42 +28,46 @@ pub fn record(
              WHERE id = ?7 AND read_at IS NULL",
         )
         .map_err(err)?;
-    // The common outcome, a round that succeeded at its first try, binds only what varies.
+    // The common outcome, a round that succeeded at its first try with no progress stored,
+    // binds only what varies; a row that has progress stored takes the general path, which
+    // clears it.
     let mut succeeded = tx
         .prepare_cached(
             "UPDATE notification SET notified_at = ?1, due_at = ?2, attempts = 0,
-                last_error = NULL, has_progress = 0
-             WHERE id = ?3 AND read_at IS NULL",
+                last_error = NULL
+             WHERE id = ?3 AND read_at IS NULL AND has_progress = 0",
         )
         .map_err(err)?;
     for o in outcomes {
         if !leases.end(o.id) {
             continue;
         }
-        let plain = o.notified
-            && o.attempts == 0
-            && o.last_error.is_none()
-            && o.progress.is_empty()
-            && !o.replace_progress;
-        let changed = if plain {
-            succeeded.execute(params![now.as_millis(), o.next_due.as_millis(), o.id.0])
-        } else {
-            update.execute(params![
+        let plain =
+            o.notified && o.attempts == 0 && o.last_error.is_none() && o.progress.is_empty();
+        if plain
+            && succeeded
+                .execute(params![now.as_millis(), o.next_due.as_millis(), o.id.get()])
+                .map_err(err)?
+                == 1
+        {
+            continue;
+        }
+        let changed = update
+            .execute(params![
                 o.notified,
                 now.as_millis(),
                 o.next_due.as_millis(),
                 o.attempts,
                 o.last_error,
                 !o.progress.is_empty(),
-                o.id.0
+                o.id.get()
             ])
-        }
-        .map_err(err)?;
-        if changed == 0 || !o.replace_progress {
+            .map_err(err)?;
+        if changed == 0 {
             continue;
         }
         tx.prepare_cached("DELETE FROM progress WHERE notification_id = ?1")
-            .and_then(|mut s| s.execute([o.id.0]))
+            .and_then(|mut s| s.execute([o.id.get()]))
             .map_err(err)?;
         let mut insert = tx
             .prepare_cached(
@@ -74,7 +78,7 @@ pub fn record(
         for p in &o.progress {
             insert
                 .execute(params![
-                    o.id.0,
+                    o.id.get(),
                     p.notifier,
                     p.attempts,
                     p.succeeded,

@@ -26,7 +26,7 @@ fn with_lease(
     conn: &Connection,
     mut s: NotificationSummary,
 ) -> rusqlite::Result<NotificationSummary> {
-    let until = super::lease::expiry_of(conn, s.id.0)?;
+    let until = super::lease::expiry_of(conn, s.id.get())?;
     leased_until(&mut s, until);
     Ok(s)
 }
@@ -36,7 +36,7 @@ fn summary_row(r: &Row<'_>) -> rusqlite::Result<NotificationSummary> {
         Ok(r.get::<_, Option<i64>>(i)?.map(Timestamp::from_millis))
     };
     Ok(NotificationSummary {
-        id: NotificationId(r.get(0)?),
+        id: NotificationId::new(r.get(0)?),
         name: name_text(r, 1)?,
         created: Timestamp::from_millis(r.get(2)?),
         notified: ts(3)?,
@@ -164,7 +164,7 @@ pub fn page(
         {
             return Ok((Some(v), next));
         }
-        let mut rows = chunks.query(params![summary.id.0, side, start])?;
+        let mut rows = chunks.query(params![summary.id.get(), side, start])?;
         while let Some(row) = rows.next()? {
             let names: Vec<String> = from_json(row.get_ref(1)?.as_str()?, 1)?;
             if let Some(next) = take(row.get(0)?, names) {
@@ -205,7 +205,7 @@ pub fn list(conn: &Connection, filter: ListFilter) -> rusqlite::Result<Vec<Notif
     let mut list: Vec<NotificationSummary> = rows.collect::<rusqlite::Result<_>>()?;
     let expiries = super::lease::expiries(conn)?;
     for s in &mut list {
-        leased_until(s, expiries.get(&s.id.0).copied());
+        leased_until(s, expiries.get(&s.id.get()).copied());
     }
     Ok(list)
 }

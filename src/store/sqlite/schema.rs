@@ -154,12 +154,14 @@ pub fn migrate(conn: &mut Connection, path: &str) -> Result<()> {
     let version: i64 = tx
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(err)?;
-    if version > VERSION {
+    // A negative version was written by no version of this program: refused like one from
+    // the future, rather than taken as an index into the migrations.
+    if !(0..=VERSION).contains(&version) {
         return Err(Error::new(
             ErrorKind::Store,
             format!(
-                "{path} has schema version {version}, newer than this program's {VERSION}: \
-                 upgrade clair-notifier"
+                "{path} has schema version {version}, which this program (schema {VERSION}) \
+                 cannot read: upgrade clair-notifier"
             ),
         ));
     }

@@ -32,8 +32,28 @@ fn open() -> (tempfile::TempDir, SqliteStore) {
     (dir, store)
 }
 
-const A: LeaseOwner = LeaseOwner(1);
-const B: LeaseOwner = LeaseOwner(2);
+const A: LeaseOwner = LeaseOwner::new(1);
+const B: LeaseOwner = LeaseOwner::new(2);
+
+/// A new store holding `n` notifications inserted at 0, and their names.
+fn stored(n: usize) -> (tempfile::TempDir, SqliteStore, Vec<String>) {
+    let (dir, store) = open();
+    let batch: Vec<_> = (0..n).map(|_| new_only(0)).collect();
+    let names = store.insert(&batch, t(0)).unwrap();
+    (dir, store, names)
+}
+
+/// The names `A` claims at `now` (up to 10, leased for a while).
+fn claimed_names(store: &SqliteStore, now: Timestamp) -> Vec<String> {
+    let claimed = store.claim(A, 10, now, now.plus(Duration::from_secs(100)));
+    claimed.unwrap().into_iter().map(|c| c.name).collect()
+}
+
+/// A database's schema version, read on `conn`.
+fn user_version(conn: &Connection) -> i64 {
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap()
+}
 
 fn done(id: NotificationId, next_due: Timestamp) -> Outcome {
     Outcome {
@@ -43,14 +63,37 @@ fn done(id: NotificationId, next_due: Timestamp) -> Outcome {
         attempts: 0,
         last_error: None,
         progress: Vec::new(),
-        replace_progress: false,
     }
+}
+
+/// The pragmas this store sets, read back from its writer connection.
+fn pragmas(store: &SqliteStore) -> std::collections::HashMap<&'static str, String> {
+    let conn = store.writer();
+    let names = [
+        "journal_mode",
+        "synchronous",
+        "busy_timeout",
+        "foreign_keys",
+        "temp_store",
+        "page_size",
+    ];
+    let read = |name: &str| -> String {
+        let v: rusqlite::types::Value = conn
+            .query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
+            .unwrap();
+        match v {
+            rusqlite::types::Value::Integer(i) => i.to_string(),
+            rusqlite::types::Value::Text(t) => t,
+            other => format!("{other:?}"),
+        }
+    };
+    names.into_iter().map(|n| (n, read(n))).collect()
 }
 
 #[test]
 fn pragmas_took_effect() {
     let (_dir, store) = open();
-    let p: std::collections::HashMap<_, _> = store.pragmas().unwrap().into_iter().collect();
+    let p = pragmas(&store);
     assert_eq!(p["journal_mode"], "wal");
     assert_eq!(p["synchronous"], "1", "NORMAL outside durable commits");
     assert_eq!(p["busy_timeout"], "5000");
@@ -59,7 +102,7 @@ fn pragmas_took_effect() {
     assert_eq!(p["page_size"], "8192");
     // A durable write restores NORMAL afterwards.
     store.insert(&[new_only(0)], t(0)).unwrap();
-    let p: std::collections::HashMap<_, _> = store.pragmas().unwrap().into_iter().collect();
+    let p = pragmas(&store);
     assert_eq!(p["synchronous"], "1");
 }
 
@@ -74,10 +117,7 @@ fn reopening_keeps_data_and_schema_version() {
     let store = SqliteStore::open(&path).unwrap();
     let s = store.summary(&names[0]).unwrap().unwrap();
     assert_eq!(s.created, t(5));
-    let v: i64 = store
-        .writer()
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .unwrap();
+    let v: i64 = user_version(&store.writer());
     assert_eq!(v, schema::VERSION);
 }
 
@@ -188,10 +228,7 @@ fn due_order_and_next_due_follow_outcomes() {
 /// together, at the latest expiry it was given.
 #[test]
 fn live_leases_are_passed_over_by_claims_counts_and_next_due() {
-    let (_dir, store) = open();
-    let names = store
-        .insert(&[new_only(0), new_only(0), new_only(0)], t(0))
-        .unwrap();
+    let (_dir, store, names) = stored(3);
     let first = store.claim(A, 1, t(10), t(1_000)).unwrap();
     assert_eq!(first[0].name, names[0]);
     assert_eq!(store.next_due().unwrap(), Some(t(0)), "two are still due");
@@ -321,9 +358,7 @@ fn lease_rows_written_by_hand_are_refused_or_read_safely() {
             rusqlite::params![blob],
         )
         .unwrap();
-    let claimed = store.claim(A, 10, t(10), t(100)).unwrap();
-    assert_eq!(claimed.len(), 1);
-    assert_eq!(claimed[0].name, names[1]);
+    assert_eq!(claimed_names(&store, t(10)), [names[1].clone()]);
 }
 
 #[test]
@@ -342,9 +377,7 @@ fn read_notifications_are_never_claimed_and_stay_read() {
     store.record(A, &outcomes, t(10)).unwrap();
     let s = store.summary(&names[0]).unwrap().unwrap();
     assert_eq!((s.read, s.due, s.state()), (Some(t(6)), None, State::Read));
-    let claimed = store.claim(A, 10, t(1_000_000), t(2_000_000)).unwrap();
-    assert_eq!(claimed.len(), 1);
-    assert_eq!(claimed[0].name, names[1]);
+    assert_eq!(claimed_names(&store, t(1_000_000)), [names[1].clone()]);
 }
 
 #[test]
@@ -374,7 +407,6 @@ fn round_progress_is_kept_and_cleared() {
         attempts: 2,
         last_error: Some("b: 500".into()),
         progress: progress.clone(),
-        replace_progress: true,
     };
     store.record(A, &[retry], t(1)).unwrap();
     let s = store.summary(&names[0]).unwrap().unwrap();
@@ -391,8 +423,7 @@ fn round_progress_is_kept_and_cleared() {
     );
     let c = store.claim(A, 1, t(10), t(100)).unwrap();
     assert_eq!(c[0].progress, progress);
-    let mut ok = done(c[0].id, t(500));
-    ok.replace_progress = true;
+    let ok = done(c[0].id, t(500));
     store.record(A, &[ok], t(11)).unwrap();
     let c = store.claim(A, 1, t(500), t(600)).unwrap();
     assert!(c[0].progress.is_empty());
@@ -455,10 +486,7 @@ fn pages_walk_old_and_new_together_by_position() {
 
 #[test]
 fn list_and_counts_by_state() {
-    let (_dir, store) = open();
-    let names = store
-        .insert(&[new_only(0), new_only(0), new_only(0)], t(0))
-        .unwrap();
+    let (_dir, store, names) = stored(3);
     let c = store.claim(A, 1, t(0), t(100)).unwrap();
     store.record(A, &[done(c[0].id, t(1_000))], t(1)).unwrap();
     store.mark_read(&names[2], t(2)).unwrap();
@@ -515,10 +543,8 @@ fn due_query_uses_the_partial_index() {
     store.writer().execute_batch("ANALYZE").unwrap();
     let claim_plan = plan(claim::DUE);
     assert!(uses_index(&claim_plan), "{claim_plan:?}");
-    assert!(
-        !claim_plan.iter().any(|l| l.contains("TEMP B-TREE")),
-        "{claim_plan:?}"
-    );
+    let sorts = claim_plan.iter().any(|l| l.contains("TEMP B-TREE"));
+    assert!(!sorts, "{claim_plan:?}");
 }
 
 #[test]
@@ -667,16 +693,13 @@ fn a_first_schema_database_is_migrated() {
         }
     }
     let store = SqliteStore::open(&path).unwrap();
-    let version: i64 = store
-        .writer()
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .unwrap();
+    let version: i64 = user_version(&store.writer());
     assert_eq!(version, schema::VERSION);
     let s = store
         .summary("6e4ad270-4957-4242-b5ad-dad851379573")
         .unwrap()
         .unwrap();
-    assert_eq!(s.id, NotificationId(1));
+    assert_eq!(s.id, NotificationId::new(1));
     assert_eq!(s.notified, Some(t(2000)));
     assert_eq!(s.due, Some(t(3000)));
     assert_eq!(s.attempts, 2);
@@ -767,16 +790,12 @@ fn a_first_schema_database_that_cannot_be_migrated_is_left_as_it_was() {
     let err = SqliteStore::open(&path).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Store);
     let message = err.to_string();
-    assert!(
-        message.contains("could not set up the schema of"),
-        "{message}"
-    );
+    let expected = "could not set up the schema of";
+    assert!(message.contains(expected), "{message}");
     assert!(message.contains("v1.db"), "{message}");
     assert!(!message.contains('\n'), "{message}");
     let conn = Connection::open(&path).unwrap();
-    let version: i64 = conn
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .unwrap();
+    let version: i64 = user_version(&conn);
     assert_eq!(version, 1);
     let (name, layers): (String, i64) = conn
         .query_row(
@@ -786,4 +805,38 @@ fn a_first_schema_database_that_cannot_be_migrated_is_left_as_it_was() {
         )
         .unwrap();
     assert_eq!((name.as_str(), layers), ("not-a-uuid", 1));
+}
+
+/// A database of a schema this program does not know, newer or negative (no version ever
+/// wrote one), is refused with one sentence naming the file and its version, and left as it
+/// was.
+#[test]
+fn unknown_schema_versions_are_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    for version in [schema::VERSION + 1, 99, -1, i64::from(i32::MIN)] {
+        let path = dir.path().join(format!("v{version}.db"));
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch("CREATE TABLE keep (x)").unwrap();
+            conn.pragma_update(None, "user_version", version).unwrap();
+        }
+        let e = SqliteStore::open(&path).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Store);
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{} has schema version {version}, which this program (schema {}) cannot read: \
+                 upgrade clair-notifier",
+                path.display(),
+                schema::VERSION
+            )
+        );
+        let conn = Connection::open(&path).unwrap();
+        let kept: i64 = user_version(&conn);
+        assert_eq!(kept, version, "the version is left as it was");
+        let tables: i64 = conn
+            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(tables, 1, "nothing was created in it");
+    }
 }

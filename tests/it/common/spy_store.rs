@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use clair_notifier::notification::{
     NewNotification, NotificationId, NotificationPage, NotificationSummary, PageCursor,
 };
-use clair_notifier::store::{Claimed, Counts, LeaseOwner, ListFilter, Outcome};
+use clair_notifier::store::{ClaimRequest, Claimed, Counts, LeaseOwner, ListFilter, Outcome};
 use clair_notifier::{Datastore, Result, SqliteStore, Timestamp, Waker};
 
 /// The SQLite store, which notes the size of each claim it is asked for and panics on a claim
@@ -34,37 +34,22 @@ impl Datastore for SpyStore {
     fn insert(&self, n: &[NewNotification], now: Timestamp) -> Result<Vec<String>> {
         self.inner.insert(n, now)
     }
-    fn claim(
-        &self,
-        owner: LeaseOwner,
-        limit: usize,
-        now: Timestamp,
-        until: Timestamp,
-    ) -> Result<Vec<Claimed>> {
-        self.record_and_claim(owner, &[], limit, now, until)
-    }
     fn renew(&self, owner: LeaseOwner, ids: &[NotificationId], t: Timestamp) -> Result<usize> {
         self.inner.renew(owner, ids, t)
-    }
-    fn record(&self, owner: LeaseOwner, outcomes: &[Outcome], now: Timestamp) -> Result<()> {
-        self.inner.record(owner, outcomes, now)
     }
     fn record_and_claim(
         &self,
         owner: LeaseOwner,
         outcomes: &[Outcome],
-        limit: usize,
-        now: Timestamp,
-        until: Timestamp,
+        claim: ClaimRequest,
     ) -> Result<Vec<Claimed>> {
-        if limit > 0 {
+        if claim.limit > 0 {
             if self.panic_on_claim.load(Ordering::SeqCst) {
                 panic!("the spy store panics on a claim, as told");
             }
-            self.limits.lock().unwrap().push(limit);
+            self.limits.lock().unwrap().push(claim.limit);
         }
-        self.inner
-            .record_and_claim(owner, outcomes, limit, now, until)
+        self.inner.record_and_claim(owner, outcomes, claim)
     }
     fn release(&self, owner: LeaseOwner, ids: &[NotificationId], now: Timestamp) -> Result<()> {
         self.inner.release(owner, ids, now)
