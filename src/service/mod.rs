@@ -120,8 +120,9 @@ impl Service {
     ///
     /// # Errors
     ///
-    /// A configuration error (see [`NotifierConfig::validate`]), or a thread that could not
-    /// be spawned.
+    /// A configuration error (see [`NotifierConfig::validate`]), the store's proof that this
+    /// instance is alive that could not be set up ([`Datastore::hold_owner`]: for SQLite, a
+    /// folder of owner locks that cannot be created), or a thread that could not be spawned.
     pub fn start(self) -> Result<Handle> {
         self.config.validate()?;
         let registry = self.registry.unwrap_or_else(Registry::with_builtins);
@@ -154,6 +155,9 @@ impl Service {
             owner: LeaseOwner::random(),
             metrics: Arc::clone(&metrics),
         });
+        // Proves this instance alive to the others sharing the store until the scanner has
+        // made its final writes (or died): then they may take over what it still holds.
+        let owner_guard = shared.store.hold_owner(shared.owner)?;
         shared.store.watch(waker.clone());
         let notifiers: worker::Notifiers = Arc::new(enabled);
         let spawn_err = |e| Error::with_source(ErrorKind::Other, "could not start a thread", e);
@@ -189,9 +193,10 @@ impl Service {
             capacity,
         };
         log::info!(
-            "notifier service started: {} workers, notifiers {}",
+            "notifier service started: {} workers, notifiers {}, instance {}",
             workers,
-            names.join(", ")
+            names.join(", "),
+            shared.owner.get()
         );
         let scanner_alive = alive.pop();
         let scanner = std::thread::Builder::new()
@@ -202,6 +207,7 @@ impl Service {
                 for t in threads {
                     let _ = t.join();
                 }
+                drop(owner_guard);
             });
         let scanner = match scanner {
             Ok(t) => t,

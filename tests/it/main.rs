@@ -19,4 +19,6 @@ mod secrets;
 mod service;
 mod shutdown;
 mod storage;
+#[cfg(feature = "cli")]
+mod takeover;
 mod webhook;
