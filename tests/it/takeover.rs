@@ -280,11 +280,16 @@ fn a_stopped_instance_keeps_its_leases_and_writes_its_outcomes_after_it_continue
             c.notified == names.len() as u64 + 3
         },
     );
-    for p in [&a, &b] {
-        let child = if p == &a { &mut first } else { &mut second };
-        sigterm(child);
-        assert_eq!(wait_exit(child, Duration::from_secs(10), p).code(), Some(0));
-    }
+    sigterm(&first);
+    sigterm(&second);
+    assert_eq!(
+        wait_exit(&mut first, Duration::from_secs(10), &a).code(),
+        Some(0)
+    );
+    assert_eq!(
+        wait_exit(&mut second, Duration::from_secs(10), &b).code(),
+        Some(0)
+    );
     let (by_name, requests) = received(&rx);
     assert_eq!(requests, by_name.len(), "nothing was sent twice");
     assert!(leases(&db).is_empty());
