@@ -310,8 +310,8 @@ fn serve(global: &Global) -> Result<(), CliError> {
     for line in describe(&config, origin.as_deref(), handle.notifiers()) {
         log::info!("{}", line.split_whitespace().collect::<Vec<_>>().join(" "));
     }
-    // Wait for Ctrl-C or SIGTERM (the stopper's receiver disconnects when it is raised).
-    let _ = stopper.receiver().recv();
+    // Wait for Ctrl-C or SIGTERM.
+    stopper.wait();
     // Bounded: sends in flight end within their timeout; past that, leave anyway (their
     // leases expire and another instance or the next start delivers them).
     let grace = config.notifier.http.timeout * 2 + Duration::from_secs(5);
