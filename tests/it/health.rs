@@ -9,10 +9,10 @@ use clair_notifier::api::{Server, ServiceView};
 use clair_notifier::service::ServiceState;
 use clair_notifier::{
     ApiConfig, Clock, Datastore, Delivery, Notifier, NotifierConfig, Registry, SendError, Service,
-    Timestamp,
+    SqliteStore, Timestamp,
 };
 
-use crate::common::spy_store::SpyStore;
+use crate::common::recording::Recording;
 use crate::common::{sample, temp_db, wait_for};
 
 /// A notifier that succeeds at once.
@@ -55,7 +55,7 @@ fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
 #[test]
 fn a_scanner_killed_by_a_panicking_store_makes_health_answer_503() {
     let (_dir, path) = temp_db();
-    let store = Arc::new(SpyStore::open(&path));
+    let store = Arc::new(Recording::new(SqliteStore::open(&path).unwrap()));
     let handle = Service::new(NotifierConfig::default(), store.clone())
         .registry(registry())
         .start()
@@ -103,7 +103,7 @@ fn a_scanner_killed_by_a_panicking_store_makes_health_answer_503() {
 #[test]
 fn a_worker_that_died_makes_the_service_unhealthy() {
     let (_dir, path) = temp_db();
-    let store = Arc::new(SpyStore::open(&path));
+    let store = Arc::new(Recording::new(SqliteStore::open(&path).unwrap()));
     // Workers read the clock after each send: the first worker to do so panics, outside the
     // guard that catches a notifier's panics.
     let armed = Arc::new(AtomicBool::new(true));

@@ -8,7 +8,7 @@ pub mod faulty;
 pub mod proxy;
 pub mod rawhttp;
 pub mod receiver;
-pub mod spy_store;
+pub mod recording;
 pub mod tls;
 
 use std::time::{Duration, Instant};
