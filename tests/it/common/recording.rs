@@ -1,8 +1,8 @@
 //! A store that is the SQLite store and also notes what the scanner asked of it: each claim
 //! (its size, its `now`, the names it got) and each `next_due`. A test that must show that
 //! nothing happened waits for a claim made after the moment in question, which proves the
-//! scanner looked, instead of sleeping and hoping it did. Told to, it panics on a claim, as
-//! a custom datastore with a bug might.
+//! scanner looked, instead of sleeping and hoping it did. Told to, it panics on a claim, as a
+//! custom datastore with a bug might.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,7 +11,9 @@ use std::time::Duration;
 use clair_notifier::notification::{
     NewNotification, NotificationId, NotificationPage, NotificationSummary, PageCursor,
 };
-use clair_notifier::store::{ClaimRequest, Claimed, Counts, LeaseOwner, ListFilter, Outcome};
+use clair_notifier::store::{
+    ClaimRequest, Claimed, Counts, LeaseOwner, ListFilter, Outcome, OwnerGuard,
+};
 use clair_notifier::{Datastore, Result, SqliteStore, Timestamp, Waker};
 
 /// One claim as the store saw it.
@@ -125,6 +127,12 @@ impl Datastore for Recording {
     }
     fn setting_or_insert(&self, key: &str, value: &str) -> Result<String> {
         self.inner.setting_or_insert(key, value)
+    }
+    fn hold_owner(&self, owner: LeaseOwner) -> Result<OwnerGuard> {
+        self.inner.hold_owner(owner)
+    }
+    fn release_dead_owners(&self, now: Timestamp) -> Result<Vec<(LeaseOwner, usize)>> {
+        self.inner.release_dead_owners(now)
     }
     fn watch(&self, waker: Waker) {
         self.inner.watch(waker)
