@@ -19,7 +19,6 @@ mod scanner;
 mod stopper;
 mod worker;
 
-pub use backoff::INITIAL_BACKOFF;
 pub use liveness::{Liveness, ServiceState};
 pub use metrics::{Histogram, LATENCY_BUCKETS_MS, Metrics, NotifierCounters};
 pub use stopper::Stopper;
@@ -39,6 +38,10 @@ use crate::wake::Waker;
 /// The capacity of the job queue of a service with `workers` workers: claimed notifications
 /// waiting for a worker. With the workers' sends, it bounds what one instance has in flight,
 /// and so what a crash of it can send twice.
+///
+/// Not part of the API (hidden from the docs): public only for the crash test, which checks
+/// that bound against the binary.
+#[doc(hidden)]
 pub fn queue_capacity(workers: usize) -> usize {
     (workers * 128).clamp(1024, 8192)
 }

@@ -61,7 +61,7 @@ pub fn serve(global: &Global) -> Result<(), CliError> {
         log::info!("{}", line.split_whitespace().collect::<Vec<_>>().join(" "));
     }
     // Wait for Ctrl-C or SIGTERM.
-    while stopper.sleep(Duration::from_secs(3600)) {}
+    stopper.wait();
     // Bounded: sends in flight end within their timeout; past that, leave anyway (their
     // leases expire and another instance or the next start delivers them).
     let grace = config.notifier.http.timeout * 2 + Duration::from_secs(5);
