@@ -106,6 +106,7 @@ fn help_and_usage_mistakes() {
         "mark-read",
         "stats",
         "check-config",
+        "receive",
     ] {
         let r = run_in(d, &[c, "--help"], None).ok();
         assert!(r.stdout.contains("Usage: clair-notifier"), "{r:?}");
@@ -247,7 +248,7 @@ fn each_kind_of_configuration_mistake_is_named() {
         ),
         (
             "[notifier]\nworkers = \"four\"\n",
-            "notifier.workers: invalid type",
+            "line 2: notifier.workers: expected a whole number, found the string \"four\".",
         ),
         (
             "[notifier]\nworkers = 0\n",
