@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::receiver::Receiver;
 use crate::common::wait_for;
+use crate::promises::Running;
 
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_clair-notifier");
 
@@ -357,33 +358,10 @@ fn check_config_says_what_would_run() {
 /// Starts `serve`, returns the child and the read API's address from its log.
 fn spawn_serve(dir: &Path, config: &str) -> (std::process::Child, String, mpsc::Receiver<String>) {
     std::fs::write(dir.join("serve.toml"), config).unwrap();
-    let mut child = Command::new(BIN)
-        .args(["--config", "serve.toml", "serve"])
-        .current_dir(dir)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for l in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(l);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let Ok(l) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("serve did not log where it listens");
-        };
-        if let Some(addr) = l.split("read API listening on http://").nth(1) {
-            return (child, addr.trim().to_string(), rx);
-        }
-    }
+    let mut serve = Running::start(dir, &["--config", "serve.toml", "serve"]);
+    let line = serve.wait_line("read API listening on http://");
+    let addr = line.split("read API listening on http://").nth(1).unwrap();
+    (serve.child, addr.trim().to_string(), serve.lines)
 }
 
 #[test]

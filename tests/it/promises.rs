@@ -12,14 +12,14 @@ use crate::cli::{BIN, line, run_in};
 use crate::common::Silent;
 
 /// A running `clair-notifier` whose stderr lines arrive on a channel.
-struct Running {
-    child: Child,
-    lines: mpsc::Receiver<String>,
+pub(crate) struct Running {
+    pub child: Child,
+    pub lines: mpsc::Receiver<String>,
     seen: Vec<String>,
 }
 
 impl Running {
-    fn start(dir: &Path, args: &[&str]) -> Running {
+    pub fn start(dir: &Path, args: &[&str]) -> Running {
         let mut child = Command::new(BIN)
             .args(args)
             .current_dir(dir)
@@ -44,7 +44,7 @@ impl Running {
     }
 
     /// Waits (20 s at most) for a stderr line containing `needle`; returns it.
-    fn wait_line(&mut self, needle: &str) -> String {
+    pub fn wait_line(&mut self, needle: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());

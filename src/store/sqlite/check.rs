@@ -71,13 +71,15 @@ fn open_read_only(path: &Path, shown: &str) -> Result<Connection> {
 mod tests {
     use super::*;
 
-    fn files(dir: &Path) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
+    fn side_files(path: &Path) -> Vec<bool> {
+        ["-wal", "-shm", "-journal"]
+            .iter()
+            .map(|suffix| {
+                let mut p = path.as_os_str().to_owned();
+                p.push(suffix);
+                Path::new(&p).exists()
+            })
+            .collect()
     }
 
     #[test]
@@ -85,13 +87,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("n?#%.db");
         assert!(!SqliteStore::check(&path).unwrap());
-        assert!(files(dir.path()).is_empty());
+        assert!(!path.exists());
         drop(SqliteStore::open(&path).unwrap());
         let before = std::fs::read(&path).unwrap();
-        let listed = files(dir.path());
+        assert_eq!(side_files(&path), [false, false, false]);
         assert!(SqliteStore::check(&path).unwrap());
-        assert_eq!(files(dir.path()), listed, "no side file appeared");
+        assert_eq!(
+            side_files(&path),
+            [false, false, false],
+            "a side file appeared"
+        );
         assert_eq!(std::fs::read(&path).unwrap(), before);
+        // In use by a running store (its -wal open): read through the -wal.
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(side_files(&path)[..2], [true, true]);
+        assert!(SqliteStore::check(&path).unwrap());
+        drop(store);
     }
 
     #[test]
