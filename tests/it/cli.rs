@@ -295,14 +295,18 @@ fn each_kind_of_configuration_mistake_is_named() {
         .fails(2, "could not read the configuration file absent.toml");
 }
 
-/// Mistakes found after the file is read (two keys against each other, a notifier this
-/// program lacks, a bad endpoint, an unknown key inside [notifier]) name the file and the line,
-/// in one shape.
+/// Mistakes name the file and the line, in one shape: a value of the wrong type, and those
+/// found after the file is read (two keys against each other, a notifier this program lacks, a
+/// bad endpoint, an unknown key inside [notifier]).
 #[test]
 fn configuration_mistakes_name_the_file_line_and_key_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let cases: &[(&str, &str)] = &[
+        (
+            "[notifier]\nworkers = 2\nattempts = \"five\"\n",
+            "c.toml: line 3: notifier.attempts: expected a whole number, found the string \"five\".",
+        ),
         (
             "[notifier]\nattempts = 3\nlease = \"5s\"\n",
             "c.toml: line 3: notifier.lease (5s) must be at least twice notifier.http.timeout (5s), so a send in flight keeps its lease.",

@@ -161,7 +161,9 @@ const CHECK_CONFIG_HELP: &str = "\
 Usage: clair-notifier --config FILE check-config
 
 Validates the configuration as serve would (keys, durations, URLs, files, certificates) without
-starting anything, and says what would run. Exit 2 with the key at fault when it is wrong.
+starting anything, and says what would run. Exit 2 with the file, line and key at fault when it
+is wrong. Reads the database read-only (never creating or writing it) and refuses one that
+serve would refuse, with the same sentence and exit status.
 ";
 
 const RECEIVE_HELP: &str = "\
