@@ -244,7 +244,7 @@ debug_config!(NotifierConfig {
 });
 debug_config!(HttpConfig {
     endpoint, timeout, servername, cafile, certfile, keyfile,
-    proxy => redact_url, headers => names, signing_secret => redacted,
+    proxy => crate::text::redact_url, headers => names, signing_secret => redacted,
 });
 debug_config!(ApiConfig { addr, pagination_key => redacted, token => redacted });
 
@@ -254,17 +254,6 @@ fn names<V>(map: &BTreeMap<String, V>) -> Vec<&String> {
 
 fn redacted(secret: &str) -> &'static str {
     if secret.is_empty() { "" } else { "<redacted>" }
-}
-
-/// A proxy URL may carry a password (`http://user:pass@host`): keep only scheme and host.
-fn redact_url(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => match rest.rsplit_once('@') {
-            Some((_, host)) => format!("{scheme}://<redacted>@{host}"),
-            None => url.to_string(),
-        },
-        None => url.to_string(),
-    }
 }
 
 impl NotifierConfig {
@@ -350,7 +339,7 @@ pub fn format_duration(d: Duration) -> String {
         ("m", 60_000),
         ("s", 1_000),
     ] {
-        if ms != 0 && ms % per == 0 {
+        if ms != 0 && ms.is_multiple_of(per) {
             return format!("{}{unit}", ms / per);
         }
     }

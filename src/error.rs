@@ -77,15 +77,15 @@ impl Error {
     }
 
     /// The message and every cause, joined with `": "`: one line for a log or a terminal.
+    ///
+    /// Every cause is shown as it is: a message never repeats its cause's text, so nothing
+    /// needs to be left out.
     pub fn chain(&self) -> String {
         let mut out = self.message.clone();
         let mut next = std::error::Error::source(self);
         while let Some(cause) = next {
-            let text = cause.to_string();
-            if !out.contains(&text) {
-                out.push_str(": ");
-                out.push_str(&text);
-            }
+            out.push_str(": ");
+            out.push_str(&cause.to_string());
             next = cause.source();
         }
         out
@@ -113,5 +113,30 @@ impl std::error::Error for Error {
         self.source
             .as_ref()
             .map(|s| s.as_ref() as &(dyn std::error::Error + 'static))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chain_shows_every_cause_in_order() {
+        let io = std::io::Error::other("disk on fire");
+        let inner = Error::with_source(ErrorKind::Store, "could not write the row", io);
+        let outer = Error::with_source(ErrorKind::Other, "the claim failed", inner);
+        assert_eq!(outer.to_string(), "the claim failed");
+        assert_eq!(
+            outer.chain(),
+            "the claim failed: could not write the row: disk on fire"
+        );
+        assert_eq!(Error::config("bad").chain(), "bad");
+    }
+
+    #[test]
+    fn chain_hides_no_cause_whose_text_the_message_holds() {
+        let cause = std::io::Error::other("no such file");
+        let e = Error::with_source(ErrorKind::Config, "no such file or directory", cause);
+        assert_eq!(e.chain(), "no such file or directory: no such file");
     }
 }

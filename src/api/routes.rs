@@ -68,7 +68,7 @@ fn secs(t: Timestamp) -> String {
 /// Renders one page as the body of `GET /v1/notifications/{name}`, byte for byte: Clair
 /// v1's shape, then a newline. `page_token` is the token of this page (echoed as `Page`),
 /// `next_token` that of the next one (`NextPage`, absent on the last page).
-pub fn render_page(
+fn render_page(
     page: &NotificationPage,
     limit: u32,
     page_token: &str,
@@ -102,36 +102,13 @@ fn query_param(query: &str, key: &str) -> Option<String> {
 }
 
 /// Decodes `%XX` escapes and `+` (a space, in a query); `None` if the result is not UTF-8.
+/// A `%` not followed by two hex digits stands for itself.
 fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
-                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(b) => {
-                        out.push(b);
-                        i += 3;
-                    }
-                    None => {
-                        out.push(b'%');
-                        i += 1;
-                    }
-                }
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
+    let spaced = s.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8()
+        .ok()
+        .map(std::borrow::Cow::into_owned)
 }
 
 impl Api {
@@ -188,7 +165,7 @@ impl Api {
             Err(_) => {
                 return Err(PageError::BadLimit(format!(
                     "{:?} is not a whole number",
-                    truncate(limit, 40)
+                    crate::text::truncate(limit, 40)
                 )));
             }
         };
@@ -255,21 +232,22 @@ impl Api {
                 false
             }
         };
-        let notifier = match &self.service {
-            None => "not started",
-            Some(s) if !s.enabled => "disabled",
-            Some(s) if s.running() => "running",
-            Some(_) => "stopped",
+        let (notifier, notifier_ok) = super::notifier_health(self.service.as_ref());
+        let ok = store_ok && notifier_ok;
+        // A struct, not a map: the fields go out in the order the README shows.
+        #[derive(serde::Serialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct Health {
+            status: &'static str,
+            notifier: &'static str,
+            store: &'static str,
+        }
+        let health = Health {
+            status: if ok { "ok" } else { "unavailable" },
+            notifier,
+            store: if store_ok { "ok" } else { "failing" },
         };
-        let ok = store_ok && notifier != "stopped";
-        Response::json(
-            if ok { 200 } else { 503 },
-            &serde_json::json!({
-                "Status": if ok { "ok" } else { "unavailable" },
-                "Notifier": notifier,
-                "Store": if store_ok { "ok" } else { "failing" },
-            }),
-        )
+        Response::json(if ok { 200 } else { 503 }, &health)
     }
 
     fn metrics(&self) -> Response {
@@ -292,14 +270,6 @@ impl Api {
                 )
             }
         }
-    }
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_string()
-    } else {
-        format!("{}…", s.chars().take(max).collect::<String>())
     }
 }
 
@@ -335,5 +305,6 @@ mod tests {
         assert_eq!(query_param("", "limit"), None);
         assert_eq!(percent_decode("%zz%4").as_deref(), Some("%zz%4"));
         assert_eq!(percent_decode("%ff"), None);
+        assert_eq!(percent_decode("a+b%2B%41").as_deref(), Some("a b+A"));
     }
 }

@@ -402,10 +402,9 @@ fn serve_delivers_serves_and_stops_on_sigterm() {
         .call()
         .unwrap();
     assert_eq!(del.status(), 200);
-    let started = Instant::now();
     crate::common::bin::sigterm(&child);
-    let status = child.wait().unwrap();
-    assert!(started.elapsed() < Duration::from_secs(10));
+    // How fast it exits is shutdown.rs's subject; here it only must exit.
+    let status = crate::common::bin::wait_exit(&mut child, Duration::from_secs(30), d);
     let stdout = std::io::read_to_string(child.stdout.take().unwrap()).unwrap();
     let log: Vec<String> = logs.try_iter().collect();
     assert_eq!(status.code(), Some(0), "{log:?}");

@@ -11,6 +11,8 @@ mod common;
 #[cfg(feature = "cli")]
 mod crash;
 mod generated;
+#[cfg(feature = "api")]
+mod health;
 #[cfg(feature = "cli")]
 mod promises;
 mod receiver_faults;

@@ -106,7 +106,7 @@ pub fn run(count: usize) -> Result<(), CliError> {
     );
     let started = Instant::now();
     let mut expected: HashMap<String, (usize, usize)> = HashMap::with_capacity(count);
-    let mut rng = Rng::new(0x5eed_c1a1);
+    let mut rng = Rng::with_seed(0x5eed_c1a1);
     let mut layers_inserted = 0usize;
     let mut made = 0;
     while made < count && !stopper.is_stopped() {
