@@ -126,6 +126,10 @@ fn check_config_reads_the_database_read_only_and_refuses_what_serve_refuses() {
         "check-config wrote something or left a side file"
     );
 
+    let schema: i64 = rusqlite::Connection::open(d.join("n.db"))
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
     // Foreign, corrupt and newer files.
     std::fs::write(d.join("text.db"), "just some words\n".repeat(100)).unwrap();
     {
@@ -161,12 +165,15 @@ fn check_config_reads_the_database_read_only_and_refuses_what_serve_refuses() {
         (
             "foreign.db",
             1,
-            "foreign.db is an SQLite database of another program, not clair-notifier's.".into(),
+            "foreign.db is an SQLite database of another program, not clair-notifier's."
+                .to_string(),
         ),
         (
             "newer.db",
             1,
-            "newer.db has schema version 99, which this program (schema 4) cannot read: upgrade clair-notifier.".into(),
+            format!(
+                "newer.db has schema version 99, which this program (schema {schema}) cannot read: upgrade clair-notifier."
+            ),
         ),
     ] {
         std::fs::write(d.join("c.toml"), config(file)).unwrap();
