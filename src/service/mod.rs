@@ -134,7 +134,10 @@ impl Service {
         let metrics = Arc::new(Metrics::new(&names));
         let (waker, wake_rx) = Waker::new();
         if enabled.is_empty() {
-            log::warn!("notifier service is disabled: no notifier is enabled");
+            log::warn!(
+                "notifier disabled: no notifier is enabled, so notifications are stored but \
+                 not delivered (set [notifier.http] endpoint to enable the webhook)"
+            );
             return Ok(Handle {
                 liveness: Liveness::new(0, self.stopper.clone()).0,
                 stopper: self.stopper,

@@ -13,6 +13,8 @@ mod crash;
 mod generated;
 #[cfg(feature = "api")]
 mod health;
+#[cfg(feature = "cli")]
+mod promises;
 mod receiver_faults;
 #[cfg(feature = "cli")]
 mod secrets;
