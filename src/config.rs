@@ -240,6 +240,15 @@ pub struct ApiConfig {
     pub pagination_key: String,
     /// When set, GET and DELETE need `Authorization: Bearer <token>`. Empty by default.
     pub token: String,
+    /// With `keyfile`, the PEM certificate chain the read API is served with over TLS.
+    pub certfile: String,
+    /// With `certfile`, its PEM private key.
+    pub keyfile: String,
+    /// A PEM bundle of CAs: with TLS on, every client must present a certificate that chains
+    /// to one of them.
+    pub cafile: String,
+    /// A second, plain-HTTP listener for `/health` and `/metrics` only. Empty: none.
+    pub health_addr: String,
 }
 
 impl Default for ApiConfig {
@@ -248,6 +257,10 @@ impl Default for ApiConfig {
             addr: "127.0.0.1:6060".to_string(),
             pagination_key: String::new(),
             token: String::new(),
+            certfile: String::new(),
+            keyfile: String::new(),
+            cafile: String::new(),
+            health_addr: String::new(),
         }
     }
 }
@@ -258,6 +271,10 @@ impl fmt::Debug for ApiConfig {
             .field("addr", &self.addr)
             .field("pagination_key", &redacted(&self.pagination_key))
             .field("token", &redacted(&self.token))
+            .field("certfile", &self.certfile)
+            .field("keyfile", &self.keyfile)
+            .field("cafile", &self.cafile)
+            .field("health_addr", &self.health_addr)
             .finish()
     }
 }
