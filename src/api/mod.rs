@@ -35,6 +35,7 @@ use ring::rand::SystemRandom;
 use serde::Serialize;
 
 pub use http1::{IDLE_TIMEOUT, MAX_BODY_BYTES, MAX_HEADER_BYTES, MAX_URL_BYTES, REQUEST_TIMEOUT};
+pub use routes::PageError;
 pub use server::{MAX_CONNECTIONS, RunningServer, Server, THREADS, WRITE_TIMEOUT};
 pub use token::PageKey;
 

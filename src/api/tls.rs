@@ -125,22 +125,22 @@ impl RotatingPair {
     fn current(&self) -> Arc<CertifiedKey> {
         let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
         // A file missing for a moment (replaced by a rename, say) is not a change.
-        if let Ok(now) = read_both(&self.certfile, &self.keyfile) {
-            if now != current.seen {
-                match load_pair(&self.certfile, &self.keyfile, &now, &self.provider) {
-                    Ok(key) => {
-                        log::info!(
-                            "read API: serving the certificate in {} from now on",
-                            self.certfile
-                        );
-                        current.key = Arc::new(key);
-                    }
-                    Err(e) => {
-                        log::error!("read API: keeping the certificate in use: {}", e.chain())
-                    }
+        if let Ok(now) = read_both(&self.certfile, &self.keyfile)
+            && now != current.seen
+        {
+            match load_pair(&self.certfile, &self.keyfile, &now, &self.provider) {
+                Ok(key) => {
+                    log::info!(
+                        "read API: serving the certificate in {} from now on",
+                        self.certfile
+                    );
+                    current.key = Arc::new(key);
                 }
-                current.seen = now;
+                Err(e) => {
+                    log::error!("read API: keeping the certificate in use: {}", e.chain())
+                }
             }
+            current.seen = now;
         }
         Arc::clone(&current.key)
     }
