@@ -70,6 +70,7 @@ pub mod config;
 mod error;
 pub mod notification;
 mod notifier;
+mod pem;
 pub mod service;
 pub mod store;
 mod text;

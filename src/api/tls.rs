@@ -12,14 +12,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::pem::{self, PemObject};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::CertificateDer;
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
 use rustls::{RootCertStore, ServerConfig};
 
 use crate::config::ApiConfig;
 use crate::error::{Error, ErrorKind, Result};
+use crate::pem::{certificates, private_key, read_file};
 
 /// The rustls configuration `api` asks for: `None` when TLS is off (no `certfile` nor
 /// `keyfile`).
@@ -160,20 +160,9 @@ fn load_pair(
     files: &Files,
     provider: &CryptoProvider,
 ) -> Result<CertifiedKey> {
-    let chain = parse_certs("api.certfile", certfile, &files.0)?;
+    let chain = certificates("api.certfile", certfile, &files.0)?;
     check_not_expired(certfile, &chain[0])?;
-    let pem = &files.1;
-    let key = PrivateKeyDer::from_pem_slice(pem).map_err(|e| match e {
-        pem::Error::NoItemsFound => Error::config(format!(
-            "api.keyfile \"{keyfile}\" contains no unencrypted PEM private key (PKCS#8, PKCS#1 \
-             or SEC1)"
-        )),
-        e => Error::with_source(
-            ErrorKind::Config,
-            format!("api.keyfile \"{keyfile}\" is not a valid PEM file"),
-            e,
-        ),
-    })?;
+    let key = private_key("api.keyfile", keyfile, &files.1)?;
     CertifiedKey::from_der(chain, key, provider).map_err(|e| {
         let message =
             format!("api.keyfile \"{keyfile}\" cannot be used with api.certfile \"{certfile}\"");
@@ -226,36 +215,7 @@ fn read_roots(cafile: &str) -> Result<RootCertStore> {
     Ok(roots)
 }
 
-fn read_file(key: &str, path: &str) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| {
-        Error::with_source(
-            ErrorKind::Config,
-            format!("{key}: could not read \"{path}\""),
-            e,
-        )
-    })
-}
-
 /// Every certificate in the PEM file at `path`; at least one.
 fn read_certs(key: &str, path: &str) -> Result<Vec<CertificateDer<'static>>> {
-    parse_certs(key, path, &read_file(key, path)?)
-}
-
-/// Every certificate in `pem`, read from `path`; at least one.
-fn parse_certs(key: &str, path: &str, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>> {
-    let certs = CertificateDer::pem_slice_iter(pem)
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| {
-            Error::with_source(
-                ErrorKind::Config,
-                format!("{key} \"{path}\" is not a valid PEM file"),
-                e,
-            )
-        })?;
-    if certs.is_empty() {
-        return Err(Error::config(format!(
-            "{key} \"{path}\" contains no PEM certificate (\"-----BEGIN CERTIFICATE-----\")"
-        )));
-    }
-    Ok(certs)
+    certificates(key, path, &read_file(key, path)?)
 }
