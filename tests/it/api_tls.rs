@@ -10,10 +10,7 @@ use std::time::{Duration, Instant};
 
 use clair_notifier::api::{MAX_CONNECTIONS, RunningServer, Server};
 use clair_notifier::{ApiConfig, Datastore, SqliteStore, Timestamp};
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
-};
+use rcgen::{CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, KeyPair};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
@@ -33,16 +30,8 @@ struct Leaf {
 
 impl Ca {
     fn new(name: &str) -> Ca {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
         Ca {
-            issuer: CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap(),
+            issuer: crate::common::tls::issuer(name).0,
         }
     }
 
@@ -353,6 +342,45 @@ fn the_bearer_token_still_applies_over_tls() {
     let right = "Authorization: Bearer tls-and-a-token\r\n";
     let got = tls_request(server.addr(), &config, "GET", &f.page(), right).unwrap();
     assert_eq!(got.status, 200, "{}", got.body);
+}
+
+/// A kept-alive TLS connection carries a request with a 60 KB body (drained, as over plain
+/// HTTP), then another request.
+#[test]
+fn a_kept_alive_tls_connection_drains_a_body_and_serves_the_next_request() {
+    let f = Fixture::new();
+    let server = f.start();
+    let name = ServerName::try_from("127.0.0.1").unwrap();
+    let conn = rustls::ClientConnection::new(client(&f.ca, None, false), name).unwrap();
+    let sock = TcpStream::connect(server.addr()).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, sock);
+    let body = vec![b'x'; 60_000];
+    let mut first = format!(
+        "DELETE /v1/notifications/{} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+        f.name,
+        body.len()
+    )
+    .into_bytes();
+    first.extend_from_slice(&body);
+    tls.write_all(&first).unwrap();
+    tls.write_all(
+        format!(
+            "GET {} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            f.page()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let mut answer = Vec::new();
+    tls.read_to_end(&mut answer).unwrap();
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    let second = text.find("\r\n\r\nHTTP/1.1 ").map(|i| &text[i + 4..]);
+    let second = second.unwrap_or_else(|| panic!("one answer only: {text}"));
+    assert!(second.starts_with("HTTP/1.1 200 OK\r\n"), "{second}");
+    assert!(second.contains("\"Deleted\""), "{second}");
 }
 
 /// New connections get the pair on disk; a pair that does not load leaves the one in use.
