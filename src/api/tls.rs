@@ -79,7 +79,6 @@ pub(crate) fn server_config(api: &ApiConfig) -> Result<Option<Arc<ServerConfig>>
 }
 
 /// The certificate and key files, loaded again when they change on disk.
-#[derive(Debug)]
 struct RotatingPair {
     certfile: String,
     keyfile: String,
@@ -87,17 +86,34 @@ struct RotatingPair {
     current: Mutex<Loaded>,
 }
 
-#[derive(Debug)]
 struct Loaded {
     key: Arc<CertifiedKey>,
-    /// The files' bytes when they were last read, loaded or not (a few kilobytes, read again
-    /// for each new connection: nothing next to a handshake's cost, and exact where
-    /// modification times are coarse).
-    seen: Files,
+    /// A digest of the files as they were when last read, loaded or not. They are read again
+    /// for each new connection (a few kilobytes: nothing next to a handshake's cost, and exact
+    /// where modification times are coarse); the digest keeps no key material around.
+    seen: Vec<u8>,
 }
 
 /// The certificate file's bytes and the key file's.
 type Files = (Vec<u8>, Vec<u8>);
+
+fn digest(files: &Files) -> Vec<u8> {
+    let mut d = ring::digest::Context::new(&ring::digest::SHA256);
+    for file in [&files.0, &files.1] {
+        d.update(&(file.len() as u64).to_le_bytes());
+        d.update(file);
+    }
+    d.finish().as_ref().to_vec()
+}
+
+impl std::fmt::Debug for RotatingPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RotatingPair")
+            .field("certfile", &self.certfile)
+            .field("keyfile", &self.keyfile)
+            .finish_non_exhaustive()
+    }
+}
 
 fn read_both(certfile: &str, keyfile: &str) -> Result<Files> {
     Ok((
@@ -108,15 +124,15 @@ fn read_both(certfile: &str, keyfile: &str) -> Result<Files> {
 
 impl RotatingPair {
     fn load(certfile: &str, keyfile: &str, provider: Arc<CryptoProvider>) -> Result<RotatingPair> {
-        let seen = read_both(certfile, keyfile)?;
-        let key = load_pair(certfile, keyfile, &seen, &provider)?;
+        let files = read_both(certfile, keyfile)?;
+        let key = load_pair(certfile, keyfile, &files, &provider)?;
         Ok(RotatingPair {
             certfile: certfile.to_string(),
             keyfile: keyfile.to_string(),
             provider,
             current: Mutex::new(Loaded {
                 key: Arc::new(key),
-                seen,
+                seen: digest(&files),
             }),
         })
     }
@@ -125,10 +141,10 @@ impl RotatingPair {
     fn current(&self) -> Arc<CertifiedKey> {
         let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
         // A file missing for a moment (replaced by a rename, say) is not a change.
-        if let Ok(now) = read_both(&self.certfile, &self.keyfile)
-            && now != current.seen
+        if let Ok(files) = read_both(&self.certfile, &self.keyfile)
+            && digest(&files) != current.seen
         {
-            match load_pair(&self.certfile, &self.keyfile, &now, &self.provider) {
+            match load_pair(&self.certfile, &self.keyfile, &files, &self.provider) {
                 Ok(key) => {
                     log::info!(
                         "read API: serving the certificate in {} from now on",
@@ -140,7 +156,7 @@ impl RotatingPair {
                     log::error!("read API: keeping the certificate in use: {}", e.chain())
                 }
             }
-            current.seen = now;
+            current.seen = digest(&files);
         }
         Arc::clone(&current.key)
     }
@@ -218,4 +234,38 @@ fn read_roots(cafile: &str) -> Result<RootCertStore> {
 /// Every certificate in the PEM file at `path`; at least one.
 fn read_certs(key: &str, path: &str) -> Result<Vec<CertificateDer<'static>>> {
     certificates(key, path, &read_file(key, path)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_configuration_never_shows_the_private_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let key_pem = key.serialize_pem();
+        let write = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            path.to_str().unwrap().to_string()
+        };
+        let api = ApiConfig {
+            certfile: write("c.pem", &cert.pem()),
+            keyfile: write("k.pem", &key_pem),
+            ..ApiConfig::default()
+        };
+        let config = server_config(&api).unwrap().expect("TLS on");
+        let shown = format!("{config:?}");
+        assert!(shown.contains("k.pem"), "{shown}");
+        for line in key_pem.lines().filter(|l| !l.starts_with("-----")) {
+            assert!(!shown.contains(line), "{shown}");
+        }
+        let der = format!("{:?}", key.serialize_der());
+        assert!(!shown.contains(&der[1..40]), "{shown}");
+    }
 }
