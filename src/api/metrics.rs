@@ -15,7 +15,7 @@
 //! | `clair_notifier_due` | gauge | due now (including expired leases) |
 //! | `clair_notifier_leased` | gauge | leased to a running instance |
 //! | `clair_notifier_oldest_due_age_seconds` | gauge | how long the longest-waiting due notification has waited (0 if none) |
-//! | `clair_notifier_up` | gauge | 1 while this process's notifier service runs |
+//! | `clair_notifier_up` | gauge | 1 when `/health` finds the notifier service healthy: running, or disabled (no endpoint set); 0 once it stopped or one of its threads died |
 //!
 //! Counters are this process's since it started; gauges come from the database, so they
 //! count the work of every instance sharing it.
@@ -56,7 +56,7 @@ pub(crate) fn render(counts: &Counts, now: Timestamp, service: Option<&ServiceVi
         "histogram",
         "Time from a notification's creation to its first successful delivery, in milliseconds.",
     );
-    let (buckets, count, sum) = m.latency_ms.snapshot();
+    let (buckets, count, sum) = m.latency_ms().snapshot();
     for (bound, n) in buckets {
         let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {n}");
     }
@@ -66,13 +66,8 @@ pub(crate) fn render(counts: &Counts, now: Timestamp, service: Option<&ServiceVi
 
     let name = "clair_notifier_backend_errors_total";
     head(&mut out, name, "counter", "Failed sends, per notifier.");
-    for (n, c) in &m.notifiers {
-        let _ = writeln!(
-            out,
-            "{name}{{backend=\"{}\"}} {}",
-            label(n),
-            Metrics::get(&c.failed)
-        );
+    for (n, c) in m.notifiers() {
+        let _ = writeln!(out, "{name}{{backend=\"{}\"}} {}", label(n), c.failed());
     }
 
     let name = "clair_notifier_sends_total";
@@ -82,11 +77,10 @@ pub(crate) fn render(counts: &Counts, now: Timestamp, service: Option<&ServiceVi
         "counter",
         "Sends per notifier, by outcome (ok, error, panic).",
     );
-    for (n, c) in &m.notifiers {
-        let failed = Metrics::get(&c.failed);
-        let panicked = Metrics::get(&c.panicked);
+    for (n, c) in m.notifiers() {
+        let (failed, panicked) = (c.failed(), c.panicked());
         for (outcome, v) in [
-            ("ok", Metrics::get(&c.ok)),
+            ("ok", c.ok()),
             ("error", failed.saturating_sub(panicked)),
             ("panic", panicked),
         ] {
@@ -105,36 +99,28 @@ pub(crate) fn render(counts: &Counts, now: Timestamp, service: Option<&ServiceVi
         "counter",
         "Delivery rounds: ok (every notifier succeeded) or failed (a notifier ran out of attempts).",
     );
-    let _ = writeln!(
-        out,
-        "{name}{{outcome=\"ok\"}} {}",
-        Metrics::get(&m.rounds_ok)
-    );
-    let _ = writeln!(
-        out,
-        "{name}{{outcome=\"failed\"}} {}",
-        Metrics::get(&m.rounds_failed)
-    );
+    let _ = writeln!(out, "{name}{{outcome=\"ok\"}} {}", m.rounds_ok());
+    let _ = writeln!(out, "{name}{{outcome=\"failed\"}} {}", m.rounds_failed());
 
     for (name, help, v) in [
         (
             "clair_notifier_retries_total",
             "Retries scheduled after a failed send.",
-            &m.retries,
+            m.retries(),
         ),
         (
             "clair_notifier_claimed_total",
             "Notifications claimed for delivery.",
-            &m.claimed,
+            m.claimed(),
         ),
         (
             "clair_notifier_store_errors_total",
             "Store operations that failed (and were retried).",
-            &m.store_errors,
+            m.store_errors(),
         ),
     ] {
         head(&mut out, name, "counter", help);
-        let _ = writeln!(out, "{name} {}", Metrics::get(v));
+        let _ = writeln!(out, "{name} {v}");
     }
 
     let name = "clair_notifier_notifications";
@@ -155,7 +141,7 @@ pub(crate) fn render(counts: &Counts, now: Timestamp, service: Option<&ServiceVi
     let oldest = counts
         .oldest_due
         .map_or(0.0, |t| now.since(t).as_millis() as f64 / 1000.0);
-    let up = service.is_some_and(ServiceView::running);
+    let up = super::notifier_health(service).1;
     for (name, help, v) in [
         (
             "clair_notifier_due",
@@ -174,7 +160,7 @@ pub(crate) fn render(counts: &Counts, now: Timestamp, service: Option<&ServiceVi
         ),
         (
             "clair_notifier_up",
-            "1 while this process's notifier service runs.",
+            "1 while the notifier service is healthy as /health judges it (running, or disabled: no endpoint set); 0 once it stopped or a thread of it died.",
             u8::from(up).to_string(),
         ),
     ] {
@@ -200,7 +186,8 @@ mod tests {
         assert!(text.contains("clair_notifier_oldest_due_age_seconds 2.500\n"));
         assert!(text.contains("clair_notifier_latency_milliseconds_bucket{le=\"+Inf\"} 0\n"));
         assert!(text.contains("clair_notifier_notifications{state=\"pending\"} 1\n"));
-        assert!(text.contains("clair_notifier_up 0\n"));
+        // No service in this process: `/health` answers 200 ("not started"), and so up is 1.
+        assert!(text.contains("clair_notifier_up 1\n"));
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let (name, value) = line.rsplit_once(' ').unwrap();
             assert!(name.starts_with("clair_notifier_"), "{line}");

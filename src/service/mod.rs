@@ -13,12 +13,13 @@
 //! (each is bounded by its notifier's timeout) and unsent work has been released.
 
 mod backoff;
+mod liveness;
 mod metrics;
 mod scanner;
 mod stopper;
 mod worker;
 
-pub use backoff::INITIAL_BACKOFF;
+pub use liveness::{Liveness, ServiceState};
 pub use metrics::{Histogram, LATENCY_BUCKETS_MS, Metrics, NotifierCounters};
 pub use stopper::Stopper;
 
@@ -37,6 +38,10 @@ use crate::wake::Waker;
 /// The capacity of the job queue of a service with `workers` workers: claimed notifications
 /// waiting for a worker. With the workers' sends, it bounds what one instance has in flight,
 /// and so what a crash of it can send twice.
+///
+/// Not part of the API (hidden from the docs): public only for the crash test, which checks
+/// that bound against the binary.
+#[doc(hidden)]
 pub fn queue_capacity(workers: usize) -> usize {
     (workers * 128).clamp(1024, 8192)
 }
@@ -118,8 +123,9 @@ impl Service {
     ///
     /// # Errors
     ///
-    /// A configuration error (see [`NotifierConfig::validate`]), or a thread that could not
-    /// be spawned.
+    /// A configuration error (see [`NotifierConfig::validate`]), the store's proof that this
+    /// instance is alive that could not be set up ([`Datastore::hold_owner`]: for SQLite, a
+    /// folder of owner locks that cannot be created), or a thread that could not be spawned.
     pub fn start(self) -> Result<Handle> {
         self.config.validate()?;
         let registry = self.registry.unwrap_or_else(Registry::with_builtins);
@@ -128,8 +134,12 @@ impl Service {
         let metrics = Arc::new(Metrics::new(&names));
         let (waker, wake_rx) = Waker::new();
         if enabled.is_empty() {
-            log::warn!("notifier service is disabled: no notifier is enabled");
+            log::warn!(
+                "notifier disabled: no notifier is enabled, so notifications are stored but \
+                 not delivered (set [notifier.http] endpoint to enable the webhook)"
+            );
             return Ok(Handle {
+                liveness: Liveness::new(0, self.stopper.clone()).0,
                 stopper: self.stopper,
                 waker,
                 scanner: None,
@@ -138,6 +148,8 @@ impl Service {
             });
         }
         let workers = self.config.workers;
+        // The workers and the scanner.
+        let (liveness, mut alive) = Liveness::new(workers + 1, self.stopper.clone());
         let capacity = queue_capacity(workers);
         let (job_tx, job_rx) = bounded(capacity);
         let (outcome_tx, outcome_rx) = bounded(capacity + workers);
@@ -149,20 +161,27 @@ impl Service {
             owner: LeaseOwner::random(),
             metrics: Arc::clone(&metrics),
         });
+        // Proves this instance alive to the others sharing the store until the scanner has
+        // made its final writes (or died): then they may take over what it still holds.
+        let owner_guard = shared.store.hold_owner(shared.owner)?;
         shared.store.watch(waker.clone());
         let notifiers: worker::Notifiers = Arc::new(enabled);
         let spawn_err = |e| Error::with_source(ErrorKind::Other, "could not start a thread", e);
         let mut threads = Vec::with_capacity(workers);
         for i in 0..workers {
-            let (shared, notifiers, jobs, outcomes) = (
+            let (shared, notifiers, jobs, outcomes, alive) = (
                 Arc::clone(&shared),
                 Arc::clone(&notifiers),
                 job_rx.clone(),
                 outcome_tx.clone(),
+                alive.pop(),
             );
             let t = std::thread::Builder::new()
                 .name(format!("notify-worker-{i}"))
-                .spawn(move || worker::run(shared, notifiers, jobs, outcomes));
+                .spawn(move || {
+                    let _alive = alive;
+                    worker::run(shared, notifiers, jobs, outcomes);
+                });
             match t {
                 Ok(t) => threads.push(t),
                 Err(e) => {
@@ -178,20 +197,23 @@ impl Service {
             outcomes: outcome_rx,
             wake: wake_rx,
             capacity,
-            claim_threshold: (capacity / 2).max(1),
         };
         log::info!(
-            "notifier service started: {} workers, notifiers {}",
+            "notifier service started: {} workers, notifiers {}, instance {}",
             workers,
-            names.join(", ")
+            names.join(", "),
+            shared.owner.get()
         );
+        let scanner_alive = alive.pop();
         let scanner = std::thread::Builder::new()
             .name("notify-scanner".to_string())
             .spawn(move || {
                 scanner.run();
+                drop(scanner_alive);
                 for t in threads {
                     let _ = t.join();
                 }
+                drop(owner_guard);
             });
         let scanner = match scanner {
             Ok(t) => t,
@@ -201,6 +223,7 @@ impl Service {
             }
         };
         Ok(Handle {
+            liveness,
             stopper: self.stopper,
             waker,
             scanner: Some(scanner),
@@ -212,6 +235,7 @@ impl Service {
 
 /// A running service. Dropping it stops the service and waits for it.
 pub struct Handle {
+    liveness: Liveness,
     stopper: Stopper,
     waker: Waker,
     scanner: Option<JoinHandle<()>>,
@@ -240,9 +264,16 @@ impl Handle {
         &self.notifiers
     }
 
-    /// Whether threads are running (false for a disabled service, or once stopped).
+    /// Whether every thread runs and no stop was asked for (false for a disabled service,
+    /// once stopped, or once a thread has died): [`ServiceState::Running`].
     pub fn is_running(&self) -> bool {
-        self.scanner.as_ref().is_some_and(|t| !t.is_finished())
+        self.liveness.state() == ServiceState::Running
+    }
+
+    /// A view of the service's threads, which stays true after this handle is gone (the read
+    /// API's `/health` keeps one).
+    pub fn liveness(&self) -> Liveness {
+        self.liveness.clone()
     }
 
     /// Raises the stop signal and waits until every thread has finished: sends in flight end

@@ -13,10 +13,16 @@ mod common;
 #[cfg(feature = "cli")]
 mod crash;
 mod generated;
+#[cfg(feature = "api")]
+mod health;
+#[cfg(feature = "cli")]
+mod promises;
 mod receiver_faults;
 #[cfg(feature = "cli")]
 mod secrets;
 mod service;
 mod shutdown;
 mod storage;
+#[cfg(feature = "cli")]
+mod takeover;
 mod webhook;
