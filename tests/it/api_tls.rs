@@ -293,22 +293,38 @@ fn with_a_cafile_only_clients_with_a_certificate_of_that_ca_are_served() {
     let server = f.start();
     let addr = server.addr();
     let other = Ca::new("another CA");
+    // Each refused at the handshake, with the TLS alert that says why.
     let refused = [
-        ("no client certificate", client(&f.ca, None, false)),
+        (
+            "no client certificate",
+            client(&f.ca, None, false),
+            "CertificateRequired",
+        ),
         (
             "a certificate of another CA",
             client(&f.ca, Some(&other.client(false)), false),
+            "UnknownCA",
         ),
         (
             "an expired certificate",
             client(&f.ca, Some(&f.ca.client(true)), false),
+            "CertificateExpired",
         ),
-        ("no client certificate, TLS 1.2", client(&f.ca, None, true)),
+        (
+            "no client certificate, TLS 1.2",
+            client(&f.ca, None, true),
+            "CertificateRequired",
+        ),
     ];
-    for (what, config) in &refused {
+    for (what, config, alert) in &refused {
         for target in [f.page(), "/health".to_string()] {
             let got = tls_request(addr, config, "GET", &target, "");
-            assert!(got.is_err(), "{what}: {target} answered {got:?}");
+            let e = got.expect_err(&format!("{what}: {target} answered"));
+            assert_eq!(
+                e.to_string(),
+                format!("received fatal alert: {alert}"),
+                "{what}"
+            );
         }
     }
     let good = client(&f.ca, Some(&f.ca.client(false)), false);
@@ -414,7 +430,10 @@ fn a_certificate_replaced_on_disk_is_served_to_new_connections() {
     let second = f.ca.server(2);
     put(dir, "server.key", &second.key);
     put(dir, "server.pem", &second.cert);
-    assert_eq!(seen(), second.der, "the new certificate (serial 2)");
+    let now = seen();
+    assert_eq!(now, second.der, "the new certificate");
+    let (_, parsed) = x509_parser::parse_x509_certificate(&now).unwrap();
+    assert_eq!(parsed.raw_serial(), [2], "its serial");
     assert_ne!(second.der, f.server.der);
     // The connection opened before goes on with the certificate it began with.
     assert_eq!(
