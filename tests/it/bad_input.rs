@@ -327,9 +327,16 @@ fn every_configuration_key_wrong_in_every_way_is_named_with_exit_2() {
         .fails(2, "could not read the configuration file latin1.toml");
     run_in(d, &["--config", ".", "check-config"], None)
         .fails(2, "could not read the configuration file .");
-    // Every TLS file good: accepted.
-    std::fs::write(d.join("tls.toml"), tls(&server_cert, &server_key, &ca)).unwrap();
-    run_in(d, &["--config", "tls.toml", "check-config"], None).ok();
+    // Every TLS file good: accepted, and said.
+    let good = tls(&server_cert, &server_key, &ca) + "health_addr = \"127.0.0.1:6061\"\n";
+    std::fs::write(d.join("tls.toml"), good).unwrap();
+    let r = run_in(d, &["--config", "tls.toml", "check-config"], None).ok();
+    for said in [
+        "read API       https://127.0.0.1:6060 (client certificate required; ",
+        "health checks  http://127.0.0.1:6061 (/health and /metrics)",
+    ] {
+        assert!(r.stdout.contains(said), "{said:?}: {r:?}");
+    }
     assert!(!d.join("clair-notifier.db").exists(), "nothing was created");
     eprintln!("{} configuration mistakes tried", cases.len() + 2);
 }
