@@ -2,8 +2,11 @@
 //! limits on connections and concurrent requests, and shutdown. Reading requests and writing
 //! answers (HTTP/1.1 framing, its size limits and request deadlines) is [`super::http1`]'s.
 //!
-//! One accept thread, one thread per open connection (at most [`MAX_CONNECTIONS`]; one more
-//! is answered 503 and closed), and at most [`THREADS`] requests answered at once. Limits
+//! One accept thread per listener (the API's, and the plain `/health` and `/metrics` one of
+//! `api.health_addr`), one thread per open connection (at most [`MAX_CONNECTIONS`] in all; one
+//! more is answered 503 and closed, or only closed over TLS), and at most [`THREADS`] requests
+//! answered at once. Over TLS ([`super::tls`]) the handshake runs on the connection's thread
+//! under the deadlines of a request head ([`super::tls_stream`]). Limits
 //! enforced before a request reaches the routes: the URL ([`MAX_URL_BYTES`], else 414), the
 //! header block ([`MAX_HEADER_BYTES`] and 100 headers, else 431), the body
 //! ([`MAX_BODY_BYTES`], else 413, without reading it when `Content-Length` says so; the API
@@ -41,7 +44,8 @@ use crate::store::Datastore;
 
 /// Requests answered at once (the rest wait for a turn).
 pub const THREADS: usize = 4;
-/// Connections open at once; one more is answered 503 and closed.
+/// Connections open at once, on every listener; one more is answered 503 and closed (over
+/// TLS, closed).
 pub const MAX_CONNECTIONS: usize = 512;
 /// How long writing an answer may block on a client that does not read it.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
