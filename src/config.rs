@@ -193,6 +193,10 @@ pub struct HttpConfig {
     pub headers: BTreeMap<String, String>,
     /// `whsec_<base64>`: sign each POST per the Standard Webhooks spec. Empty by default.
     pub signing_secret: String,
+    /// Permit connections to link-local and cloud metadata addresses. `false` by default.
+    pub allow_link_local: bool,
+    /// Also refuse connections to loopback and private addresses. `false` by default.
+    pub deny_private: bool,
 }
 
 impl Default for HttpConfig {
@@ -207,6 +211,8 @@ impl Default for HttpConfig {
             proxy: String::new(),
             headers: BTreeMap::new(),
             signing_secret: String::new(),
+            allow_link_local: false,
+            deny_private: false,
         }
     }
 }
@@ -223,6 +229,8 @@ impl fmt::Debug for HttpConfig {
             .field("proxy", &crate::text::redact_url(&self.proxy))
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
             .field("signing_secret", &redacted(&self.signing_secret))
+            .field("allow_link_local", &self.allow_link_local)
+            .field("deny_private", &self.deny_private)
             .finish()
     }
 }
