@@ -8,8 +8,14 @@ use std::fmt;
 pub enum ErrorKind {
     /// The configuration is invalid: a bad value, a missing file, an unreadable certificate.
     Config,
-    /// The datastore failed: I/O, a full disk, a corrupt or foreign file, a lock held too long.
+    /// The datastore failed: I/O, a full disk, a lock held too long, a database of another
+    /// program or of a newer version.
     Store,
+    /// The database file is not one a store can use: not an SQLite database at all, or one
+    /// whose pages are corrupt. Found when the store opens it (before anything is written to
+    /// it), or later when a damaged page is read: usually a wrong path rather than a failure
+    /// of a running system.
+    NotADatabase,
     /// Input given to the library was rejected (a notification without a vulnerability name, ...).
     InvalidInput,
     /// Anything else: a thread could not be spawned, a socket could not be bound.
@@ -55,6 +61,14 @@ impl Error {
     /// A configuration error.
     pub fn config(message: impl Into<String>) -> Error {
         Error::new(ErrorKind::Config, message)
+    }
+
+    /// The same error with `prefix` before its message (a file and line, say), keeping its
+    /// kind and cause.
+    #[cfg_attr(not(feature = "config-file"), allow(dead_code))]
+    pub(crate) fn prefixed(mut self, prefix: &str) -> Error {
+        self.message.insert_str(0, prefix);
+        self
     }
 
     /// What sort of failure this is.

@@ -5,7 +5,7 @@
 //! | --- | --- |
 //! | `GET /v1/notifications/{name}?limit=N[&page=TOKEN]` | 200, one page of the notification in Clair v1's JSON |
 //! | `DELETE /v1/notifications/{name}` | 200, empty body: the notification is read (repeatable) |
-//! | `GET /health` | 200 while the service runs (503 if it stopped or the store fails) |
+//! | `GET /health` | 200 while the service runs or is disabled (503 if it stopped, a thread of it died, or the store fails) |
 //! | `GET /metrics` | Prometheus text (see [`metrics`]) |
 //!
 //! Errors are `{"Error":{"Message":"..."}}` and a newline, with 400 (bad `limit`, bad
@@ -18,6 +18,7 @@
 //! testable without sockets; [`Server`] serves them over HTTP with bounded connections, sizes
 //! and times (see its module for the limits).
 
+mod http1;
 pub mod metrics;
 mod routes;
 mod server;
@@ -29,16 +30,14 @@ use ring::hmac;
 use ring::rand::SystemRandom;
 use serde::Serialize;
 
-pub use routes::render_page;
-pub use server::{
-    IDLE_TIMEOUT, MAX_BODY_BYTES, MAX_CONNECTIONS, MAX_HEADER_BYTES, MAX_URL_BYTES,
-    REQUEST_TIMEOUT, Server, ServerHandle, THREADS, WRITE_TIMEOUT,
-};
-pub use token::{PAGINATION_KEY_SETTING, PageKey};
+pub use http1::{IDLE_TIMEOUT, MAX_BODY_BYTES, MAX_HEADER_BYTES, MAX_URL_BYTES, REQUEST_TIMEOUT};
+pub use routes::PageError;
+pub use server::{MAX_CONNECTIONS, RunningServer, Server, THREADS, WRITE_TIMEOUT};
+pub use token::PageKey;
 
 use crate::config::ApiConfig;
 use crate::error::{Error, ErrorKind, Result};
-use crate::service::{Handle, Metrics, Stopper};
+use crate::service::{Handle, Liveness, Metrics, ServiceState};
 use crate::store::Datastore;
 use crate::time::Clock;
 
@@ -133,8 +132,7 @@ impl Response {
 #[derive(Clone, Debug)]
 pub struct ServiceView {
     metrics: Arc<Metrics>,
-    stopper: Stopper,
-    enabled: bool,
+    liveness: Liveness,
 }
 
 impl ServiceView {
@@ -142,14 +140,21 @@ impl ServiceView {
     pub fn of(handle: &Handle) -> ServiceView {
         ServiceView {
             metrics: handle.metrics(),
-            stopper: handle.stopper().clone(),
-            enabled: handle.is_running(),
+            liveness: handle.liveness(),
         }
     }
+}
 
-    /// Whether the service is meant to deliver (some notifier is enabled) and still runs.
-    fn running(&self) -> bool {
-        self.enabled && !self.stopper.is_stopped()
+/// What `/health` says of the notifier service, and whether that is healthy: the one meaning
+/// of "up", shared by `/health` (200 or 503) and `/metrics` (`clair_notifier_up`). A disabled
+/// service (no endpoint set) is healthy: it has nothing to deliver.
+fn notifier_health(service: Option<&ServiceView>) -> (&'static str, bool) {
+    match service.map(|s| s.liveness.state()) {
+        None => ("not started", true),
+        Some(ServiceState::Disabled) => ("disabled", true),
+        Some(ServiceState::Running) => ("running", true),
+        Some(ServiceState::Stopped) => ("stopped", false),
+        Some(ServiceState::Failed) => ("failed", false),
     }
 }
 
@@ -202,12 +207,6 @@ impl Api {
             service: None,
             clock: Clock::system(),
         })
-    }
-
-    /// Shows `service` in `/health` and `/metrics`.
-    pub fn service(mut self, service: ServiceView) -> Api {
-        self.service = Some(service);
-        self
     }
 
     /// Reads the time from `clock` (when a DELETE marks a notification read).

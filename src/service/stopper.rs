@@ -94,12 +94,15 @@ mod tests {
         let s = Stopper::new();
         assert!(s.sleep(Duration::from_millis(1)));
         let s2 = s.clone();
+        let (asleep, sleeping) = std::sync::mpsc::channel();
         let t = std::thread::spawn(move || {
             let start = Instant::now();
+            asleep.send(()).unwrap();
             let full = s2.sleep(Duration::from_secs(30));
             (full, start.elapsed())
         });
-        std::thread::sleep(Duration::from_millis(20));
+        // Raised while the thread sleeps (or is about to: then its sleep ends at once too).
+        sleeping.recv().unwrap();
         s.stop();
         s.stop();
         let (full, took) = t.join().unwrap();

@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
-use clair_notifier::api::{Api, Request, Server, ServerHandle, ServiceView};
+use clair_notifier::api::{Api, Request, RunningServer, Server, ServiceView};
 use clair_notifier::{
     ApiConfig, Datastore, FixedIn, NewNotification, NotifierConfig, Service, SqliteStore,
     Timestamp, Vulnerability, VulnerabilityWithLayers,
@@ -13,7 +13,7 @@ use clair_notifier::{
 use serde_json::Value;
 
 use crate::common::receiver::Receiver;
-use crate::common::{sample, temp_db, wait_for};
+use crate::common::{OffsetClock, sample, temp_db, wait_for};
 
 const JSON: &str = "application/json;charset=utf-8";
 
@@ -67,7 +67,7 @@ struct Fixture {
     _dir: tempfile::TempDir,
     path: std::path::PathBuf,
     store: Arc<SqliteStore>,
-    server: ServerHandle,
+    server: RunningServer,
     base: String,
 }
 
@@ -289,11 +289,21 @@ fn bad_limits_tokens_and_names_are_clairs_errors() {
 
 #[test]
 fn delete_marks_read_repeatably_and_the_notification_stays_readable() {
-    let f = start();
-    let name = &f
-        .store
-        .insert(&[sample("CVE-1", 3)], Timestamp::now())
-        .unwrap()[0];
+    let (_dir, path) = temp_db();
+    let store = Arc::new(SqliteStore::open(&path).unwrap());
+    let clock = OffsetClock::default();
+    let api = Api::new(&loopback(), store.clone())
+        .unwrap()
+        .clock(clock.clock());
+    let server = Server::serve("127.0.0.1:0", api, None).unwrap();
+    let f = Fixture {
+        _dir,
+        path,
+        store,
+        base: format!("http://{}", server.addr()),
+        server,
+    };
+    let name = &f.store.insert(&[sample("CVE-1", 3)], clock.now()).unwrap()[0];
     let url = format!("{}/v1/notifications/{name}", f.base);
     let d = call("DELETE", &url, None);
     assert_eq!((d.status, d.body.as_str()), (200, ""));
@@ -305,14 +315,18 @@ fn delete_marks_read_repeatably_and_the_notification_stays_readable() {
         g.json()["Notification"]["Deleted"],
         first_read.as_secs().to_string()
     );
-    std::thread::sleep(Duration::from_millis(5));
+    clock.advance(Duration::from_secs(2));
     let d = call("DELETE", &url, None);
     assert_eq!(
         (d.status, d.body.as_str()),
         (200, ""),
         "a second DELETE is 200"
     );
-    assert!(f.store.summary(name).unwrap().unwrap().read.unwrap() > first_read);
+    let second_read = f.store.summary(name).unwrap().unwrap().read.unwrap();
+    assert!(
+        second_read >= first_read.plus(Duration::from_secs(2)),
+        "the read time moves with the API's clock: {first_read:?} then {second_read:?}"
+    );
     let d = call(
         "DELETE",
         &format!("{}/v1/notifications/does-not-exist", f.base),

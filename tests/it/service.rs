@@ -6,6 +6,7 @@ use std::time::Duration;
 use clair_notifier::{Datastore, NotifierConfig, Service, SqliteStore, State, Timestamp};
 
 use crate::common::receiver::Receiver;
+use crate::common::recording::Recording;
 use crate::common::{OffsetClock, Silent, sample, temp_db, wait_for};
 
 fn webhook_config(url: &str) -> NotifierConfig {
@@ -56,7 +57,7 @@ fn happy_path_delivers_each_notification_exactly_once() {
 
 fn start_with_clock(
     config: NotifierConfig,
-    store: Arc<SqliteStore>,
+    store: Arc<dyn Datastore>,
     clock: &OffsetClock,
 ) -> clair_notifier::Handle {
     Service::new(config, store)
@@ -101,7 +102,7 @@ fn exhausted_attempts_wait_for_the_renotify_interval() {
     let rx = Receiver::start(2);
     rx.set_status(503);
     let (_dir, path) = temp_db();
-    let store = Arc::new(SqliteStore::open(&path).unwrap());
+    let store = Arc::new(Recording::new(SqliteStore::open(&path).unwrap()));
     let clock = OffsetClock::default();
     let mut config = webhook_config(&rx.url());
     config.attempts = 3;
@@ -122,8 +123,19 @@ fn exhausted_attempts_wait_for_the_renotify_interval() {
         s.last_error
     );
     assert_eq!(s.notified, None);
-    // Nothing more is sent until the interval has passed (Clair v1 retried at once, forever).
-    std::thread::sleep(Duration::from_millis(300));
+    // Nothing more is sent until the interval has passed (Clair v1 retried at once, forever):
+    // woken, the scanner looks and finds nothing due.
+    let looked_at = clock.now();
+    handle.waker().wake();
+    let claim = store.claim_since(
+        "a claim after the round",
+        looked_at,
+        Duration::from_secs(10),
+    );
+    assert!(
+        claim.names.is_empty(),
+        "claimed before the interval: {claim:?}"
+    );
     assert_eq!(rx.count(), 3);
     // An hour later, a new round starts, and this time the receiver is back.
     rx.set_status(200);
@@ -147,7 +159,7 @@ fn exhausted_attempts_wait_for_the_renotify_interval() {
 fn unread_notifications_are_sent_again_after_the_interval_and_read_ones_never() {
     let rx = Receiver::start(2);
     let (_dir, path) = temp_db();
-    let store = Arc::new(SqliteStore::open(&path).unwrap());
+    let store = Arc::new(Recording::new(SqliteStore::open(&path).unwrap()));
     let clock = OffsetClock::default();
     let mut config = webhook_config(&rx.url());
     config.renotify_interval = Duration::from_secs(7200);
@@ -155,29 +167,61 @@ fn unread_notifications_are_sent_again_after_the_interval_and_read_ones_never() 
     let names = store
         .insert(&[sample("CVE-A", 0), sample("CVE-B", 0)], clock.now())
         .unwrap();
-    wait_for("both sent", Duration::from_secs(20), || rx.count() == 2);
+    let notified = |name: &str| store.summary(name).unwrap().unwrap().notified;
+    wait_for("both sent and recorded", Duration::from_secs(20), || {
+        names.iter().all(|n| notified(n).is_some())
+    });
     store.mark_read(&names[1], clock.now()).unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    let looked_at = clock.now();
+    handle.waker().wake();
+    let claim = store.claim_since(
+        "a claim after both rounds",
+        looked_at,
+        Duration::from_secs(10),
+    );
+    assert!(
+        claim.names.is_empty(),
+        "claimed before the interval: {claim:?}"
+    );
     assert_eq!(rx.count(), 2, "nothing is sent again before the interval");
+    let first_round = notified(&names[0]).unwrap();
     clock.advance(Duration::from_secs(7200));
+    let next_round = clock.now();
     handle.waker().wake();
     wait_for("the unread one sent again", Duration::from_secs(20), || {
-        rx.count_for(&names[0]) == 2
+        notified(&names[0]) > Some(first_round)
     });
-    std::thread::sleep(Duration::from_millis(200));
+    // Once that round is recorded, the scanner looks again and finds nothing.
+    let looked_at = clock.now();
+    handle.waker().wake();
+    store.claim_since(
+        "a claim after the second round",
+        looked_at,
+        Duration::from_secs(10),
+    );
+    handle.stop();
+    assert_eq!(rx.count_for(&names[0]), 2);
+    let since: Vec<_> = store
+        .claims()
+        .into_iter()
+        .filter(|c| c.now >= next_round)
+        .collect();
+    assert!(
+        since.iter().all(|c| !c.names.contains(&names[1])),
+        "a read notification is never claimed again: {since:?}"
+    );
     assert_eq!(
         rx.count_for(&names[1]),
         1,
         "a read notification is never sent again"
     );
-    handle.stop();
 }
 
 #[test]
 fn a_crashed_owners_expired_lease_is_taken_over() {
     let rx = Receiver::start(2);
     let (_dir, path) = temp_db();
-    let store = Arc::new(SqliteStore::open(&path).unwrap());
+    let store = Arc::new(Recording::new(SqliteStore::open(&path).unwrap()));
     let clock = OffsetClock::default();
     let name = store.insert(&[sample("CVE-L", 0)], clock.now()).unwrap()[0].clone();
     // Another instance claims it and dies without an outcome.
@@ -190,7 +234,17 @@ fn a_crashed_owners_expired_lease_is_taken_over() {
     let mut config = webhook_config(&rx.url());
     config.lease = lease;
     let handle = start_with_clock(config, store.clone(), &clock);
-    std::thread::sleep(Duration::from_millis(300));
+    let looked_at = clock.now();
+    handle.waker().wake();
+    let claim = store.claim_since(
+        "a claim under the live lease",
+        looked_at,
+        Duration::from_secs(10),
+    );
+    assert!(
+        claim.names.is_empty(),
+        "a live lease is respected: {claim:?}"
+    );
     assert_eq!(rx.count(), 0, "a live lease is respected");
     clock.advance(lease);
     handle.waker().wake();
@@ -273,8 +327,9 @@ fn stop_is_prompt_with_a_hanging_receiver_and_leaves_nothing_leased() {
     let started = std::time::Instant::now();
     handle.stop();
     let took = started.elapsed();
-    // Bounded by the send timeout (1s) plus a margin for a loaded machine.
-    assert!(took < Duration::from_secs(6), "stop took {took:?}");
+    // Bounded by the send timeout (1s) plus a margin for a loaded machine; a stop that waited
+    // for the queue to drain would take 12 s or more (50 sends of 1 s by 4 workers).
+    assert!(took < Duration::from_secs(8), "stop took {took:?}");
     let counts = store.counts(Timestamp::now()).unwrap();
     assert_eq!(counts.leased, 0, "unsent work was released");
     // The ones in flight failed (timeout) and have their retry scheduled within max_backoff.
@@ -376,11 +431,14 @@ fn with_no_enabled_notifier_the_service_is_disabled() {
 fn in_process_inserts_wake_the_scanner_and_other_writers_are_polled() {
     let rx = Receiver::start(2);
     let (_dir, path) = temp_db();
-    let store = Arc::new(SqliteStore::open(&path).unwrap());
+    let store = Arc::new(Recording::new(SqliteStore::open(&path).unwrap()));
     let mut config = webhook_config(&rx.url());
     config.poll_interval = Duration::from_secs(3600);
     let handle = Service::new(config, store.clone()).start().unwrap();
-    std::thread::sleep(Duration::from_millis(100));
+    // Inserted after the scanner's first look, so that only the wake-up can explain it.
+    wait_for("the scanner's first look", Duration::from_secs(10), || {
+        store.looked()
+    });
     store
         .insert(&[sample("CVE-W", 0)], Timestamp::now())
         .unwrap();
@@ -403,77 +461,13 @@ fn in_process_inserts_wake_the_scanner_and_other_writers_are_polled() {
     handle.stop();
 }
 
-/// A store that notes the size of each claim it is asked for, and otherwise is the SQLite store.
-struct ClaimSizes {
-    inner: SqliteStore,
-    limits: std::sync::Mutex<Vec<usize>>,
-}
-
-mod claim_sizes {
-    use clair_notifier::notification::{
-        NewNotification, NotificationId, NotificationPage, NotificationSummary, PageCursor,
-    };
-    use clair_notifier::store::{ClaimRequest, Claimed, Counts, LeaseOwner, ListFilter, Outcome};
-    use clair_notifier::{Datastore, Result, Timestamp, Waker};
-
-    impl Datastore for super::ClaimSizes {
-        fn insert(&self, n: &[NewNotification], now: Timestamp) -> Result<Vec<String>> {
-            self.inner.insert(n, now)
-        }
-        fn renew(&self, owner: LeaseOwner, ids: &[NotificationId], t: Timestamp) -> Result<usize> {
-            self.inner.renew(owner, ids, t)
-        }
-        fn record_and_claim(
-            &self,
-            owner: LeaseOwner,
-            outcomes: &[Outcome],
-            claim: ClaimRequest,
-        ) -> Result<Vec<Claimed>> {
-            if claim.limit > 0 {
-                self.limits.lock().unwrap().push(claim.limit);
-            }
-            self.inner.record_and_claim(owner, outcomes, claim)
-        }
-        fn release(&self, owner: LeaseOwner, ids: &[NotificationId], now: Timestamp) -> Result<()> {
-            self.inner.release(owner, ids, now)
-        }
-        fn next_due(&self) -> Result<Option<Timestamp>> {
-            self.inner.next_due()
-        }
-        fn mark_read(&self, name: &str, now: Timestamp) -> Result<bool> {
-            self.inner.mark_read(name, now)
-        }
-        fn page(&self, name: &str, c: PageCursor, limit: u32) -> Result<Option<NotificationPage>> {
-            self.inner.page(name, c, limit)
-        }
-        fn summary(&self, name: &str) -> Result<Option<NotificationSummary>> {
-            self.inner.summary(name)
-        }
-        fn list(&self, filter: ListFilter) -> Result<Vec<NotificationSummary>> {
-            self.inner.list(filter)
-        }
-        fn counts(&self, now: Timestamp) -> Result<Counts> {
-            self.inner.counts(now)
-        }
-        fn setting_or_insert(&self, key: &str, value: &str) -> Result<String> {
-            self.inner.setting_or_insert(key, value)
-        }
-        fn watch(&self, waker: Waker) {
-            self.inner.watch(waker)
-        }
-    }
-}
-
 /// With idle workers, the scanner claims a small batch first, so sending starts at once, and
 /// fills the rest of the queue with claims four times larger each.
 #[test]
 fn idle_workers_get_a_small_first_batch_then_a_full_queue() {
     let rx = Receiver::start(4);
     let (_dir, path) = temp_db();
-    let store = Arc::new(ClaimSizes {
-        inner: SqliteStore::open(&path).unwrap(),
-        limits: std::sync::Mutex::new(Vec::new()),
-    });
+    let store = Arc::new(Recording::new(SqliteStore::open(&path).unwrap()));
     let batch: Vec<_> = (0..2000).map(|i| sample(&format!("CVE-{i}"), 0)).collect();
     store.inner.insert(&batch, Timestamp::now()).unwrap();
     let config = webhook_config(&rx.url());
@@ -483,7 +477,7 @@ fn idle_workers_get_a_small_first_batch_then_a_full_queue() {
         notified_count(&store.inner) == 2000
     });
     handle.stop();
-    let limits = store.limits.lock().unwrap().clone();
+    let limits = store.limits();
     assert_eq!(limits[..2], [64, 256], "first claims: {limits:?}");
     // The queue's free room: all of it but what the workers have not taken yet of the first
     // 320 (the queue holds 1,024, less than the next step of 1,024).
@@ -513,10 +507,7 @@ impl clair_notifier::Notifier for Instant0 {
 #[test]
 fn fast_workers_draining_a_backlog_keep_claims_full() {
     let (_dir, path) = temp_db();
-    let store = Arc::new(ClaimSizes {
-        inner: SqliteStore::open(&path).unwrap(),
-        limits: std::sync::Mutex::new(Vec::new()),
-    });
+    let store = Arc::new(Recording::new(SqliteStore::open(&path).unwrap()));
     let batch: Vec<_> = (0..20_000)
         .map(|i| sample(&format!("CVE-{i}"), 0))
         .collect();
@@ -531,7 +522,7 @@ fn fast_workers_draining_a_backlog_keep_claims_full() {
         notified_count(&store.inner) == 20_000
     });
     handle.stop();
-    let limits = store.limits.lock().unwrap().clone();
+    let limits = store.limits();
     let small = limits.iter().filter(|&&l| l <= 256).count();
     assert_eq!(small, 2, "only the first claims are small: {limits:?}");
     assert_eq!(limits[..2], [64, 256], "{limits:?}");

@@ -49,29 +49,51 @@ fn received(rx: &Receiver) -> HashMap<String, usize> {
 const LOCK_DB: &str = "CLAIR_TEST_LOCK_DB";
 const LOCK_READY: &str = "CLAIR_TEST_LOCK_READY";
 const LOCK_HOLD_MS: &str = "CLAIR_TEST_LOCK_HOLD_MS";
+const LOCK_RELEASE: &str = "CLAIR_TEST_LOCK_RELEASE";
 
 /// Not a test of its own: the helper mode of this test binary. When run with `LOCK_DB` set,
 /// it opens that database in a second process, takes the write lock (`BEGIN IMMEDIATE`),
-/// creates the `LOCK_READY` file, holds the lock `LOCK_HOLD_MS`, and commits.
+/// creates the `LOCK_READY` file, holds the lock `LOCK_HOLD_MS` (or, with `LOCK_RELEASE`
+/// set, until that file exists), and commits.
 #[test]
 fn helper_hold_write_lock_when_asked() {
     let Ok(db) = std::env::var(LOCK_DB) else {
         return;
     };
     let ready = std::env::var(LOCK_READY).unwrap();
-    let hold: u64 = std::env::var(LOCK_HOLD_MS).unwrap().parse().unwrap();
     let conn = rusqlite::Connection::open(&db).unwrap();
     conn.busy_timeout(Duration::from_secs(10)).unwrap();
     conn.execute_batch("BEGIN IMMEDIATE").unwrap();
     std::fs::write(&ready, b"locked").unwrap();
-    std::thread::sleep(Duration::from_millis(hold));
+    match std::env::var(LOCK_RELEASE) {
+        Ok(release) => wait_for("the release file", Duration::from_secs(120), || {
+            Path::new(&release).exists()
+        }),
+        Err(_) => {
+            let hold: u64 = std::env::var(LOCK_HOLD_MS).unwrap().parse().unwrap();
+            std::thread::sleep(Duration::from_millis(hold));
+        }
+    }
     conn.execute_batch("COMMIT").unwrap();
 }
 
+/// How long the helper above holds the lock.
+enum Hold {
+    /// This long: a lock the store must simply wait for.
+    For(Duration),
+    /// Until the test creates this file.
+    Until(PathBuf),
+}
+
 /// Runs the helper above in another process; returns once it holds the lock.
-fn hold_write_lock(db: &Path, hold: Duration) -> std::process::Child {
+fn hold_write_lock(db: &Path, hold: Hold) -> std::process::Child {
     let ready = db.with_extension("locked");
-    let child = Command::new(std::env::current_exe().unwrap())
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    match hold {
+        Hold::For(d) => command.env(LOCK_HOLD_MS, d.as_millis().to_string()),
+        Hold::Until(file) => command.env(LOCK_RELEASE, file),
+    };
+    let child = command
         .args([
             "--exact",
             "storage::helper_hold_write_lock_when_asked",
@@ -80,7 +102,6 @@ fn hold_write_lock(db: &Path, hold: Duration) -> std::process::Child {
         ])
         .env(LOCK_DB, db)
         .env(LOCK_READY, &ready)
-        .env(LOCK_HOLD_MS, hold.as_millis().to_string())
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
@@ -108,16 +129,28 @@ fn storage_write_lock_held_by_another_process_delays_but_loses_nothing() {
         rx.count() >= 20
     });
     // Held past the store's busy timeout (5 s): the service's own retries must take over.
-    let hold = Duration::from_secs(7);
+    let release = path.with_extension("release");
     let locked_at = Instant::now();
-    let mut locker = hold_write_lock(&path, hold);
+    let mut locker = hold_write_lock(&path, Hold::Until(release.clone()));
     let sent_when_locked = rx.count();
     // Sends already claimed go on; their outcomes wait in memory.
     wait_for("sends while locked", Duration::from_secs(5), || {
         rx.count() > sent_when_locked
     });
-    std::thread::sleep(Duration::from_secs(6).saturating_sub(locked_at.elapsed()));
+    // Two store errors: the lock outlived the busy timeout, and the service tried again.
+    let metrics = handle.metrics();
+    wait_for(
+        "a retry after a store error",
+        Duration::from_secs(60),
+        || {
+            metrics
+                .store_errors
+                .load(std::sync::atomic::Ordering::Relaxed)
+                >= 2
+        },
+    );
     assert!(handle.is_running(), "the service must not give up");
+    std::fs::write(&release, b"").unwrap();
     assert!(locker.wait().unwrap().success(), "the lock holder failed");
     let released_after = locked_at.elapsed();
     wait_for("all 400 notified", Duration::from_secs(60), || {
@@ -156,7 +189,7 @@ fn a_short_write_lock_is_waited_for() {
     let handle = Service::new(config(&rx.url(), 2), store.clone())
         .start()
         .unwrap();
-    let mut locker = hold_write_lock(&path, Duration::from_millis(1500));
+    let mut locker = hold_write_lock(&path, Hold::For(Duration::from_millis(1500)));
     // The insert itself waits for the lock (busy_timeout), then the service delivers.
     let names = store
         .insert(
@@ -257,7 +290,9 @@ fn database_made_read_only_under_the_service_loses_nothing() {
     );
     // Reads go on: the read API and the command line still answer.
     assert_eq!(store.counts(Timestamp::now()).unwrap().total(), 300);
-    std::thread::sleep(Duration::from_millis(500));
+    wait_for("a retry after the error", Duration::from_secs(20), || {
+        errors() >= 2
+    });
     assert!(handle.is_running(), "the service must not give up");
     drop(guard);
     wait_for("all 300 notified", Duration::from_secs(30), || {
@@ -382,16 +417,19 @@ fn full_disk_under_serve_is_survived_and_nothing_is_lost() {
         "{}",
         err.chain()
     );
+    // Logged twice: serve hit the full disk, and tried again after it.
     wait_for(
-        "serve to log the full disk",
+        "serve to log the full disk and a retry",
         Duration::from_secs(20),
         || {
             std::fs::read_to_string(d.join("serve.log"))
                 .unwrap_or_default()
-                .contains("the disk is full")
+                .lines()
+                .filter(|l| l.contains("the disk is full") && l.contains("retrying in"))
+                .count()
+                >= 2
         },
     );
-    std::thread::sleep(Duration::from_millis(500));
     assert!(
         child.try_wait().unwrap().is_none(),
         "serve must keep running: {}",

@@ -22,8 +22,8 @@ use clair_notifier::{
 use crossbeam_channel::{Receiver, Sender, bounded};
 
 use crate::CliError;
-use crate::commands::signal_stopper;
 use crate::sample::{self, Rng};
+use crate::serve::signal_stopper;
 
 /// Layers per side asked for on each page.
 const PAGE_LIMIT: u32 = 100;

@@ -128,7 +128,7 @@ fn foreign_and_garbage_files_are_refused_untouched() {
     let bytes = b"this is not a database at all, just some text that is long enough".repeat(100);
     std::fs::write(&garbage, &bytes).unwrap();
     let err = SqliteStore::open(&garbage).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Store);
+    assert_eq!(err.kind(), ErrorKind::NotADatabase);
     assert!(err.to_string().contains("not an SQLite database"), "{err}");
     assert_eq!(std::fs::read(&garbage).unwrap(), bytes);
 
@@ -565,7 +565,6 @@ fn the_wal_is_checkpointed_off_the_writer_and_stays_bounded() {
         .collect();
     for _ in 0..60 {
         store.insert(&batch, t(0)).unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(2));
     }
     let db = std::fs::metadata(&path).unwrap().len();
     let wal = std::fs::metadata(dir.path().join("wal.db-wal"))
@@ -839,4 +838,79 @@ fn unknown_schema_versions_are_refused_and_left_alone() {
             .unwrap();
         assert_eq!(tables, 1, "nothing was created in it");
     }
+}
+
+/// An owner whose lock is gone (its process died) loses its leases to the next look for dead
+/// owners: its notifications are due at once with their round's progress, and it is found
+/// once. A live owner keeps its leases however long it stays silent, until they expire.
+#[test]
+fn dead_owners_lose_their_leases_at_once_and_live_ones_never() {
+    let (_dir, store, names) = stored(3);
+    let guard_a = store.hold_owner(A).unwrap();
+    let guard_b = store.hold_owner(B).unwrap();
+    assert!(
+        guard_a.proves() && guard_b.proves(),
+        "locks work in a temp dir"
+    );
+    let a = store.claim(A, 2, t(0), t(600_000)).unwrap();
+    let retry = Outcome {
+        attempts: 1,
+        last_error: Some("w: 500".into()),
+        progress: vec![NotifierProgress {
+            notifier: "w".into(),
+            attempts: 1,
+            succeeded: false,
+            last_error: Some("w: 500".into()),
+        }],
+        notified: false,
+        ..done(a[1].id, t(5))
+    };
+    store.record(A, &[retry], t(1)).unwrap();
+    let b = store.claim(B, 5, t(2), t(600_000)).unwrap();
+    assert_eq!(b.len(), 1, "B holds the third");
+    let again = store.claim(A, 5, t(5), t(600_000)).unwrap();
+    assert_eq!(again.len(), 1, "the retry, due at 5");
+    let a = [a[0].clone(), again[0].clone()];
+    // Both alive: nothing is freed, however late it is.
+    assert!(store.release_dead_owners(t(500_000)).unwrap().is_empty());
+    assert!(
+        store
+            .claim(B, 5, t(500_000), t(900_000))
+            .unwrap()
+            .is_empty()
+    );
+
+    drop(guard_a); // A's process is gone
+    let freed = store.release_dead_owners(t(10)).unwrap();
+    assert_eq!(freed, [(A, 2)]);
+    assert!(store.release_dead_owners(t(11)).unwrap().is_empty(), "once");
+    let mut taken = store.claim(B, 5, t(12), t(600_000)).unwrap();
+    taken.sort_by_key(|c| c.id);
+    let mut expected: Vec<_> = a.iter().map(|c| (c.id, c.progress.len())).collect();
+    expected.sort();
+    let got: Vec<_> = taken.iter().map(|c| (c.id, c.progress.len())).collect();
+    assert_eq!(got, expected, "due at once, with the round's progress");
+    let s = store.summary(&names[1]).unwrap().unwrap();
+    assert_eq!(s.attempts, 1, "attempts spent stay spent");
+    // A's late outcomes change nothing: the work is B's now.
+    let late: Vec<_> = a.iter().map(|c| done(c.id, t(99))).collect();
+    store.record(A, &late, t(13)).unwrap();
+    assert!(
+        store
+            .summary(&names[1])
+            .unwrap()
+            .unwrap()
+            .notified
+            .is_none()
+    );
+    drop(guard_b);
+}
+
+/// A store where no instance ever held a lock finds no one dead.
+#[test]
+fn without_owner_locks_no_one_is_found_dead() {
+    let (_dir, store, _names) = stored(1);
+    store.claim(A, 1, t(0), t(100)).unwrap();
+    assert!(store.release_dead_owners(t(1)).unwrap().is_empty());
+    assert!(store.claim(B, 1, t(2), t(100)).unwrap().is_empty());
 }

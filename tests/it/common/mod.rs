@@ -8,6 +8,7 @@ pub mod faulty;
 pub mod proxy;
 pub mod rawhttp;
 pub mod receiver;
+pub mod recording;
 pub mod tls;
 
 use std::time::{Duration, Instant};

@@ -1,0 +1,140 @@
+//! A store that is the SQLite store and also notes what the scanner asked of it: each claim
+//! (its size, its `now`, the names it got) and each `next_due`. A test that must show that
+//! nothing happened waits for a claim made after the moment in question, which proves the
+//! scanner looked, instead of sleeping and hoping it did. Told to, it panics on a claim, as a
+//! custom datastore with a bug might.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use clair_notifier::notification::{
+    NewNotification, NotificationId, NotificationPage, NotificationSummary, PageCursor,
+};
+use clair_notifier::store::{
+    ClaimRequest, Claimed, Counts, LeaseOwner, ListFilter, Outcome, OwnerGuard,
+};
+use clair_notifier::{Datastore, Result, SqliteStore, Timestamp, Waker};
+
+/// One claim as the store saw it.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    /// The most it was asked for.
+    pub limit: usize,
+    /// The time the scanner claimed at.
+    pub now: Timestamp,
+    /// The names it got.
+    pub names: Vec<String>,
+}
+
+pub struct Recording {
+    pub inner: SqliteStore,
+    claims: Mutex<Vec<Claim>>,
+    next_due: Mutex<usize>,
+    /// Set: the next claim panics.
+    pub panic_on_claim: AtomicBool,
+}
+
+impl Recording {
+    pub fn new(inner: SqliteStore) -> Recording {
+        Recording {
+            inner,
+            claims: Mutex::new(Vec::new()),
+            next_due: Mutex::new(0),
+            panic_on_claim: AtomicBool::new(false),
+        }
+    }
+
+    /// Every claim so far, in order.
+    pub fn claims(&self) -> Vec<Claim> {
+        self.claims.lock().unwrap().clone()
+    }
+
+    /// The size asked for by each claim so far.
+    pub fn limits(&self) -> Vec<usize> {
+        self.claims().iter().map(|c| c.limit).collect()
+    }
+
+    /// How many times the scanner asked when work is next due.
+    pub fn next_due_calls(&self) -> usize {
+        *self.next_due.lock().unwrap()
+    }
+
+    /// Whether the scanner has looked at the store at all yet.
+    pub fn looked(&self) -> bool {
+        self.next_due_calls() > 0 || !self.claims().is_empty()
+    }
+
+    /// Waits (up to `timeout`, panicking with `what` past it) for a claim made at `since` or
+    /// later, and returns it: proof that the scanner looked at the store at that time.
+    pub fn claim_since(&self, what: &str, since: Timestamp, timeout: Duration) -> Claim {
+        let mut found = None;
+        super::wait_for(what, timeout, || {
+            found = self.claims().into_iter().find(|c| c.now >= since);
+            found.is_some()
+        });
+        found.unwrap()
+    }
+}
+
+impl Datastore for Recording {
+    fn insert(&self, n: &[NewNotification], now: Timestamp) -> Result<Vec<String>> {
+        self.inner.insert(n, now)
+    }
+    fn renew(&self, owner: LeaseOwner, ids: &[NotificationId], t: Timestamp) -> Result<usize> {
+        self.inner.renew(owner, ids, t)
+    }
+    fn record_and_claim(
+        &self,
+        owner: LeaseOwner,
+        outcomes: &[Outcome],
+        claim: ClaimRequest,
+    ) -> Result<Vec<Claimed>> {
+        if claim.limit > 0 && self.panic_on_claim.load(Ordering::SeqCst) {
+            panic!("the recording store panics on a claim, as told");
+        }
+        let claimed = self.inner.record_and_claim(owner, outcomes, claim)?;
+        if claim.limit > 0 {
+            self.claims.lock().unwrap().push(Claim {
+                limit: claim.limit,
+                now: claim.now,
+                names: claimed.iter().map(|c| c.name.clone()).collect(),
+            });
+        }
+        Ok(claimed)
+    }
+    fn release(&self, owner: LeaseOwner, ids: &[NotificationId], now: Timestamp) -> Result<()> {
+        self.inner.release(owner, ids, now)
+    }
+    fn next_due(&self) -> Result<Option<Timestamp>> {
+        *self.next_due.lock().unwrap() += 1;
+        self.inner.next_due()
+    }
+    fn mark_read(&self, name: &str, now: Timestamp) -> Result<bool> {
+        self.inner.mark_read(name, now)
+    }
+    fn page(&self, name: &str, c: PageCursor, limit: u32) -> Result<Option<NotificationPage>> {
+        self.inner.page(name, c, limit)
+    }
+    fn summary(&self, name: &str) -> Result<Option<NotificationSummary>> {
+        self.inner.summary(name)
+    }
+    fn list(&self, filter: ListFilter) -> Result<Vec<NotificationSummary>> {
+        self.inner.list(filter)
+    }
+    fn counts(&self, now: Timestamp) -> Result<Counts> {
+        self.inner.counts(now)
+    }
+    fn setting_or_insert(&self, key: &str, value: &str) -> Result<String> {
+        self.inner.setting_or_insert(key, value)
+    }
+    fn hold_owner(&self, owner: LeaseOwner) -> Result<OwnerGuard> {
+        self.inner.hold_owner(owner)
+    }
+    fn release_dead_owners(&self, now: Timestamp) -> Result<Vec<(LeaseOwner, usize)>> {
+        self.inner.release_dead_owners(now)
+    }
+    fn watch(&self, waker: Waker) {
+        self.inner.watch(waker)
+    }
+}
