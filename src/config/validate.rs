@@ -51,6 +51,11 @@ impl Config {
         #[cfg(feature = "api")]
         crate::api::validate_config(&self.api)?;
         Webhook::from_config(&self.notifier.http)?;
+        #[cfg(unix)]
+        {
+            crate::exec::Exec::check(&self.notifier)?;
+            crate::jsonl::Jsonl::check(&self.notifier)?;
+        }
         let known = registry.names();
         for name in self.notifier.params.keys() {
             if name == "webhook" {

@@ -10,9 +10,13 @@ mod cli;
 mod common;
 #[cfg(feature = "cli")]
 mod crash;
+#[cfg(unix)]
+mod exec;
 mod generated;
 #[cfg(feature = "api")]
 mod health;
+#[cfg(unix)]
+mod jsonl;
 mod receiver_faults;
 #[cfg(feature = "cli")]
 mod secrets;
