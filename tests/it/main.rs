@@ -17,10 +17,14 @@ mod generated;
 mod health;
 #[cfg(unix)]
 mod jsonl;
+#[cfg(feature = "cli")]
+mod promises;
 mod receiver_faults;
 #[cfg(feature = "cli")]
 mod secrets;
 mod service;
 mod shutdown;
 mod storage;
+#[cfg(feature = "cli")]
+mod takeover;
 mod webhook;

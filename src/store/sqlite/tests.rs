@@ -137,8 +137,10 @@ fn foreign_and_garbage_files_are_refused_untouched() {
         .unwrap()
         .execute_batch("CREATE TABLE mine (x)")
         .unwrap();
+    let before = std::fs::read(&foreign).unwrap();
     let err = SqliteStore::open(&foreign).unwrap_err();
     assert!(err.to_string().contains("another program"), "{err}");
+    assert_eq!(std::fs::read(&foreign).unwrap(), before, "not switched to WAL");
 }
 
 #[test]
@@ -575,9 +577,11 @@ fn the_wal_is_checkpointed_off_the_writer_and_stays_bounded() {
         db > 100 << 20,
         "nothing was checkpointed: database of {db} bytes"
     );
-    // The log restarts once it reaches 32 MiB (plus what one write adds meanwhile).
+    // The log restarts once it reaches 32 MiB, plus what a few 2 MB writes add while the
+    // thread's own checkpoint holds the log (on a loaded machine: 37 MB seen); far below the
+    // 120 MB written.
     assert!(
-        wal < 36 << 20,
+        wal < 48 << 20,
         "WAL of {wal} bytes was not kept small (db {db} bytes)"
     );
 }
@@ -819,7 +823,9 @@ fn unknown_schema_versions_are_refused_and_left_alone() {
             conn.execute_batch("CREATE TABLE keep (x)").unwrap();
             conn.pragma_update(None, "user_version", version).unwrap();
         }
+        let before = std::fs::read(&path).unwrap();
         let e = SqliteStore::open(&path).unwrap_err();
+        assert_eq!(std::fs::read(&path).unwrap(), before, "not a byte changed");
         assert_eq!(e.kind(), ErrorKind::Store);
         assert_eq!(
             e.to_string(),
