@@ -223,6 +223,13 @@ fn bad_exec_tables_are_configuration_errors() {
     assert!(err.starts_with("notifier.exec.timeout"), "{err}");
 }
 
+/// `check-config` of the configuration `toml` (written in `dir`) exits 2 with `sentence`.
+#[cfg(feature = "cli")]
+pub(crate) fn check_config_refuses(dir: &Path, toml: &str, sentence: &str) {
+    std::fs::write(dir.join("bad.toml"), toml).unwrap();
+    crate::cli::run_in(dir, &["--config", "bad.toml", "check-config"], None).fails(2, sentence);
+}
+
 /// The binary with `[notifier.http]`, `[notifier.exec]` and `[notifier.jsonl]` at once: each
 /// gets every notification.
 #[cfg(feature = "cli")]
@@ -250,6 +257,11 @@ fn the_binary_delivers_through_webhook_exec_and_jsonl_at_once() {
         ),
     )
     .unwrap();
+    check_config_refuses(
+        d,
+        "[notifier.exec]\ncommand = [\"/nonexistent/prog\", \"-x\"]\n",
+        "notifier.exec.command: the program \"/nonexistent/prog\" does not exist",
+    );
     let check = run_in(d, &["--config", "serve.toml", "check-config"], None).ok();
     for name in ["webhook", "exec", "jsonl"] {
         assert!(

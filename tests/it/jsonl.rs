@@ -19,7 +19,7 @@ fn config(path: &str) -> NotifierConfig {
 }
 
 /// The names of the documents in the lines of `text`; every line must be a whole document.
-fn names(text: &str) -> Vec<String> {
+fn names_of(text: &str) -> Vec<String> {
     text.lines()
         .map(|line| {
             let doc: serde_json::Value =
@@ -58,8 +58,8 @@ fn concurrent_deliveries_append_whole_lines_and_survive_a_rotation() {
     });
     handle.stop();
 
-    let before = names(&std::fs::read_to_string(&rotated).unwrap());
-    let after = names(&std::fs::read_to_string(&path).unwrap());
+    let before = names_of(&std::fs::read_to_string(&rotated).unwrap());
+    let after = names_of(&std::fs::read_to_string(&path).unwrap());
     assert_eq!(before.len(), 100);
     assert_eq!(before.iter().cloned().collect::<BTreeSet<_>>(), inserted);
     assert_eq!(
@@ -99,4 +99,61 @@ fn jsonl_is_a_builtin_and_bad_tables_are_configuration_errors() {
         .insert("jsonl".into(), serde_json::json!({ "path": 5 }));
     let err = validate(c).to_string();
     assert_eq!(err, "notifier.jsonl.path must be a string");
+}
+
+/// `serve` with `path = "-"`: the lines come out on its stdout, and a bad table stops
+/// `check-config` with exit status 2.
+#[cfg(feature = "cli")]
+#[test]
+fn serve_writes_the_lines_to_stdout_with_a_dash() {
+    use std::io::BufRead;
+
+    use crate::cli::{line, run_in};
+    use crate::common::bin::{sigterm, wait_exit};
+
+    let (dir, _) = temp_db();
+    let d = dir.path();
+    std::fs::write(
+        d.join("serve.toml"),
+        "[database]\npath = \"n.db\"\n[notifier]\npoll_interval = \"100ms\"\n\
+         [notifier.jsonl]\npath = \"-\"\n[api]\naddr = \"\"\n",
+    )
+    .unwrap();
+    crate::exec::check_config_refuses(
+        d,
+        "[notifier.jsonl]\npath = \"no/dir/n.jsonl\"\n",
+        "notifier.jsonl.path \"no/dir/n.jsonl\": the directory no/dir does not exist",
+    );
+    let added = run_in(
+        d,
+        &["--config", "serve.toml", "add"],
+        Some(&format!("{}\n{}\n", line("CVE-1", 2), line("CVE-2", 2))),
+    )
+    .ok();
+    let names: BTreeSet<String> = added.stdout.lines().map(str::to_string).collect();
+    let mut child = crate::promises::Running::start(d, &["--config", "serve.toml", "serve"]).child;
+    let stdout = child.stdout.take().unwrap();
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(l);
+        }
+    });
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        let l = lines
+            .recv_timeout(Duration::from_secs(30))
+            .expect("two lines on serve's stdout within 30 s");
+        got.push(l);
+    }
+    sigterm(&child);
+    assert_eq!(
+        wait_exit(&mut child, Duration::from_secs(30), d).code(),
+        Some(0)
+    );
+    let seen: BTreeSet<String> = names_of(&got.join("\n")).into_iter().collect();
+    assert_eq!(seen, names);
 }
