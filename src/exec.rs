@@ -45,17 +45,22 @@ pub struct Exec {
     source: Source,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 struct Settings {
     command: Vec<String>,
     timeout: Duration,
 }
 
+/// Shows the program and the timeout; never the arguments, which may hold a secret.
 impl std::fmt::Debug for Exec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Exec")
-            .field("settings", &self.settings)
-            .finish_non_exhaustive()
+        let mut d = f.debug_struct("Exec");
+        if let Some(s) = &self.settings {
+            d.field("program", &s.command[0])
+                .field("arguments", &(s.command.len() - 1))
+                .field("timeout", &s.timeout);
+        }
+        d.finish_non_exhaustive()
     }
 }
 
@@ -320,5 +325,15 @@ mod tests {
             assert!(err.starts_with("notifier.exec.command"), "{err}");
             assert!(err.contains(why), "{err}");
         }
+    }
+
+    #[test]
+    fn debug_shows_the_program_but_no_argument() {
+        let mut e = Exec::default();
+        let command = serde_json::json!({"command": ["sh", "-c", "notify --token s3cr3t"]});
+        assert!(e.configure(&with_table("exec", command)).unwrap());
+        let shown = format!("{e:?}");
+        assert!(shown.contains("program: \"sh\", arguments: 2"), "{shown}");
+        assert!(!shown.contains("s3cr3t"), "{shown}");
     }
 }
