@@ -86,6 +86,15 @@ fn settings(config: &NotifierConfig) -> Result<Option<Settings>> {
     let Some(program) = command.first() else {
         return Ok(None);
     };
+    // The run may last the timeout and the two seconds before SIGKILL.
+    if config.lease < timeout.saturating_mul(2).saturating_add(KILL_AFTER) {
+        return Err(Error::config(format!(
+            "notifier.lease ({}) must be at least twice notifier.exec.timeout ({}) plus 2s, so \
+             a program still running keeps its lease",
+            format_duration(config.lease),
+            format_duration(timeout)
+        )));
+    }
     check_program(program)?;
     Ok(Some(Settings { command, timeout }))
 }
@@ -306,6 +315,15 @@ mod tests {
         );
         assert!(!Exec::check(&with_table("exec", serde_json::json!({"command": []}))).unwrap());
         assert!(!Exec::check(&NotifierConfig::default()).unwrap());
+        let long = serde_json::json!({"command": ["sh"], "timeout": "5m"});
+        let err = Exec::check(&with_table("exec", long))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "notifier.lease (10m) must be at least twice notifier.exec.timeout (5m) plus 2s, so \
+             a program still running keeps its lease"
+        );
         let dir = tempfile::tempdir().unwrap();
         let plain = dir.path().join("plain.txt");
         std::fs::write(&plain, "not a program").unwrap();
