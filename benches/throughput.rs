@@ -15,12 +15,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use clair_notifier::{Datastore, NotifierConfig, Service, SqliteStore, Timestamp};
+use common::binary;
+use common::nginx::{Nginx, find_nginx};
 use common::*;
 
 const N: usize = 20_000;
 
 fn ceiling(rx: &Receiver, workers: usize) -> f64 {
     rx.reset();
+    let rate = raw_posts(&rx.url(), workers, N);
+    assert_eq!(rx.distinct(), N, "ceiling: receiver saw every name");
+    rate
+}
+
+/// `n` raw ureq POSTs of the webhook's body to `url` from `workers` threads: POSTs/s.
+fn raw_posts(url: &str, workers: usize, n: usize) -> f64 {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .max_redirects(0)
@@ -29,16 +38,15 @@ fn ceiling(rx: &Receiver, workers: usize) -> f64 {
         .max_idle_connections_per_host(256)
         .build()
         .into();
-    let url = rx.url();
     let next = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     std::thread::scope(|s| {
         for _ in 0..workers {
-            let (agent, url, next) = (agent.clone(), url.clone(), next.clone());
+            let (agent, next) = (agent.clone(), next.clone());
             s.spawn(move || {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed) as usize;
-                    if i >= N {
+                    if i >= n {
                         break;
                     }
                     // The webhook's body, byte for byte (a name needs no JSON escaping).
@@ -47,7 +55,7 @@ fn ceiling(rx: &Receiver, workers: usize) -> f64 {
                         i
                     );
                     let mut r = agent
-                        .post(&url)
+                        .post(url)
                         .header("Content-Type", "application/json")
                         .send(body)
                         .expect("post");
@@ -56,9 +64,7 @@ fn ceiling(rx: &Receiver, workers: usize) -> f64 {
             });
         }
     });
-    let secs = start.elapsed().as_secs_f64();
-    assert_eq!(rx.distinct(), N, "ceiling: receiver saw every name");
-    N as f64 / secs
+    n as f64 / start.elapsed().as_secs_f64()
 }
 
 /// W threads calling the webhook notifier's `send` directly: the HTTP client as the service
@@ -142,6 +148,166 @@ fn service(rx: &Receiver, store: &Arc<SqliteStore>, workers: usize, ahead: Durat
     N as f64 / secs
 }
 
+/// The service delivering the `n` notifications of `store` to nginx with `workers` workers,
+/// timed from its start to the last POST nginx logged.
+fn service_nginx(
+    nginx: &mut Nginx,
+    store: &Arc<SqliteStore>,
+    n: usize,
+    workers: usize,
+    ahead: Duration,
+) -> f64 {
+    let mut config = NotifierConfig::default();
+    config.http.endpoint = nginx.url();
+    config.workers = workers;
+    let clock = clair_notifier::Clock::from_fn(move || Timestamp::now().plus(ahead));
+    assert_eq!(store.counts(clock.now()).unwrap().due, n as u64, "all due");
+    nginx.mark();
+    let start = std::time::SystemTime::now();
+    let handle = Service::new(config, store.clone())
+        .clock(clock.clone())
+        .start()
+        .unwrap();
+    let logged = nginx.wait_for("library service", n, Duration::from_secs(600));
+    handle.stop();
+    let after = nginx.logged();
+    assert_eq!(
+        (after.lines, after.posts_ok),
+        (n, n),
+        "library service: nginx logged exactly {n} POSTs answered 200"
+    );
+    assert_eq!(store.counts(clock.now()).unwrap().due, 0, "all recorded");
+    let secs = logged
+        .last
+        .unwrap()
+        .duration_since(start)
+        .unwrap_or_default();
+    n as f64 / secs.as_secs_f64().max(0.001)
+}
+
+/// Raw ureq POSTs to nginx, checked against its log.
+fn ceiling_nginx(nginx: &mut Nginx, workers: usize, n: usize) -> f64 {
+    nginx.mark();
+    let rate = raw_posts(&nginx.url(), workers, n);
+    let logged = nginx.wait_for("raw POSTs", n, Duration::from_secs(60));
+    assert_eq!(
+        (logged.lines, logged.posts_ok),
+        (n, n),
+        "ceiling: {n} POSTs"
+    );
+    rate
+}
+
+/// The median ratio of each run to the mean of the ceilings just before and after it, with
+/// the lowest and highest ratio.
+fn paired(runs: &[f64], before: &[f64], after: &[f64]) -> (f64, f64, f64) {
+    let ratios: Vec<f64> = (0..runs.len())
+        .map(|i| runs[i] / ((before[i] + after[i]) / 2.0))
+        .collect();
+    let (lowest, highest) = ratios
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(l, h), r| (l.min(*r), h.max(*r)));
+    (median(ratios), lowest, highest)
+}
+
+/// The library service and the `clair-notifier` binary against nginx, each compared with raw
+/// ureq POSTs from as many threads to the same nginx: for each N and W, rounds of ceiling,
+/// library, ceiling, binary, ceiling, ...
+fn against_nginx(ws: &[usize], rounds: usize) {
+    let Some(program) = find_nginx() else {
+        println!(
+            "# nginx: SKIPPED the nginx receiver: no nginx program found \
+             (install it, e.g. `apt-get install -y nginx`, or set BENCH_NGINX_BIN)"
+        );
+        return;
+    };
+    let mut nginx = match Nginx::start(&program) {
+        Ok(nginx) => nginx,
+        Err(e) => {
+            println!("# nginx: SKIPPED the nginx receiver: {e}");
+            return;
+        }
+    };
+    let binary = if env_list("BENCH_BINARY", &[1]) == [0] {
+        None
+    } else {
+        let found = binary::program();
+        if found.is_none() {
+            println!("# nginx: SKIPPED the binary: built without the `cli` feature");
+        }
+        found
+    };
+    println!(
+        "# nginx: {} (1 worker process, return 200, keep-alive, access log on) on {}",
+        program.display(),
+        nginx.addr
+    );
+    for n in env_list("BENCH_N", &[20_000, 100_000]) {
+        let input = binary.as_ref().map(|_| binary::input(nginx.dir(), n));
+        for &workers in ws {
+            let dir = tempfile::tempdir().unwrap();
+            let store = filled_store(&dir, n);
+            std::thread::sleep(Duration::from_millis(500));
+            let mut ceilings = vec![ceiling_nginx(&mut nginx, workers, n)];
+            let (mut library, mut bin) = (Vec::new(), Vec::new());
+            for round in 0..rounds {
+                let ahead = Duration::from_secs(3 * 3600) * round as u32;
+                library.push(service_nginx(&mut nginx, &store, n, workers, ahead));
+                ceilings.push(ceiling_nginx(&mut nginx, workers, n));
+                if let (Some(program), Some(input)) = (&binary, &input) {
+                    bin.push(binary::serve_run(program, &mut nginx, input, n, workers));
+                    ceilings.push(ceiling_nginx(&mut nginx, workers, n));
+                }
+            }
+            // With the binary, ceilings are c0 L c1 B c2 L c3 ...: library run i sits
+            // between ceilings 2i and 2i+1, binary run i between 2i+1 and 2i+2.
+            let step = if bin.is_empty() { 1 } else { 2 };
+            let at =
+                |k: usize| -> Vec<f64> { ceilings.iter().skip(k).step_by(step).copied().collect() };
+            let tag = format!("nginx_n{n}_w{workers}");
+            figure(
+                &format!("{tag}_raw_posts"),
+                median(ceilings.clone()),
+                "posts/s",
+            );
+            let (lib_ratio, lo, hi) = paired(&library, &at(0), &at(1));
+            figure(
+                &format!("{tag}_library"),
+                median(library),
+                "notifications/s",
+            );
+            figure(&format!("{tag}_ratio_library"), lib_ratio, "ratio");
+            println!("# {tag}: library, {rounds} rounds, ratios from {lo:.3} to {hi:.3}");
+            if !bin.is_empty() {
+                let (bin_ratio, lo, hi) = paired(&bin, &at(1), &at(2));
+                figure(&format!("{tag}_binary"), median(bin), "notifications/s");
+                figure(&format!("{tag}_ratio_binary"), bin_ratio, "ratio");
+                println!("# {tag}: binary, {rounds} rounds, ratios from {lo:.3} to {hi:.3}");
+                if n == 100_000 {
+                    check(
+                        &format!("{tag}_ratio_binary>=0.85"),
+                        bin_ratio >= 0.85,
+                        &format!("{bin_ratio:.3}"),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// A comma-separated list of numbers from the environment, or `default`.
+fn env_list(name: &str, default: &[usize]) -> Vec<usize> {
+    std::env::var(name)
+        .ok()
+        .map(|v| {
+            v.split(',')
+                .filter(|x| !x.is_empty())
+                .map(|x| x.trim().parse().expect(name))
+                .collect()
+        })
+        .unwrap_or_else(|| default.to_vec())
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -152,21 +318,15 @@ fn main() {
         return;
     }
     println!("# throughput: {} notifications, {}", N, machine());
-    let rx = Receiver::start(8, false);
-    let ws: Vec<usize> = std::env::var("BENCH_W")
-        .ok()
-        .map(|v| {
-            v.split(",")
-                .filter(|x| !x.is_empty())
-                .map(|x| x.parse().unwrap())
-                .collect()
-        })
-        .unwrap_or(vec![8, 32]);
+    let ws = env_list("BENCH_W", &[8, 32]);
     let rounds: usize = std::env::var("BENCH_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(11);
-    for workers in ws {
+    let receivers = std::env::var("BENCH_RECEIVER").unwrap_or_else(|_| "rust,nginx".into());
+    let receivers: Vec<&str> = receivers.split(',').map(str::trim).collect();
+    let rx = Receiver::start(8, false);
+    for &workers in ws.iter().filter(|_| receivers.contains(&"rust")) {
         let dir = tempfile::tempdir().unwrap();
         let store = filled_store(&dir, N);
         // Let the checkpoint of the inserts finish: it is not part of delivering.
@@ -210,6 +370,9 @@ fn main() {
             ratio >= 0.85,
             &format!("{ratio:.3}"),
         );
+    }
+    if receivers.contains(&"nginx") {
+        against_nginx(&ws, rounds);
     }
     if std::env::var("BENCH_NOOP").is_ok_and(|v| v == "0") {
         return;

@@ -7,6 +7,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod binary;
+pub mod counted;
+pub mod nginx;
+
 use clair_notifier::{
     Datastore, Delivery, NewNotification, Notifier, NotifierConfig, Registry, SendError, Service,
     SqliteStore, Timestamp, Vulnerability, VulnerabilityWithLayers,
@@ -199,6 +203,11 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 /// A notifier that returns Ok at once and counts its calls.
 pub struct Noop(Arc<AtomicU64>);
+impl Noop {
+    pub fn new(sent: Arc<AtomicU64>) -> Noop {
+        Noop(sent)
+    }
+}
 impl Notifier for Noop {
     fn configure(&mut self, _: &NotifierConfig) -> clair_notifier::Result<bool> {
         Ok(true)
