@@ -317,7 +317,11 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    println!("# throughput: {} notifications, {}", N, machine());
+    println!(
+        "# throughput: {}; in-process receiver: {} notifications",
+        machine(),
+        N
+    );
     let ws = env_list("BENCH_W", &[8, 32]);
     let rounds: usize = std::env::var("BENCH_ROUNDS")
         .ok()
