@@ -75,14 +75,7 @@ fn print_switches(n: usize, switches: std::collections::BTreeMap<String, (u64, u
 /// `n` POSTs of the webhook's body from `workers` threads with one bare ureq agent (as the
 /// throughput bench's ceiling), printing the threads' switches before they exit.
 fn raw(url: &str, workers: usize, n: usize) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .proxy(None)
-        .max_idle_connections(256)
-        .max_idle_connections_per_host(256)
-        .build()
-        .into();
+    let agent = raw_agent();
     let next = AtomicU64::new(0);
     let done = std::sync::Barrier::new(workers + 1);
     let read = std::sync::Barrier::new(workers + 1);
@@ -97,16 +90,7 @@ fn raw(url: &str, workers: usize, n: usize) {
                         if i >= n {
                             break;
                         }
-                        let body = format!(
-                            r#"{{"Notification":{{"Name":"{:08x}-0000-4000-8000-{i:012x}"}}}}"#,
-                            i
-                        );
-                        let mut r = agent
-                            .post(url)
-                            .header("Content-Type", "application/json")
-                            .send(body)
-                            .expect("post");
-                        let _ = r.body_mut().read_to_vec();
+                        raw_post(&agent, url, i);
                     }
                     done.wait();
                     read.wait();

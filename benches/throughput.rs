@@ -30,14 +30,7 @@ fn ceiling(rx: &Receiver, workers: usize) -> f64 {
 
 /// `n` raw ureq POSTs of the webhook's body to `url` from `workers` threads: POSTs/s.
 fn raw_posts(url: &str, workers: usize, n: usize) -> f64 {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .proxy(None)
-        .max_idle_connections(256)
-        .max_idle_connections_per_host(256)
-        .build()
-        .into();
+    let agent = raw_agent();
     let next = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     std::thread::scope(|s| {
@@ -49,17 +42,7 @@ fn raw_posts(url: &str, workers: usize, n: usize) -> f64 {
                     if i >= n {
                         break;
                     }
-                    // The webhook's body, byte for byte (a name needs no JSON escaping).
-                    let body = format!(
-                        r#"{{"Notification":{{"Name":"{:08x}-0000-4000-8000-{i:012x}"}}}}"#,
-                        i
-                    );
-                    let mut r = agent
-                        .post(url)
-                        .header("Content-Type", "application/json")
-                        .send(body)
-                        .expect("post");
-                    let _ = r.body_mut().read_to_vec();
+                    raw_post(&agent, url, i);
                 }
             });
         }

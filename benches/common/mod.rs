@@ -135,6 +135,34 @@ fn serve(
     }
 }
 
+/// The ureq agent of the raw POSTs (the HTTP ceiling): statuses as values, no redirects, no
+/// proxy, a pool with room for every thread's connection.
+pub fn raw_agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .proxy(None)
+        .max_idle_connections(256)
+        .max_idle_connections_per_host(256)
+        .build()
+        .into()
+}
+
+/// One raw POST of the webhook's body for notification `i`, byte for byte what the webhook
+/// sends (a name needs no JSON escaping), its answer read.
+pub fn raw_post(agent: &ureq::Agent, url: &str, i: usize) {
+    let body = format!(
+        r#"{{"Notification":{{"Name":"{:08x}-0000-4000-8000-{i:012x}"}}}}"#,
+        i
+    );
+    let mut r = agent
+        .post(url)
+        .header("Content-Type", "application/json")
+        .send(body)
+        .expect("post");
+    let _ = r.body_mut().read_to_vec();
+}
+
 /// A notification with `layers` layers on each of Old and New (or New only when 0).
 pub fn notification(i: usize, layers: usize) -> NewNotification {
     let side = |tag: &str| VulnerabilityWithLayers {
