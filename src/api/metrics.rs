@@ -15,6 +15,7 @@
 //! | `clair_notifier_due` | gauge | due now (including expired leases) |
 //! | `clair_notifier_leased` | gauge | leased to a running instance |
 //! | `clair_notifier_oldest_due_age_seconds` | gauge | how long the longest-waiting due notification has waited (0 if none) |
+//! | `clair_notifier_paused{notifier}` | gauge | 1 while an operator has paused the notifier (`pause NOTIFIER`), else 0; every enabled or paused notifier |
 //! | `clair_notifier_up` | gauge | 1 when `/health` finds the notifier service healthy: running, or disabled (no endpoint set); 0 once it stopped or one of its threads died |
 //!
 //! Counters are this process's since it started; gauges come from the database, so they
@@ -24,7 +25,7 @@ use std::fmt::Write;
 
 use super::ServiceView;
 use crate::service::Metrics;
-use crate::store::Counts;
+use crate::store::{Counts, NotifierState};
 use crate::time::Timestamp;
 
 /// The `Content-Type` of the Prometheus text format.
@@ -170,6 +171,35 @@ pub fn render(counts: &Counts, now: Timestamp, service: Option<&ServiceView>) ->
     out
 }
 
+/// The Prometheus text of the notifiers' operator state (read from the store, so it holds for
+/// every instance): each notifier the service enabled or the store knows.
+pub fn render_notifiers(states: &[NotifierState], service: Option<&ServiceView>) -> String {
+    let mut out = String::new();
+    let mut names: Vec<&str> = states.iter().map(|s| s.notifier.as_str()).collect();
+    if let Some(s) = service {
+        names.extend(s.metrics.notifiers().map(|(n, _)| n));
+    }
+    names.sort_unstable();
+    names.dedup();
+    let name = "clair_notifier_paused";
+    head(
+        &mut out,
+        name,
+        "gauge",
+        "1 while an operator has paused the notifier (its notifications wait), else 0.",
+    );
+    for n in names {
+        let paused = states.iter().any(|s| s.notifier == n && s.paused.is_some());
+        let _ = writeln!(
+            out,
+            "{name}{{notifier=\"{}\"}} {}",
+            label(n),
+            u8::from(paused)
+        );
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,7 +218,13 @@ mod tests {
         assert!(text.contains("clair_notifier_notifications{state=\"pending\"} 1\n"));
         // No service in this process: `/health` answers 200 ("not started"), and so up is 1.
         assert!(text.contains("clair_notifier_up 1\n"));
-        for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let states = [NotifierState {
+            notifier: "webhook".into(),
+            paused: Some(Timestamp::from_millis(1)),
+        }];
+        let paused = render_notifiers(&states, None);
+        assert!(paused.contains("clair_notifier_paused{notifier=\"webhook\"} 1\n"));
+        for line in (text + &paused).lines().filter(|l| !l.starts_with('#')) {
             let (name, value) = line.rsplit_once(' ').unwrap();
             assert!(name.starts_with("clair_notifier_"), "{line}");
             value.parse::<f64>().unwrap();

@@ -252,9 +252,14 @@ impl Api {
 
     fn metrics(&self) -> Response {
         let now = self.clock.now();
-        match self.store.counts(now) {
-            Ok(counts) => {
-                let text = metrics::render(&counts, now, self.service.as_ref());
+        let read = self
+            .store
+            .counts(now)
+            .and_then(|c| Ok((c, self.store.notifiers()?)));
+        match read {
+            Ok((counts, states)) => {
+                let mut text = metrics::render(&counts, now, self.service.as_ref());
+                text += &metrics::render_notifiers(&states, self.service.as_ref());
                 Response {
                     status: 200,
                     content_type: Some(metrics::CONTENT_TYPE),

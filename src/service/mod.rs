@@ -15,6 +15,7 @@
 mod backoff;
 mod liveness;
 mod metrics;
+mod pause;
 mod scanner;
 mod stopper;
 mod worker;
@@ -54,6 +55,8 @@ pub(crate) struct Shared {
     pub stopper: Stopper,
     pub owner: LeaseOwner,
     pub metrics: Arc<Metrics>,
+    /// The enabled notifiers that an operator paused.
+    pub paused: pause::Paused,
 }
 
 /// Builds and starts a notifier service.
@@ -160,6 +163,7 @@ impl Service {
             stopper: self.stopper.clone(),
             owner: LeaseOwner::random(),
             metrics: Arc::clone(&metrics),
+            paused: pause::Paused::new(&names),
         });
         // Proves this instance alive to the others sharing the store until the scanner has
         // made its final writes (or died): then they may take over what it still holds.

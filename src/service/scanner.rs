@@ -60,6 +60,7 @@ impl Scanner {
             let now = self.shared.clock.now();
             if st.should_poll(at) {
                 self.take_over_dead_owners(now);
+                self.read_paused(&mut st);
                 st.polled(at, self.shared.store.next_due());
             }
             // Step 2: decide the claim.
@@ -93,6 +94,9 @@ impl Scanner {
             now,
             lease_until,
         };
+        for o in st.pending_mut() {
+            shared.paused.end_wait(o, now);
+        }
         let claimed = shared
             .store
             .record_and_claim(shared.owner, st.pending(), claim);
@@ -156,6 +160,34 @@ impl Scanner {
                     .fetch_add(1, Ordering::Relaxed);
                 log::error!("{}", e.chain());
             }
+        }
+    }
+
+    /// Reads which notifiers an operator paused (at start, then every poll), and says so
+    /// once per change. A failed read keeps what was known.
+    fn read_paused(&self, st: &mut ScanState) {
+        let shared = &self.shared;
+        match shared.store.notifiers() {
+            Ok(states) => {
+                let changes = shared.paused.apply(&states);
+                for name in changes.paused {
+                    log::info!(
+                        "notifier {name} is paused: nothing is sent through it, its \
+                         notifications wait without spending attempts (resume {name} to go on)"
+                    );
+                }
+                for name in changes.resumed {
+                    log::info!("notifier {name} resumed: what waited for it is due at once");
+                }
+            }
+            Err(e) => {
+                shared.metrics.store_errors.fetch_add(1, Ordering::Relaxed);
+                log::error!("{}", e.chain());
+            }
+        }
+        st.set_paused(shared.paused.all());
+        if shared.paused.all() {
+            log::debug!("every notifier is paused: claiming nothing");
         }
     }
 

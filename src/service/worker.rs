@@ -45,6 +45,8 @@ pub(crate) fn run(
 fn deliver(shared: &Shared, notifiers: &Notifiers, job: Claimed, rng: &mut Rng) -> Outcome {
     let mut progress: Vec<NotifierProgress> = Vec::with_capacity(notifiers.len());
     let mut retry_after = None;
+    // Notifiers paused by an operator: skipped, without an attempt spent.
+    let mut waiting = Vec::new();
     for (i, (name, notifier)) in notifiers.iter().enumerate() {
         let mut p = job
             .progress
@@ -57,7 +59,9 @@ fn deliver(shared: &Shared, notifiers: &Notifiers, job: Claimed, rng: &mut Rng) 
                 succeeded: false,
                 last_error: None,
             });
-        if !p.succeeded {
+        if !p.succeeded && shared.paused.is_paused(i) {
+            waiting.push(p.notifier.clone());
+        } else if !p.succeeded {
             let delivery = Delivery {
                 name: job.name.clone(),
                 created: job.created,
@@ -104,7 +108,24 @@ fn deliver(shared: &Shared, notifiers: &Notifiers, job: Claimed, rng: &mut Rng) 
 
     let now = shared.clock.now();
     let config = &shared.config;
-    let failing: Vec<&NotifierProgress> = progress.iter().filter(|p| !p.succeeded).collect();
+    let failing: Vec<&NotifierProgress> = progress
+        .iter()
+        .filter(|p| !p.succeeded && !waiting.contains(&p.notifier))
+        .collect();
+    if failing.is_empty() && !waiting.is_empty() {
+        // Only paused notifiers are left: put aside until the next round, or until one of them
+        // resumes (the store, or the scanner, then makes it due at once). No error: waiting is
+        // not failing.
+        let attempts = progress.iter().map(|p| p.attempts).max().unwrap_or(0);
+        return Outcome {
+            id: job.id,
+            notified: false,
+            next_due: now.plus(config.renotify_interval),
+            attempts,
+            last_error: None,
+            progress,
+        };
+    }
     if failing.is_empty() {
         shared.metrics.rounds_ok.fetch_add(1, Ordering::Relaxed);
         if job.notified.is_none() {

@@ -17,8 +17,10 @@
 //! (attempts, success, last error) is kept only while a round is unfinished; the common case
 //! (every notifier succeeds on the first try) writes one row.
 
+mod operator;
 mod sqlite;
 
+pub use operator::{NotifierState, Resend};
 pub use sqlite::SqliteStore;
 
 use crate::error::Result;
@@ -208,8 +210,11 @@ pub struct ClaimRequest {
 ///   for that notification; an outcome with none clears it. The next claim returns it.
 /// - **Atomicity.** Each writing call is all or nothing: when it returns an error, none of its
 ///   effects happened, and the caller may try the same call again.
-/// - **Durability.** Once [`insert`](Datastore::insert) or [`mark_read`](Datastore::mark_read)
-///   returns, its effect survives a crash of the process. Claims and outcomes may be lost by a
+/// - **Operators.** [`resend`](Datastore::resend), [`resend_failing`](Datastore::resend_failing)
+///   and [`set_paused`](Datastore::set_paused) never break a lease: a notification in flight
+///   keeps it, and its outcome (written later) decides what follows. Each is idempotent.
+/// - **Durability.** Once [`insert`](Datastore::insert), [`mark_read`](Datastore::mark_read)
+///   or an operator's call returns, its effect survives a crash of the process. Claims and outcomes may be lost by a
 ///   power cut (the notification is then sent again, never lost).
 pub trait Datastore: Send + Sync + 'static {
     /// Stores `notifications` in one transaction, each under a new random name (a UUID v4,
@@ -380,6 +385,46 @@ pub trait Datastore: Send + Sync + 'static {
     ///
     /// A store failure.
     fn setting_or_insert(&self, key: &str, value: &str) -> Result<String>;
+
+    /// Makes the notification `name` due at `now` with a fresh round: no failed attempts, no
+    /// error, no per-notifier progress. A read notification is left as it is
+    /// ([`Resend::Read`]) unless `unread`, which clears its read time first. A notification
+    /// under a live lease keeps its lease (its send's outcome, written later, replaces the
+    /// fresh round). Durable when it returns.
+    ///
+    /// # Errors
+    ///
+    /// A store failure (then nothing changed).
+    fn resend(&self, name: &str, unread: bool, now: Timestamp) -> Result<Resend>;
+
+    /// [`resend`](Datastore::resend) of every failing notification (unread, with an error
+    /// from its last attempt), in one transaction; returns how many.
+    ///
+    /// # Errors
+    ///
+    /// A store failure (then nothing changed).
+    fn resend_failing(&self, now: Timestamp) -> Result<u64>;
+
+    /// Pauses (`paused`) or resumes the notifier named `notifier`, at `now`; returns whether
+    /// that changed anything (pausing a paused notifier keeps its first pause time). The
+    /// store accepts any name: the caller checks it against its notifiers. A running service
+    /// reads this through [`notifiers`](Datastore::notifiers) every poll interval and sends
+    /// nothing through a paused notifier. Resuming also makes due at `now` every unread
+    /// notification whose round waits for that notifier (progress of it, not succeeded), so
+    /// that what waited goes out at once. Durable when it returns.
+    ///
+    /// # Errors
+    ///
+    /// A store failure (then nothing changed).
+    fn set_paused(&self, notifier: &str, paused: bool, now: Timestamp) -> Result<bool>;
+
+    /// What the store keeps of each notifier an operator touched, in name order (a notifier
+    /// never paused may be missing: it is not paused).
+    ///
+    /// # Errors
+    ///
+    /// A store failure.
+    fn notifiers(&self) -> Result<Vec<NotifierState>>;
 
     /// Has `waker` woken after every successful [`insert`](Datastore::insert) through this
     /// value, so that a running service sees in-process inserts at once (other processes'

@@ -14,6 +14,8 @@ mod generated;
 #[cfg(feature = "api")]
 mod health;
 #[cfg(feature = "cli")]
+mod operate;
+#[cfg(feature = "cli")]
 mod promises;
 mod receiver_faults;
 #[cfg(feature = "cli")]

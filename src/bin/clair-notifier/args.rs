@@ -46,6 +46,8 @@ pub enum Command {
     Receive {
         addr: String,
     },
+    /// `resend`, `pause`, `resume`.
+    Operate(crate::operate::Op),
     /// Print this help text and exit 0.
     Help(&'static str),
     Version,
@@ -64,6 +66,8 @@ Commands:
   show NAME      print what GET /v1/notifications/NAME returns
   mark-read NAME mark a notification read (as DELETE /v1/notifications/NAME does)
   stats          counts by state and delivery figures
+  resend NAME    send a notification again at once, with a fresh round (--failing: every failing one)
+  pause NOTIFIER stop sending through a notifier (its notifications wait); resume NOTIFIER goes on
   check-config   validate the configuration and say what would run
   receive        a webhook receiver for trying it out: print each POST's body
   help [COMMAND] show this help, or a command's
@@ -189,6 +193,9 @@ fn help_for(command: &str) -> Option<&'static str> {
         "stats" => STATS_HELP,
         "check-config" => CHECK_CONFIG_HELP,
         "receive" => RECEIVE_HELP,
+        "resend" => crate::operate::RESEND_HELP,
+        "pause" => crate::operate::PAUSE_HELP,
+        "resume" => crate::operate::RESUME_HELP,
         _ => return None,
     })
 }
@@ -255,6 +262,8 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Global, Comman
                 seen.push("--addr");
                 addr = Some(p.value().map_err(err)?.to_string_lossy().into_owned());
             }
+            Long("unread") => seen.push("--unread"),
+            Long("failing") => seen.push("--failing"),
             Long("count") => {
                 seen.push("--count");
                 count = Some(p.value().map_err(err)?);
@@ -311,6 +320,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Global, Comman
         "stats" => &["--json"],
         "demo" => &["--count"],
         "receive" => &["--addr"],
+        "resend" => &["--unread", "--failing"],
         _ => &[],
     };
     if let Some(bad) = seen.iter().find(|o| !allowed.contains(o)) {
@@ -319,7 +329,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Global, Comman
         )));
     }
     let max_positional = match command.as_str() {
-        "add" | "show" | "mark-read" => 1,
+        "add" | "show" | "mark-read" | "resend" | "pause" | "resume" => 1,
         _ => 0,
     };
     if positional.len() > max_positional {
@@ -378,6 +388,11 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Global, Comman
         "receive" => Command::Receive {
             addr: addr.unwrap_or_else(|| "127.0.0.1:8080".to_string()),
         },
+        "resend" | "pause" | "resume" => Command::Operate(crate::operate::parse(
+            &command,
+            positional.first().map(String::as_str),
+            &seen,
+        )?),
         _ => unreachable!("help_for knows every command"),
     };
     Ok((global, cmd))

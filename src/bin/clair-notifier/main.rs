@@ -6,6 +6,7 @@ mod args;
 mod check;
 mod demo;
 mod open;
+mod operate;
 mod read;
 mod receive;
 mod sample;
@@ -115,6 +116,7 @@ fn run(global: &args::Global, command: Command) -> Result<(), CliError> {
         Command::MarkRead { name } => read::mark_read(global, &name),
         Command::Stats { json } => read::stats(global, json),
         Command::Receive { addr } => receive::receive(&addr),
+        Command::Operate(op) => operate::run(global, op),
     }
 }
 

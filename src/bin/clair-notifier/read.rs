@@ -23,6 +23,9 @@ pub fn list(global: &Global, state: Option<State>, limit: usize) -> Result<(), C
         count(listed.len() as u64, "notification"),
         state.map_or("every state", State::as_str)
     );
+    for note in crate::operate::paused_notes(&store)? {
+        eprintln!("clair-notifier: {note}.");
+    }
     let mut out = std::io::stdout().lock();
     for s in listed {
         let when = |t: Option<Timestamp>| t.map_or("-".to_string(), |t| rfc3339(t, false));
@@ -88,11 +91,18 @@ pub fn stats(global: &Global, json: bool) -> Result<(), CliError> {
     let c = store.counts(now)?;
     log::info!("counted {}", count(c.total(), "notification"));
     let oldest = c.oldest_due.map(|t| now.since(t).as_secs());
+    let paused: Vec<String> = store
+        .notifiers()?
+        .into_iter()
+        .filter(|s| s.paused.is_some())
+        .map(|s| s.notifier)
+        .collect();
     let mut out = std::io::stdout().lock();
     if json {
         let v = serde_json::json!({
             "pending": c.pending, "notified": c.notified, "failing": c.failing, "read": c.read,
             "total": c.total(), "due": c.due, "leased": c.leased, "oldest_due_age_secs": oldest,
+            "paused": paused,
         });
         writeln!(out, "{v}")?;
         return Ok(());
@@ -108,6 +118,14 @@ pub fn stats(global: &Global, json: bool) -> Result<(), CliError> {
         (
             "oldest_due_age",
             oldest.map_or("-".into(), |s| format_duration(Duration::from_secs(s))),
+        ),
+        (
+            "paused",
+            if paused.is_empty() {
+                "-".into()
+            } else {
+                paused.join(", ")
+            },
         ),
     ] {
         writeln!(out, "{k:<15}{v}")?;

@@ -94,6 +94,8 @@ pub(super) struct ScanState {
     draining: bool,
     /// The most the next claim may take, free room permitting.
     ramp: usize,
+    /// Every enabled notifier is paused: nothing is claimed, nothing counts as due.
+    paused: bool,
 }
 
 impl ScanState {
@@ -116,6 +118,7 @@ impl ScanState {
             store_retry: FIRST_STORE_RETRY,
             draining: false,
             ramp: FIRST_CLAIM,
+            paused: false,
         }
     }
 
@@ -149,13 +152,25 @@ impl ScanState {
         }
     }
 
+    /// Whether every enabled notifier is paused (read from the store at each poll): then
+    /// nothing is claimed, and due work waits without the scanner spinning on it.
+    pub fn set_paused(&mut self, all: bool) {
+        self.paused = all;
+    }
+
+    /// Outcomes waiting to be written, to adjust before they are (see
+    /// [`Paused::end_wait`](crate::service::pause::Paused::end_wait)).
+    pub fn pending_mut(&mut self) -> &mut [Outcome] {
+        &mut self.pending
+    }
+
     /// Step 2, decide the claim, at `now` (`at` on the monotonic clock) with `queued` jobs
     /// waiting in the queue: claim while work is due and at least half the queue is free,
     /// a small first batch when the workers are idle, growing claims after it; write the
     /// outcomes with a claim, when a batch is full or old, or when nothing else is in flight.
     pub fn decide(&mut self, now: Timestamp, at: Instant, queued: usize) -> Plan {
         let free = self.capacity.saturating_sub(queued);
-        let due_now = self.woken || self.next_due.is_some_and(|d| d <= now);
+        let due_now = !self.paused && (self.woken || self.next_due.is_some_and(|d| d <= now));
         let claim = if !due_now || free < self.claim_threshold {
             0
         } else {
@@ -240,7 +255,7 @@ impl ScanState {
     /// whichever comes first, and shortly when due work waits for room in the queue.
     pub fn wait(&self, now: Timestamp, at: Instant, queued: usize) -> Option<Wait> {
         let free = self.capacity.saturating_sub(queued);
-        let due = self.next_due.is_some_and(|d| d <= now);
+        let due = !self.paused && self.next_due.is_some_and(|d| d <= now);
         let room = free >= self.claim_threshold;
         if due && room {
             return None;
@@ -254,7 +269,9 @@ impl ScanState {
         // is not "now" here.
         if due {
             timeout = timeout.min(ROOM_CHECK);
-        } else if let Some(d) = self.next_due {
+        } else if let Some(d) = self.next_due
+            && !self.paused
+        {
             timeout = timeout.min(d.since(now));
         }
         if !self.in_flight.is_empty() {

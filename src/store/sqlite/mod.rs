@@ -24,9 +24,11 @@ mod claim;
 mod encoding;
 mod insert;
 mod lease;
+mod notifiers;
 mod outcome;
 mod owners;
 mod query;
+mod resend;
 mod schema;
 
 use std::path::Path;
@@ -40,7 +42,8 @@ use crate::notification::{
     NewNotification, NotificationId, NotificationPage, NotificationSummary, PageCursor,
 };
 use crate::store::{
-    ClaimRequest, Claimed, Counts, Datastore, LeaseOwner, ListFilter, Outcome, OwnerGuard,
+    ClaimRequest, Claimed, Counts, Datastore, LeaseOwner, ListFilter, NotifierState, Outcome,
+    OwnerGuard, Resend,
 };
 use crate::time::Timestamp;
 use crate::wake::Waker;
@@ -180,6 +183,15 @@ impl SqliteStore {
 
     fn writer(&self) -> MutexGuard<'_, Connection> {
         self.writer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `f` in a synced transaction on the writer (an operator's change: durable).
+    fn write_durably<T>(
+        &self,
+        doing: &str,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>,
+    ) -> Result<T> {
+        write(&mut self.writer(), &self.path, doing, true, f)
     }
 
     /// Runs `f` on a reader connection from the pool.
@@ -426,6 +438,35 @@ impl Datastore for SqliteStore {
         .map_err(|e| store_error(&self.path, "could not write a setting to", e))
     }
 
+    fn resend(&self, name: &str, unread: bool, now: Timestamp) -> Result<Resend> {
+        self.write_durably("could not resend a notification in", |tx| {
+            resend::resend(tx, &self.path, name, unread, now)
+        })
+    }
+
+    fn resend_failing(&self, now: Timestamp) -> Result<u64> {
+        self.write_durably("could not resend failing notifications in", |tx| {
+            resend::resend_failing(tx, &self.path, now)
+        })
+    }
+
+    fn set_paused(&self, notifier: &str, paused: bool, now: Timestamp) -> Result<bool> {
+        self.write_durably("could not change a notifier's state in", |tx| {
+            if paused {
+                notifiers::pause(tx, &self.path, notifier, now)
+            } else {
+                notifiers::resume(tx, &self.path, notifier, now)
+            }
+        })
+    }
+
+    fn notifiers(&self) -> Result<Vec<NotifierState>> {
+        self.read(
+            notifiers::notifiers,
+            "could not read the notifiers' state in",
+        )
+    }
+
     fn watch(&self, waker: Waker) {
         self.watchers
             .lock()
@@ -436,3 +477,5 @@ impl Datastore for SqliteStore {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_operator;

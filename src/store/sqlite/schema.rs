@@ -139,6 +139,15 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ALTER TABLE notification DROP COLUMN lease_until;
     ALTER TABLE notification DROP COLUMN lease_owner;
     ",
+    // 5: what operators set per notifier (a pause), and an index to find the notifications
+    // whose round waits for one notifier (made due at once when it resumes).
+    "
+    CREATE TABLE notifier (
+        name      TEXT PRIMARY KEY,
+        paused_at INTEGER                        -- set while paused
+    ) WITHOUT ROWID;
+    CREATE INDEX progress_waiting ON progress (notifier, notification_id) WHERE succeeded = 0;
+    ",
 ];
 
 /// The schema version this build writes.

@@ -4,7 +4,7 @@ use super::*;
 use crate::notification::{State, Vulnerability, VulnerabilityWithLayers};
 use crate::store::NotifierProgress;
 
-fn t(ms: i64) -> Timestamp {
+pub(super) fn t(ms: i64) -> Timestamp {
     Timestamp::from_millis(ms)
 }
 
@@ -19,24 +19,24 @@ fn vuln(name: &str, layers: usize) -> VulnerabilityWithLayers {
     }
 }
 
-fn new_only(layers: usize) -> NewNotification {
+pub(super) fn new_only(layers: usize) -> NewNotification {
     NewNotification {
         old: None,
         new: Some(vuln("CVE-1", layers)),
     }
 }
 
-fn open() -> (tempfile::TempDir, SqliteStore) {
+pub(super) fn open() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path().join("test.db")).unwrap();
     (dir, store)
 }
 
-const A: LeaseOwner = LeaseOwner::new(1);
-const B: LeaseOwner = LeaseOwner::new(2);
+pub(super) const A: LeaseOwner = LeaseOwner::new(1);
+pub(super) const B: LeaseOwner = LeaseOwner::new(2);
 
 /// A new store holding `n` notifications inserted at 0, and their names.
-fn stored(n: usize) -> (tempfile::TempDir, SqliteStore, Vec<String>) {
+pub(super) fn stored(n: usize) -> (tempfile::TempDir, SqliteStore, Vec<String>) {
     let (dir, store) = open();
     let batch: Vec<_> = (0..n).map(|_| new_only(0)).collect();
     let names = store.insert(&batch, t(0)).unwrap();
@@ -55,7 +55,7 @@ fn user_version(conn: &Connection) -> i64 {
         .unwrap()
 }
 
-fn done(id: NotificationId, next_due: Timestamp) -> Outcome {
+pub(super) fn done(id: NotificationId, next_due: Timestamp) -> Outcome {
     Outcome {
         id,
         notified: true,
@@ -765,6 +765,7 @@ fn a_first_schema_database_is_migrated() {
             "layer_chunk",
             "lease",
             "notification",
+            "notifier",
             "progress",
             "setting"
         ]

@@ -12,7 +12,8 @@ use clair_notifier::notification::{
     NewNotification, NotificationId, NotificationPage, NotificationSummary, PageCursor,
 };
 use clair_notifier::store::{
-    ClaimRequest, Claimed, Counts, LeaseOwner, ListFilter, Outcome, OwnerGuard,
+    ClaimRequest, Claimed, Counts, LeaseOwner, ListFilter, NotifierState, Outcome, OwnerGuard,
+    Resend,
 };
 use clair_notifier::{Datastore, Result, SqliteStore, Timestamp, Waker};
 
@@ -133,6 +134,18 @@ impl Datastore for Recording {
     }
     fn release_dead_owners(&self, now: Timestamp) -> Result<Vec<(LeaseOwner, usize)>> {
         self.inner.release_dead_owners(now)
+    }
+    fn resend(&self, name: &str, unread: bool, now: Timestamp) -> Result<Resend> {
+        self.inner.resend(name, unread, now)
+    }
+    fn resend_failing(&self, now: Timestamp) -> Result<u64> {
+        self.inner.resend_failing(now)
+    }
+    fn set_paused(&self, notifier: &str, paused: bool, now: Timestamp) -> Result<bool> {
+        self.inner.set_paused(notifier, paused, now)
+    }
+    fn notifiers(&self) -> Result<Vec<NotifierState>> {
+        self.inner.notifiers()
     }
     fn watch(&self, waker: Waker) {
         self.inner.watch(waker)

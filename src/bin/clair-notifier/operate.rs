@@ -1,0 +1,152 @@
+//! The operators' commands: `resend` and `pause`/`resume`, their arguments and help.
+
+use std::io::Write;
+
+use clair_notifier::store::Resend;
+use clair_notifier::{Datastore, Registry, Timestamp};
+
+use crate::args::Global;
+use crate::open::{load, open_existing};
+use crate::{CliError, count, rfc3339};
+
+pub const RESEND_HELP: &str = "\
+Usage: clair-notifier [--config FILE] resend NAME [--unread]
+       clair-notifier [--config FILE] resend --failing
+
+Makes the notification NAME due at once with a fresh round: its failed attempts, its error
+and every notifier's progress in the round are forgotten, and a running `serve` sends it within
+[notifier] poll_interval. A read notification is refused (exit 1) unless --unread is given,
+which clears its read mark first. A notification whose send is in flight keeps its lease: that
+send's outcome decides what follows. Exit 1 if there is no such notification.
+
+Options:
+  --unread    also send a notification that was read (it is unread again)
+  --failing   every failing notification instead of one NAME; prints how many
+";
+
+pub const PAUSE_HELP: &str = "\
+Usage: clair-notifier [--config FILE] pause NOTIFIER
+
+Pauses the notifier (webhook, or one registered by the program): nothing is sent through it
+until `resume NOTIFIER`. Kept in the database: every `serve` on it stops sending through the
+notifier within [notifier] poll_interval (a send already under way finishes), and a restart
+keeps the pause. Its notifications wait, due, without spending attempts and without being
+marked failing; none is lost. Pausing a paused notifier changes nothing. Exit 2 for a name
+that is no notifier. `stats`, `list` and /metrics show paused notifiers.
+";
+
+pub const RESUME_HELP: &str = "\
+Usage: clair-notifier [--config FILE] resume NOTIFIER
+
+Ends the pause of the notifier: what waited for it is due at once, and a running `serve`
+sends it within [notifier] poll_interval, continuing where it stopped. Resuming a notifier
+that is not paused changes nothing. Exit 2 for a name that is no notifier.
+";
+
+/// An operator's command, parsed.
+#[derive(Debug, PartialEq)]
+pub enum Op {
+    Resend { name: String, unread: bool },
+    ResendFailing,
+    Pause { notifier: String, paused: bool },
+}
+
+/// The command `command` with its first positional argument `name` and its options `seen`.
+pub fn parse(command: &str, name: Option<&str>, seen: &[&str]) -> Result<Op, CliError> {
+    let has = |o: &str| seen.contains(&o);
+    let needs = |what: &str| {
+        CliError::usage(format!(
+            "{command} needs a {what}; see clair-notifier {command} --help"
+        ))
+    };
+    Ok(match (command, name) {
+        ("resend", Some(_)) if has("--failing") => {
+            return Err(CliError::usage(
+                "resend takes a NAME or --failing, not both",
+            ));
+        }
+        ("resend", None) if has("--failing") => {
+            if has("--unread") {
+                return Err(CliError::usage(
+                    "resend --failing takes no --unread (a read notification is never failing)",
+                ));
+            }
+            Op::ResendFailing
+        }
+        ("resend", Some(name)) => Op::Resend {
+            name: name.to_string(),
+            unread: has("--unread"),
+        },
+        ("resend", None) => return Err(needs("notification NAME (or --failing)")),
+        (_, Some(n)) => Op::Pause {
+            notifier: n.to_string(),
+            paused: command == "pause",
+        },
+        (_, None) => return Err(needs("NOTIFIER name, e.g. webhook")),
+    })
+}
+
+pub fn run(global: &Global, op: Op) -> Result<(), CliError> {
+    if let Op::Pause { notifier, .. } = &op {
+        // Before the configuration and the database: a wrong name is a usage mistake.
+        let known = Registry::take_global().names();
+        if !known.contains(notifier) {
+            return Err(CliError::usage(format!(
+                "there is no notifier named \"{notifier}\" (the notifiers are {})",
+                known.join(", ")
+            )));
+        }
+    }
+    let config = load(global)?;
+    let store = open_existing(&config)?;
+    let now = Timestamp::now();
+    let mut out = std::io::stdout().lock();
+    match op {
+        Op::Resend { name, unread } => match store.resend(&name, unread, now)? {
+            Resend::Resent => log::info!("{name} is due at once, with a fresh round"),
+            Resend::Read => {
+                return Err(CliError::runtime(format!(
+                    "notification \"{name}\" is read, so it is not resent (resend --unread sends it again)"
+                )));
+            }
+            Resend::Unknown => {
+                return Err(CliError::runtime(format!(
+                    "there is no notification named \"{name}\""
+                )));
+            }
+        },
+        Op::ResendFailing => {
+            let n = store.resend_failing(now)?;
+            log::info!("resent {}", count(n, "failing notification"));
+            writeln!(out, "{n}")?;
+        }
+        Op::Pause { notifier, paused } => {
+            let changed = store.set_paused(&notifier, paused, now)?;
+            let word = if paused { "paused" } else { "resumed" };
+            if changed {
+                log::info!("notifier {notifier} {word}");
+            } else {
+                log::info!("notifier {notifier} was already {word}: nothing changed");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One sentence per paused notifier, for the read commands to show (on stderr, so that
+/// their output stays what scripts read).
+pub fn paused_notes(store: &dyn Datastore) -> Result<Vec<String>, CliError> {
+    Ok(store
+        .notifiers()?
+        .into_iter()
+        .filter_map(|s| {
+            let since = s.paused?;
+            Some(format!(
+                "notifier {} is paused since {}: its notifications wait (resume {} to go on)",
+                s.notifier,
+                rfc3339(since, false),
+                s.notifier
+            ))
+        })
+        .collect())
+}
