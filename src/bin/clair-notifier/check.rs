@@ -19,6 +19,14 @@ pub fn check_config(global: &Global) -> Result<(), CliError> {
         Ok(false) => "will be created",
         Err(e) => return Err(refused(e)),
     };
+    if !SqliteStore::owner_locks_work(&config.database.path) {
+        log::warn!(
+            "file locks do not work beside {} (a network file system?): the work of a crashed \
+             instance will wait for its lease ({}) to expire",
+            config.database.path,
+            format_duration(config.notifier.lease)
+        );
+    }
     let enabled: Vec<String> = registry
         .configure(&config.notifier)
         .into_iter()
