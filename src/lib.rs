@@ -66,6 +66,7 @@
 
 #[cfg(feature = "api")]
 pub mod api;
+pub mod attempt;
 pub mod config;
 mod error;
 pub mod notification;

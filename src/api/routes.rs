@@ -117,10 +117,21 @@ impl Api {
         let (path, query) = req.url.split_once('?').unwrap_or((&req.url, ""));
         let method = req.method.as_str();
         if let Some(raw_name) = path.strip_prefix(PREFIX) {
+            let (raw_name, log) = match raw_name.strip_suffix("/attempts") {
+                Some(n) => (n, true),
+                None => (raw_name, false),
+            };
             if raw_name.is_empty() || raw_name.contains('/') {
                 return not_a_route();
             }
             let name = percent_decode(raw_name).unwrap_or_default();
+            if log {
+                return match method {
+                    "GET" if !self.authorized(req) => unauthorized(),
+                    "GET" => self.attempts(&name),
+                    _ => method_not_allowed("GET"),
+                };
+            }
             return match method {
                 "GET" | "DELETE" if !self.authorized(req) => unauthorized(),
                 "GET" => self.read_notification(
@@ -207,6 +218,25 @@ impl Api {
                     "internal error: the store failed; see the server's log",
                 )
             }
+        }
+    }
+
+    fn attempts(&self, name: &str) -> Response {
+        match self.read_attempts(name) {
+            Ok(body) => {
+                let mut r = Response::empty(200);
+                r.content_type = Some(super::JSON_CONTENT_TYPE);
+                r.body = body;
+                r
+            }
+            Err(PageError::Store(e)) => {
+                log::error!("GET attempts of {name}: {}", e.chain());
+                Response::error(
+                    500,
+                    "internal error: the store failed; see the server's log",
+                )
+            }
+            Err(_) => Response::error(404, NOT_FOUND),
         }
     }
 

@@ -119,6 +119,7 @@ mod tests {
         let p = Paused::new(&["a".into()]);
         p.apply(&[state("a", true)]);
         let mut o = Outcome {
+            log: Vec::new(),
             id: NotificationId::new(1),
             notified: false,
             next_due: Timestamp::from_millis(1_000_000),

@@ -21,8 +21,9 @@ mod operator;
 mod sqlite;
 
 pub use operator::{NotifierState, Resend};
-pub use sqlite::SqliteStore;
+pub use sqlite::{AttemptLog, SqliteStore};
 
+use crate::attempt::Attempt;
 use crate::error::Result;
 use crate::notification::{
     NewNotification, NotificationId, NotificationPage, NotificationSummary, PageCursor, State,
@@ -100,6 +101,9 @@ pub struct Outcome {
     /// Per-notifier progress of an unfinished round, replacing what the store held; empty
     /// when the round ended (the store then forgets the round's progress).
     pub progress: Vec<NotifierProgress>,
+    /// The tries this outcome is made of, for the attempt log (see
+    /// [`Datastore::attempts`]), oldest first.
+    pub log: Vec<Attempt>,
 }
 
 /// Counts of notifications by state, and delivery figures.
@@ -210,6 +214,12 @@ pub struct ClaimRequest {
 ///   for that notification; an outcome with none clears it. The next claim returns it.
 /// - **Atomicity.** Each writing call is all or nothing: when it returns an error, none of its
 ///   effects happened, and the caller may try the same call again.
+/// - **Attempt log.** The attempts given with an outcome are written in the same
+///   transaction as the outcome, and only when the outcome is (an ignored outcome logs
+///   nothing). At most [`KEPT_ATTEMPTS`](crate::attempt::KEPT_ATTEMPTS) are kept per
+///   notification: the oldest are dropped in the same write. A store may keep only the last
+///   successful attempt of a notification (and every failed one) when logging every success
+///   would slow deliveries; it documents which it does.
 /// - **Operators.** [`resend`](Datastore::resend), [`resend_failing`](Datastore::resend_failing)
 ///   and [`set_paused`](Datastore::set_paused) never break a lease: a notification in flight
 ///   keeps it, and its outcome (written later) decides what follows. Each is idempotent.
@@ -425,6 +435,15 @@ pub trait Datastore: Send + Sync + 'static {
     ///
     /// A store failure.
     fn notifiers(&self) -> Result<Vec<NotifierState>>;
+
+    /// The attempt log of the notification `name`, oldest first (at most
+    /// [`KEPT_ATTEMPTS`](crate::attempt::KEPT_ATTEMPTS), or those and the last success), or
+    /// `None` if there is no such notification.
+    ///
+    /// # Errors
+    ///
+    /// A store failure.
+    fn attempts(&self, name: &str) -> Result<Option<Vec<Attempt>>>;
 
     /// Has `waker` woken after every successful [`insert`](Datastore::insert) through this
     /// value, so that a running service sees in-process inserts at once (other processes'

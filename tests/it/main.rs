@@ -4,6 +4,8 @@
 #[cfg(feature = "api")]
 mod api;
 #[cfg(feature = "cli")]
+mod attempts;
+#[cfg(feature = "cli")]
 mod bad_input;
 #[cfg(feature = "cli")]
 mod cli;

@@ -19,7 +19,7 @@ const PAUSED: &str = "notifier webhook is paused";
 const LOOKED: &str = "every notifier is paused: claiming nothing";
 
 /// `serve.toml` in `dir`: database `notifier.db`, a fast poll, the webhook at `url`.
-fn write_config(dir: &Path, url: &str) {
+pub(crate) fn write_config(dir: &Path, url: &str) {
     std::fs::write(
         dir.join("serve.toml"),
         format!(
@@ -32,7 +32,7 @@ fn write_config(dir: &Path, url: &str) {
 }
 
 /// `serve` in `dir`, logging its scanner's debug lines (each poll while paused says so).
-fn spawn_serve(dir: &Path) -> Child {
+pub(crate) fn spawn_serve(dir: &Path) -> Child {
     let log = std::fs::File::create(dir.join("serve.log")).unwrap();
     Command::new(BIN)
         .args(["--config", "serve.toml", "serve"])
@@ -51,7 +51,7 @@ fn insert(dir: &Path, n: usize) -> Vec<String> {
     store.insert(&batch, Timestamp::now()).unwrap()
 }
 
-fn stop(mut child: Child, dir: &Path) {
+pub(crate) fn stop(mut child: Child, dir: &Path) {
     sigterm(&child);
     let status = wait_exit(&mut child, Duration::from_secs(30), dir);
     assert!(status.success(), "{status:?}: {}", log_tail(dir, 20));

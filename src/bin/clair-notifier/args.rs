@@ -133,6 +133,7 @@ Options:
 
 const SHOW_HELP: &str = "\
 Usage: clair-notifier [--config FILE] show NAME [--limit N] [--page TOKEN]
+       clair-notifier [--config FILE] show NAME --attempts [--json]
 
 Prints exactly what GET /v1/notifications/NAME?limit=N&page=TOKEN returns: one page of the
 notification in Clair v1's JSON. Follow its NextPage token with --page for the next page.
@@ -141,6 +142,9 @@ Options:
   --limit N      layers per side on the page (default 100; more than 1000 is served as
                  1000, as the API does, and Limit says so)
   --page TOKEN   a Page or NextPage token from an earlier answer (default: the first page)
+  --attempts     the notification's attempt log instead, oldest first, one line a try:
+                 STARTED NOTIFIER OUTCOME STATUS DURATION NEXT-DUE EXCERPT (tab-separated)
+  --json         with --attempts: what GET /v1/notifications/NAME/attempts returns
 ";
 
 const MARK_READ_HELP: &str = "\
@@ -263,6 +267,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Global, Comman
                 addr = Some(p.value().map_err(err)?.to_string_lossy().into_owned());
             }
             Long("unread") => seen.push("--unread"),
+            Long("attempts") => seen.push("--attempts"),
             Long("failing") => seen.push("--failing"),
             Long("count") => {
                 seen.push("--count");
@@ -316,7 +321,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Global, Comman
     }
     let allowed: &[&str] = match command.as_str() {
         "list" => &["--state", "--limit"],
-        "show" => &["--limit", "--page"],
+        "show" => &["--limit", "--page", "--attempts", "--json"],
         "stats" => &["--json"],
         "demo" => &["--count"],
         "receive" => &["--addr"],
@@ -378,6 +383,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Global, Comman
                 None => 100,
             },
         },
+        "show" if seen.contains(&"--attempts") || json => {
+            Command::Operate(crate::operate::show_attempts(name()?, &seen)?)
+        }
         "show" => Command::Show {
             name: name()?,
             limit: limit.map_or_else(|| "100".to_string(), |v| v.to_string_lossy().into_owned()),

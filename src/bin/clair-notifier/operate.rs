@@ -1,7 +1,9 @@
 //! The operators' commands: `resend` and `pause`/`resume`, their arguments and help.
 
 use std::io::Write;
+use std::sync::Arc;
 
+use clair_notifier::api::{Api, PageError};
 use clair_notifier::store::Resend;
 use clair_notifier::{Datastore, Registry, Timestamp};
 
@@ -49,6 +51,25 @@ pub enum Op {
     Resend { name: String, unread: bool },
     ResendFailing,
     Pause { notifier: String, paused: bool },
+    Attempts { name: String, json: bool },
+}
+
+/// `show NAME --attempts [--json]`, given the options `seen`.
+pub fn show_attempts(name: String, seen: &[&str]) -> Result<Op, CliError> {
+    if !seen.contains(&"--attempts") {
+        return Err(CliError::usage(
+            "show takes --json only with --attempts (a page is JSON already)",
+        ));
+    }
+    if let Some(o) = seen.iter().find(|o| ["--limit", "--page"].contains(o)) {
+        return Err(CliError::usage(format!(
+            "show --attempts takes no {o} (the log is not paged)"
+        )));
+    }
+    Ok(Op::Attempts {
+        name,
+        json: seen.contains(&"--json"),
+    })
 }
 
 /// The command `command` with its first positional argument `name` and its options `seen`.
@@ -109,16 +130,42 @@ pub fn run(global: &Global, op: Op) -> Result<(), CliError> {
                     "notification \"{name}\" is read, so it is not resent (resend --unread sends it again)"
                 )));
             }
-            Resend::Unknown => {
-                return Err(CliError::runtime(format!(
-                    "there is no notification named \"{name}\""
-                )));
-            }
+            Resend::Unknown => return Err(no_such(&name)),
         },
         Op::ResendFailing => {
             let n = store.resend_failing(now)?;
             log::info!("resent {}", count(n, "failing notification"));
             writeln!(out, "{n}")?;
+        }
+        Op::Attempts { name, json } => {
+            let store: Arc<dyn Datastore> = Arc::new(store);
+            if json {
+                let api = Api::new(&config.api, store)?;
+                match api.read_attempts(&name) {
+                    Ok(body) => out.write_all(&body)?,
+                    Err(PageError::Store(e)) => return Err(e.into()),
+                    Err(_) => return Err(no_such(&name)),
+                }
+                return Ok(());
+            }
+            let log = store.attempts(&name)?.ok_or_else(|| no_such(&name))?;
+            let when = |t: Option<Timestamp>| t.map_or("-".to_string(), |t| rfc3339(t, true));
+            for a in log {
+                writeln!(
+                    out,
+                    "{}\t{}\t{}\t{}\t{} ms\t{}\t{}",
+                    rfc3339(a.started, true),
+                    a.notifier,
+                    a.class.as_str(),
+                    a.status.map_or("-".to_string(), |s| s.to_string()),
+                    a.duration.as_millis(),
+                    when(a.next_due),
+                    a.excerpt
+                        .as_deref()
+                        .unwrap_or("-")
+                        .replace(['\t', '\n', '\r'], " ")
+                )?;
+            }
         }
         Op::Pause { notifier, paused } => {
             let changed = store.set_paused(&notifier, paused, now)?;
@@ -131,6 +178,10 @@ pub fn run(global: &Global, op: Op) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+fn no_such(name: &str) -> CliError {
+    CliError::runtime(format!("there is no notification named \"{name}\""))
 }
 
 /// One sentence per paused notifier, for the read commands to show (on stderr, so that

@@ -30,6 +30,7 @@ fn start() -> (ScanState, Instant, Timestamp) {
 
 fn outcome(id: i64, next_due: Timestamp) -> Outcome {
     Outcome {
+        log: Vec::new(),
         id: NotificationId::new(id),
         notified: true,
         next_due,

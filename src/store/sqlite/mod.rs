@@ -18,9 +18,11 @@
 //! small pool of reader connections for the read API and the command line, which in WAL mode
 //! read while the writer writes.
 
+mod attempts;
 mod check;
 mod checkpoint;
 mod claim;
+mod connection;
 mod encoding;
 mod insert;
 mod lease;
@@ -32,11 +34,15 @@ mod resend;
 mod schema;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::Connection;
 
+use connection::{open_connection, write};
+
+use crate::attempt::Attempt;
 use crate::error::{Error, ErrorKind, Result};
 use crate::notification::{
     NewNotification, NotificationId, NotificationPage, NotificationSummary, PageCursor,
@@ -51,6 +57,8 @@ use crate::wake::Waker;
 /// How long a statement waits for another connection's write lock before failing.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+pub use attempts::AttemptLog;
+
 /// Reader connections kept open for reuse.
 const READER_POOL: usize = 8;
 
@@ -60,6 +68,8 @@ pub struct SqliteStore {
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
     watchers: Mutex<Vec<Waker>>,
+    /// Which attempts are logged: an [`AttemptLog`] as a number.
+    attempt_log: AtomicU8,
     /// Whether owner locks work in the owners' folder (known once the folder exists).
     locks_work: OnceLock<bool>,
     // Declared after `writer`, so the writer (and its WAL hook) is dropped first.
@@ -156,8 +166,15 @@ impl SqliteStore {
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
             watchers: Mutex::new(Vec::new()),
+            attempt_log: AtomicU8::new(AttemptLog::default().as_u8()),
             locks_work: OnceLock::new(),
         })
+    }
+
+    /// Chooses which attempts this store logs from now on (every failure always; by default
+    /// only the last success of each notification, see [`AttemptLog`]).
+    pub fn set_attempt_log(&self, log: AttemptLog) {
+        self.attempt_log.store(log.as_u8(), Ordering::Relaxed);
     }
 
     /// The path this store was opened with.
@@ -220,55 +237,6 @@ impl SqliteStore {
     }
 }
 
-/// Opens one connection with this store's settings. `synchronous` is NORMAL; the durable
-/// operations raise it to FULL around their commit.
-fn open_connection(path: &str) -> Result<Connection> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-        | OpenFlags::SQLITE_OPEN_CREATE
-        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags(path, flags)
-        .map_err(|e| store_error(path, "could not open", e))?;
-    conn.busy_timeout(BUSY_TIMEOUT)
-        .map_err(|e| store_error(path, "could not open", e))?;
-    conn.execute_batch(
-        "PRAGMA synchronous = NORMAL;
-         PRAGMA foreign_keys = ON;
-         PRAGMA temp_store = MEMORY;
-         PRAGMA cache_size = -8000;",
-    )
-    .map_err(|e| store_error(path, "could not open", e))?;
-    conn.set_prepared_statement_cache_capacity(64);
-    Ok(conn)
-}
-
-/// Runs `f` in an IMMEDIATE transaction on `conn`; with `durable`, the commit is synced.
-fn write<T>(
-    conn: &mut Connection,
-    path: &str,
-    doing: &str,
-    durable: bool,
-    f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>,
-) -> Result<T> {
-    let err = |e| store_error(path, doing, e);
-    if durable {
-        conn.execute_batch("PRAGMA synchronous = FULL")
-            .map_err(err)?;
-    }
-    let result = (|| {
-        let tx = conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(err)?;
-        let out = f(&tx)?;
-        tx.commit().map_err(err)?;
-        Ok(out)
-    })();
-    if durable {
-        conn.execute_batch("PRAGMA synchronous = NORMAL")
-            .map_err(err)?;
-    }
-    result
-}
-
 impl Datastore for SqliteStore {
     fn insert(&self, notifications: &[NewNotification], now: Timestamp) -> Result<Vec<String>> {
         insert::check_all(notifications)?;
@@ -320,7 +288,8 @@ impl Datastore for SqliteStore {
             |tx| {
                 let mut leases = lease::Leases::load(tx, owner, now)
                     .map_err(|e| store_error(&self.path, "could not read the leases in", e))?;
-                outcome::record(tx, &self.path, &mut leases, outcomes, now)?;
+                let log = AttemptLog::from_u8(self.attempt_log.load(Ordering::Relaxed));
+                outcome::record(tx, &self.path, &mut leases, outcomes, now, log)?;
                 let claimed = if limit == 0 {
                     Vec::new()
                 } else {
@@ -473,6 +442,13 @@ impl Datastore for SqliteStore {
         )
     }
 
+    fn attempts(&self, name: &str) -> Result<Option<Vec<Attempt>>> {
+        self.read(
+            |c| attempts::read(c, name),
+            "could not read the attempts in",
+        )
+    }
+
     fn watch(&self, waker: Waker) {
         self.watchers
             .lock()
@@ -483,5 +459,7 @@ impl Datastore for SqliteStore {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_attempts;
 #[cfg(test)]
 mod tests_operator;

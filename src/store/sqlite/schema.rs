@@ -148,6 +148,28 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX progress_waiting ON progress (notifier, notification_id) WHERE succeeded = 0;
     ",
+    // 6: the attempt log. Rows are numbered per notification (`logged` counts them), so that
+    // the oldest beyond the last 100 are one range of the key to delete. The last success may
+    // be kept in the notification's row instead (see `AttemptLog`): it is rewritten anyway.
+    "
+    CREATE TABLE attempt (
+        notification_id INTEGER NOT NULL,
+        seq             INTEGER NOT NULL,        -- 1, 2, ... per notification
+        notifier        TEXT NOT NULL,
+        started_at      INTEGER NOT NULL,        -- unix milliseconds
+        duration_ms     INTEGER NOT NULL,
+        class           TEXT NOT NULL,           -- ok, status, timeout, connect, tls, panic, other
+        status          INTEGER,                 -- HTTP status, where there was one
+        excerpt         TEXT,                    -- at most 1 KiB of the answer or the error
+        next_due        INTEGER,
+        PRIMARY KEY (notification_id, seq)
+    ) WITHOUT ROWID;
+    ALTER TABLE notification ADD COLUMN logged INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE notification ADD COLUMN ok_notifier TEXT;  -- the last success, when kept here
+    ALTER TABLE notification ADD COLUMN ok_at INTEGER;
+    ALTER TABLE notification ADD COLUMN ok_ms INTEGER;
+    ALTER TABLE notification ADD COLUMN ok_next_due INTEGER;
+    ",
 ];
 
 /// The schema version this build writes.

@@ -57,6 +57,7 @@ fn user_version(conn: &Connection) -> i64 {
 
 pub(super) fn done(id: NotificationId, next_due: Timestamp) -> Outcome {
     Outcome {
+        log: Vec::new(),
         id,
         notified: true,
         next_due,
@@ -407,6 +408,7 @@ fn round_progress_is_kept_and_cleared() {
         },
     ];
     let retry = Outcome {
+        log: Vec::new(),
         id: c[0].id,
         notified: false,
         next_due: t(10),
@@ -767,6 +769,7 @@ fn a_first_schema_database_is_migrated() {
     assert_eq!(
         tables,
         [
+            "attempt",
             "content",
             "layer_chunk",
             "lease",
@@ -865,6 +868,7 @@ fn dead_owners_lose_their_leases_at_once_and_live_ones_never() {
     );
     let a = store.claim(A, 2, t(0), t(600_000)).unwrap();
     let retry = Outcome {
+        log: Vec::new(),
         attempts: 1,
         last_error: Some("w: 500".into()),
         progress: vec![NotifierProgress {

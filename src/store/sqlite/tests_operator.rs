@@ -12,6 +12,7 @@ fn lease(now: Timestamp) -> Timestamp {
 /// An outcome of a failed try with `notifier` not yet succeeded, due again at `next_due`.
 fn failed(id: NotificationId, next_due: Timestamp, notifier: &str) -> Outcome {
     Outcome {
+        log: Vec::new(),
         id,
         notified: false,
         next_due,

@@ -147,6 +147,9 @@ impl Datastore for Recording {
     fn notifiers(&self) -> Result<Vec<NotifierState>> {
         self.inner.notifiers()
     }
+    fn attempts(&self, name: &str) -> Result<Option<Vec<clair_notifier::attempt::Attempt>>> {
+        self.inner.attempts(name)
+    }
     fn watch(&self, waker: Waker) {
         self.inner.watch(waker)
     }
