@@ -142,3 +142,53 @@ fn every_try_is_shown_by_show_attempts_and_the_api() {
     )
     .fails(2, "takes no --limit");
 }
+
+/// A notifier that panics on its first call and succeeds after.
+struct PanicsOnce(AtomicUsize);
+
+impl Notifier for PanicsOnce {
+    fn configure(&mut self, _: &clair_notifier::NotifierConfig) -> clair_notifier::Result<bool> {
+        Ok(true)
+    }
+    fn send(&self, d: &Delivery) -> Result<(), clair_notifier::SendError> {
+        if self.0.fetch_add(1, Ordering::SeqCst) == 0 {
+            panic!("boom on {}", d.name);
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn a_panic_is_logged_as_one() {
+    let (_dir, path) = crate::common::temp_db();
+    let store = Arc::new(SqliteStore::open(&path).unwrap());
+    let mut registry = clair_notifier::Registry::new();
+    registry.register("custom", PanicsOnce(AtomicUsize::new(0)));
+    let config = clair_notifier::NotifierConfig {
+        max_backoff: Duration::from_millis(50),
+        ..Default::default()
+    };
+    let handle = clair_notifier::Service::new(config, store.clone())
+        .registry(registry)
+        .start()
+        .unwrap();
+    let name = store
+        .insert(&[sample("CVE-1", 0)], Timestamp::now())
+        .unwrap()[0]
+        .clone();
+    wait_for(
+        "the delivery after the panic",
+        Duration::from_secs(30),
+        || store.summary(&name).unwrap().unwrap().notified.is_some(),
+    );
+    handle.stop();
+    let log = store.attempts(&name).unwrap().unwrap();
+    let classes: Vec<AttemptClass> = log.iter().map(|a| a.class).collect();
+    assert_eq!(classes, [AttemptClass::Panic, AttemptClass::Ok]);
+    assert_eq!(log[0].notifier, "custom");
+    assert_eq!(
+        log[0].excerpt.as_deref(),
+        Some(format!("boom on {name}").as_str())
+    );
+    assert!(log[0].next_due.unwrap() <= log[1].started);
+}
