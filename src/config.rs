@@ -10,9 +10,12 @@
 //! key and line. Library users may also build a [`Config`] in code or deserialize it from any
 //! serde format.
 
+mod breaker;
 #[cfg(feature = "config-file")]
 mod file;
 mod validate;
+
+pub use breaker::BreakerConfig;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -70,6 +73,8 @@ pub struct NotifierConfig {
     /// How long a claimed notification stays leased to this instance without renewal.
     /// Defaults to `10m`.
     pub lease: Duration,
+    /// `breaker_failures` and `breaker_probe`: each notifier's circuit breaker.
+    pub breaker: BreakerConfig,
     /// `[notifier.http]`: the webhook notifier.
     pub http: HttpConfig,
     /// The sub-tables of `[notifier]` other than `http`, by name: each custom notifier reads
@@ -86,6 +91,7 @@ impl Default for NotifierConfig {
             workers: 4,
             poll_interval: Duration::from_secs(1),
             lease: Duration::from_secs(10 * 60),
+            breaker: BreakerConfig::default(),
             http: HttpConfig::default(),
             params: BTreeMap::new(),
         }
@@ -105,6 +111,9 @@ struct RawNotifierConfig {
     poll_interval: Duration,
     #[serde(deserialize_with = "de_duration")]
     lease: Duration,
+    breaker_failures: u32,
+    #[serde(deserialize_with = "de_duration")]
+    breaker_probe: Duration,
     http: HttpConfig,
     #[serde(flatten)]
     rest: BTreeMap<String, serde_json::Value>,
@@ -120,6 +129,8 @@ impl Default for RawNotifierConfig {
             workers: d.workers,
             poll_interval: d.poll_interval,
             lease: d.lease,
+            breaker_failures: d.breaker.failures,
+            breaker_probe: d.breaker.probe,
             http: d.http,
             rest: BTreeMap::new(),
         }
@@ -134,8 +145,8 @@ impl TryFrom<RawNotifierConfig> for NotifierConfig {
             if !value.is_object() {
                 return Err(format!(
                     "unknown key `notifier.{key}` (expected attempts, renotify_interval, \
-                     max_backoff, workers, poll_interval, lease, http or a [notifier.<name>] \
-                     table)"
+                     max_backoff, workers, poll_interval, lease, breaker_failures, breaker_probe, \
+                     http or a [notifier.<name>] table)"
                 ));
             }
         }
@@ -146,6 +157,10 @@ impl TryFrom<RawNotifierConfig> for NotifierConfig {
             workers: raw.workers,
             poll_interval: raw.poll_interval,
             lease: raw.lease,
+            breaker: BreakerConfig {
+                failures: raw.breaker_failures,
+                probe: raw.breaker_probe,
+            },
             http: raw.http,
             params: raw.rest,
         })
@@ -239,7 +254,7 @@ macro_rules! debug_config {
 }
 
 debug_config!(NotifierConfig {
-    attempts, renotify_interval, max_backoff, workers, poll_interval, lease, http,
+    attempts, renotify_interval, max_backoff, workers, poll_interval, lease, breaker, http,
     params => names,
 });
 debug_config!(HttpConfig {
@@ -284,6 +299,7 @@ impl NotifierConfig {
                 return Err(Error::config(format!("{key} must be longer than 0")));
             }
         }
+        self.breaker.validate()?;
         if self.lease < self.http.timeout.saturating_mul(2) {
             return Err(Error::config(format!(
                 "notifier.lease ({}) must be at least twice notifier.http.timeout ({}), so a \

@@ -285,11 +285,11 @@ impl Api {
         let read = self
             .store
             .counts(now)
-            .and_then(|c| Ok((c, self.store.notifiers()?)));
+            .and_then(|c| Ok((c, self.store.notifiers(now)?)));
         match read {
             Ok((counts, states)) => {
                 let mut text = metrics::render(&counts, now, self.service.as_ref());
-                text += &metrics::render_notifiers(&states, self.service.as_ref());
+                text += &metrics::render_notifiers(&states, &counts, self.service.as_ref());
                 Response {
                     status: 200,
                     content_type: Some(metrics::CONTENT_TYPE),

@@ -13,9 +13,10 @@
 //! (each is bounded by its notifier's timeout) and unsent work has been released.
 
 mod backoff;
+mod breaker;
+mod hold;
 mod liveness;
 mod metrics;
-mod pause;
 mod scanner;
 mod stopper;
 mod worker;
@@ -55,8 +56,8 @@ pub(crate) struct Shared {
     pub stopper: Stopper,
     pub owner: LeaseOwner,
     pub metrics: Arc<Metrics>,
-    /// The enabled notifiers that an operator paused.
-    pub paused: pause::Paused,
+    /// The enabled notifiers that are held (paused, or their circuit open).
+    pub holds: hold::Holds,
 }
 
 /// Builds and starts a notifier service.
@@ -163,7 +164,7 @@ impl Service {
             stopper: self.stopper.clone(),
             owner: LeaseOwner::random(),
             metrics: Arc::clone(&metrics),
-            paused: pause::Paused::new(&names),
+            holds: hold::Holds::new(&names),
         });
         // Proves this instance alive to the others sharing the store until the scanner has
         // made its final writes (or died): then they may take over what it still holds.

@@ -49,7 +49,9 @@ pub(crate) fn run(
 /// the outcome says.
 fn deliver(shared: &Shared, notifiers: &Notifiers, job: Claimed, rng: &mut Rng) -> Outcome {
     let mut log = Vec::new();
+    let id = job.id;
     let mut outcome = step(shared, notifiers, job, rng, &mut log);
+    shared.holds.forget_probe(id);
     for a in &mut log {
         a.next_due = Some(outcome.next_due);
     }
@@ -82,9 +84,12 @@ fn step(
                 succeeded: false,
                 last_error: None,
             });
-        if !p.succeeded && shared.paused.is_paused(i) {
+        let held = !p.succeeded && shared.holds.is_held(i);
+        let probe = held && shared.holds.probe(job.id, i);
+        if held && !probe {
             waiting.push(p.notifier.clone());
         } else if !p.succeeded {
+            let before = p.clone();
             let delivery = Delivery {
                 name: job.name.clone(),
                 created: job.created,
@@ -143,6 +148,12 @@ fn step(
                 }
             }
             log.push(attempt);
+            if probe && !p.succeeded {
+                // A failed probe is a question to the endpoint, not a try of this
+                // notification: its round is as it was, and it waits with the others.
+                p = before;
+                waiting.push(p.notifier.clone());
+            }
         }
         progress.push(p);
     }
@@ -158,8 +169,18 @@ fn step(
         // resumes (the store, or the scanner, then makes it due at once). No error: waiting is
         // not failing.
         let attempts = progress.iter().map(|p| p.attempts).max().unwrap_or(0);
-        let next_due = now.plus(config.renotify_interval);
-        return outcome(job.id, false, next_due, attempts, None, progress);
+        // Behind an open circuit it comes back at the next probe (it may be the one); behind
+        // a pause only, at the next round (a resume makes it due at once).
+        let circuit = notifiers
+            .iter()
+            .enumerate()
+            .any(|(i, (n, _))| waiting.contains(n) && shared.holds.is_open(i));
+        let wait = if circuit {
+            config.breaker.probe.min(config.renotify_interval)
+        } else {
+            config.renotify_interval
+        };
+        return outcome(job.id, false, now.plus(wait), attempts, None, progress);
     }
     if failing.is_empty() {
         shared.metrics.rounds_ok.fetch_add(1, Ordering::Relaxed);

@@ -20,8 +20,10 @@
 mod operator;
 mod sqlite;
 
-pub use operator::{NotifierState, Resend};
+pub use operator::{Breaker, CircuitChange, NotifierState, Resend, Sends};
 pub use sqlite::{AttemptLog, SqliteStore};
+
+use std::time::Duration;
 
 use crate::attempt::Attempt;
 use crate::error::Result;
@@ -428,13 +430,37 @@ pub trait Datastore: Send + Sync + 'static {
     /// A store failure (then nothing changed).
     fn set_paused(&self, notifier: &str, paused: bool, now: Timestamp) -> Result<bool>;
 
-    /// What the store keeps of each notifier an operator touched, in name order (a notifier
-    /// never paused may be missing: it is not paused).
+    /// What the store keeps of each notifier an operator or a failure touched, at `now`, in
+    /// name order (a notifier never paused and never failing may be missing: it is neither).
     ///
     /// # Errors
     ///
     /// A store failure.
-    fn notifiers(&self) -> Result<Vec<NotifierState>>;
+    fn notifiers(&self, now: Timestamp) -> Result<Vec<NotifierState>>;
+
+    /// Applies the results of sends through one notifier, in order, to its circuit, at
+    /// `now`: a success sets its consecutive failures to 0 and closes an open circuit; a
+    /// failure adds one; when they reach `breaker.failures` (not 0) on a closed circuit, it
+    /// opens at `now` with its next probe at `now + breaker.probe`; a failure on an open
+    /// circuit (a failed probe) moves the next probe to `now + breaker.probe`.
+    /// Closing makes due at `now` every unread notification whose round waits for the
+    /// notifier, as [`set_paused`](Datastore::set_paused) does on resume. Returns what
+    /// changed (instances sharing the store see the state through
+    /// [`notifiers`](Datastore::notifiers)).
+    ///
+    /// # Errors
+    ///
+    /// A store failure (then nothing changed).
+    fn record_sends(&self, sends: &Sends, now: Timestamp) -> Result<CircuitChange>;
+
+    /// Takes the next probe of `notifier`'s open circuit: if it is open and its next probe is
+    /// due at or before `now`, moves it to `now + probe` and returns `true`. Of several
+    /// instances asking at once, one gets it.
+    ///
+    /// # Errors
+    ///
+    /// A store failure.
+    fn take_probe(&self, notifier: &str, probe: Duration, now: Timestamp) -> Result<bool>;
 
     /// The attempt log of the notification `name`, oldest first (at most
     /// [`KEPT_ATTEMPTS`](crate::attempt::KEPT_ATTEMPTS), or those and the last success), or

@@ -8,6 +8,8 @@ mod attempts;
 #[cfg(feature = "cli")]
 mod bad_input;
 #[cfg(feature = "cli")]
+mod breaker;
+#[cfg(feature = "cli")]
 mod cli;
 mod common;
 #[cfg(feature = "cli")]

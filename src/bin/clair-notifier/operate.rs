@@ -188,7 +188,7 @@ fn no_such(name: &str) -> CliError {
 /// their output stays what scripts read).
 pub fn paused_notes(store: &dyn Datastore) -> Result<Vec<String>, CliError> {
     Ok(store
-        .notifiers()?
+        .notifiers(Timestamp::now())?
         .into_iter()
         .filter_map(|s| {
             let since = s.paused?;
@@ -200,4 +200,59 @@ pub fn paused_notes(store: &dyn Datastore) -> Result<Vec<String>, CliError> {
             ))
         })
         .collect())
+}
+
+/// `key value` lines of `stats`.
+type Lines = Vec<(&'static str, String)>;
+
+/// What `stats` shows of the notifiers: `paused` and `circuits` lines (`-` when none), and
+/// the same as JSON (`{"webhook":{"paused":false,"circuit":"open","failures":25,...}}`).
+pub fn notifier_stats(
+    store: &dyn Datastore,
+    now: Timestamp,
+) -> Result<(Lines, serde_json::Value), CliError> {
+    let states = store.notifiers(now)?;
+    let list = |items: Vec<String>| {
+        if items.is_empty() {
+            "-".to_string()
+        } else {
+            items.join(", ")
+        }
+    };
+    let paused = states.iter().filter(|s| s.paused.is_some());
+    let open = states.iter().filter(|s| s.open_since.is_some());
+    let lines = vec![
+        ("paused", list(paused.map(|s| s.notifier.clone()).collect())),
+        (
+            "circuits_open",
+            list(
+                open.map(|s| {
+                    format!(
+                        "{} (since {}, {} failed sends, next probe {})",
+                        s.notifier,
+                        s.open_since.map_or("-".into(), |t| rfc3339(t, false)),
+                        s.failures,
+                        s.next_probe.map_or("-".into(), |t| rfc3339(t, false)),
+                    )
+                })
+                .collect(),
+            ),
+        ),
+    ];
+    let json = states
+        .iter()
+        .map(|s| {
+            let secs = |t: Option<Timestamp>| t.map(Timestamp::as_secs);
+            let v = serde_json::json!({
+                "paused": s.paused.is_some(),
+                "circuit": if s.open_since.is_some() { "open" } else { "closed" },
+                "failures": s.failures,
+                "open_since": secs(s.open_since),
+                "next_probe": secs(s.next_probe),
+                "waiting": s.waiting,
+            });
+            (s.notifier.clone(), v)
+        })
+        .collect::<serde_json::Map<_, _>>();
+    Ok((lines, serde_json::Value::Object(json)))
 }

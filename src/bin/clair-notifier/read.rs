@@ -91,18 +91,13 @@ pub fn stats(global: &Global, json: bool) -> Result<(), CliError> {
     let c = store.counts(now)?;
     log::info!("counted {}", count(c.total(), "notification"));
     let oldest = c.oldest_due.map(|t| now.since(t).as_secs());
-    let paused: Vec<String> = store
-        .notifiers()?
-        .into_iter()
-        .filter(|s| s.paused.is_some())
-        .map(|s| s.notifier)
-        .collect();
+    let (notifiers, notifiers_json) = crate::operate::notifier_stats(&store, now)?;
     let mut out = std::io::stdout().lock();
     if json {
         let v = serde_json::json!({
             "pending": c.pending, "notified": c.notified, "failing": c.failing, "read": c.read,
             "total": c.total(), "due": c.due, "leased": c.leased, "oldest_due_age_secs": oldest,
-            "paused": paused,
+            "notifiers": notifiers_json,
         });
         writeln!(out, "{v}")?;
         return Ok(());
@@ -119,15 +114,10 @@ pub fn stats(global: &Global, json: bool) -> Result<(), CliError> {
             "oldest_due_age",
             oldest.map_or("-".into(), |s| format_duration(Duration::from_secs(s))),
         ),
-        (
-            "paused",
-            if paused.is_empty() {
-                "-".into()
-            } else {
-                paused.join(", ")
-            },
-        ),
     ] {
+        writeln!(out, "{k:<15}{v}")?;
+    }
+    for (k, v) in notifiers {
         writeln!(out, "{k:<15}{v}")?;
     }
     Ok(())

@@ -94,8 +94,11 @@ pub(super) struct ScanState {
     draining: bool,
     /// The most the next claim may take, free room permitting.
     ramp: usize,
-    /// Every enabled notifier is paused: nothing is claimed, nothing counts as due.
+    /// Every enabled notifier is held (paused, or its circuit open): nothing is claimed but
+    /// probes, nothing counts as due.
     paused: bool,
+    /// Notifiers (by index) whose open circuit gets a probe: the next claimed notifications.
+    probes: Vec<usize>,
 }
 
 impl ScanState {
@@ -119,6 +122,7 @@ impl ScanState {
             draining: false,
             ramp: FIRST_CLAIM,
             paused: false,
+            probes: Vec::new(),
         }
     }
 
@@ -152,14 +156,25 @@ impl ScanState {
         }
     }
 
-    /// Whether every enabled notifier is paused (read from the store at each poll): then
-    /// nothing is claimed, and due work waits without the scanner spinning on it.
+    /// Whether every enabled notifier is held (read from the store at each poll): then
+    /// nothing is claimed but probes, and due work waits without the scanner spinning on it.
     pub fn set_paused(&mut self, all: bool) {
         self.paused = all;
     }
 
+    /// The open circuits of these notifiers (by index) get a probe: the next claimed
+    /// notifications (while everything is held, only as many are claimed).
+    pub fn want_probes(&mut self, notifiers: Vec<usize>) {
+        self.probes.extend(notifiers);
+    }
+
+    /// The notifier the next claimed notification probes, if any.
+    pub fn next_probe(&mut self) -> Option<usize> {
+        self.probes.pop()
+    }
+
     /// Outcomes waiting to be written, to adjust before they are (see
-    /// [`Paused::end_wait`](crate::service::pause::Paused::end_wait)).
+    /// [`Holds::end_wait`](crate::service::hold::Holds::end_wait)).
     pub fn pending_mut(&mut self) -> &mut [Outcome] {
         &mut self.pending
     }
@@ -170,8 +185,15 @@ impl ScanState {
     /// outcomes with a claim, when a batch is full or old, or when nothing else is in flight.
     pub fn decide(&mut self, now: Timestamp, at: Instant, queued: usize) -> Plan {
         let free = self.capacity.saturating_sub(queued);
-        let due_now = !self.paused && (self.woken || self.next_due.is_some_and(|d| d <= now));
-        let claim = if !due_now || free < self.claim_threshold {
+        let due_now = self.woken || self.next_due.is_some_and(|d| d <= now);
+        let claim = if self.paused {
+            // Probes only, one notification each.
+            if due_now {
+                self.probes.len().min(free)
+            } else {
+                0
+            }
+        } else if !due_now || free < self.claim_threshold {
             0
         } else {
             if self.in_flight.is_empty() && !self.draining {

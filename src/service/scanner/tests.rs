@@ -304,3 +304,17 @@ fn while_every_notifier_is_paused_nothing_is_claimed_and_the_wait_is_the_poll() 
     st.set_paused(false);
     assert!(st.decide(now, t0, 0).claim > 0);
 }
+
+#[test]
+fn while_everything_is_held_only_the_probes_are_claimed() {
+    let (mut st, t0, now) = start();
+    st.polled(t0, Ok(Some(now)));
+    st.set_paused(true);
+    st.want_probes(vec![0]);
+    let plan = st.decide(now, t0, 0);
+    assert_eq!(plan.claim, 1, "one notification for the probe");
+    claim(&mut st, plan, 1, 1, now);
+    assert_eq!(st.next_probe(), Some(0));
+    assert_eq!(st.next_probe(), None);
+    assert_eq!(st.decide(now, t0, 0).claim, 0, "the probe is spent");
+}

@@ -21,6 +21,7 @@
 mod attempts;
 mod check;
 mod checkpoint;
+mod circuit;
 mod claim;
 mod connection;
 mod encoding;
@@ -48,8 +49,8 @@ use crate::notification::{
     NewNotification, NotificationId, NotificationPage, NotificationSummary, PageCursor,
 };
 use crate::store::{
-    ClaimRequest, Claimed, Counts, Datastore, LeaseOwner, ListFilter, NotifierState, Outcome,
-    OwnerGuard, Resend,
+    CircuitChange, ClaimRequest, Claimed, Counts, Datastore, LeaseOwner, ListFilter, NotifierState,
+    Outcome, OwnerGuard, Resend, Sends,
 };
 use crate::time::Timestamp;
 use crate::wake::Waker;
@@ -435,10 +436,33 @@ impl Datastore for SqliteStore {
         })
     }
 
-    fn notifiers(&self) -> Result<Vec<NotifierState>> {
-        self.read(
-            notifiers::notifiers,
-            "could not read the notifiers' state in",
+    fn notifiers(&self, now: Timestamp) -> Result<Vec<NotifierState>> {
+        let doing = "could not read the notifiers' state in";
+        self.read(|c| notifiers::notifiers(c, now), doing)
+    }
+
+    fn record_sends(&self, sends: &Sends, now: Timestamp) -> Result<CircuitChange> {
+        let mut conn = self.writer();
+        write(
+            &mut conn,
+            &self.path,
+            "could not record sends in",
+            false,
+            |tx| circuit::record_sends(tx, &self.path, sends, now),
+        )
+    }
+
+    fn take_probe(&self, notifier: &str, probe: Duration, now: Timestamp) -> Result<bool> {
+        let mut conn = self.writer();
+        write(
+            &mut conn,
+            &self.path,
+            "could not take a probe in",
+            false,
+            |tx| {
+                circuit::take_probe(tx, notifier, probe, now)
+                    .map_err(|e| store_error(&self.path, "could not take a probe in", e))
+            },
         )
     }
 

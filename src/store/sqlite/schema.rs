@@ -170,6 +170,12 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ALTER TABLE notification ADD COLUMN ok_ms INTEGER;
     ALTER TABLE notification ADD COLUMN ok_next_due INTEGER;
     ",
+    // 7: each notifier's circuit (the breaker).
+    "
+    ALTER TABLE notifier ADD COLUMN failures INTEGER NOT NULL DEFAULT 0;  -- consecutive
+    ALTER TABLE notifier ADD COLUMN open_since INTEGER;      -- set while the circuit is open
+    ALTER TABLE notifier ADD COLUMN next_probe INTEGER;      -- set while the circuit is open
+    ",
 ];
 
 /// The schema version this build writes.

@@ -3,7 +3,7 @@
 use super::tests::{A, B, done, stored, t};
 use super::*;
 use crate::notification::State;
-use crate::store::{NotifierProgress, Resend};
+use crate::store::{Breaker, CircuitChange, NotifierProgress, Resend, Sends};
 
 fn lease(now: Timestamp) -> Timestamp {
     now.plus(Duration::from_secs(100))
@@ -120,11 +120,11 @@ fn resend_failing_takes_every_failing_notification_once() {
 #[test]
 fn pause_and_resume_are_kept_and_idempotent() {
     let (dir, store, _) = stored(0);
-    assert!(store.notifiers().unwrap().is_empty());
+    assert!(store.notifiers(t(0)).unwrap().is_empty());
     assert!(store.set_paused("webhook", true, t(10)).unwrap());
     assert!(!store.set_paused("webhook", true, t(20)).unwrap());
     let reopened = SqliteStore::open(dir.path().join("test.db")).unwrap();
-    let states = reopened.notifiers().unwrap();
+    let states = reopened.notifiers(t(0)).unwrap();
     assert_eq!(states.len(), 1);
     assert_eq!(
         (states[0].notifier.as_str(), states[0].paused),
@@ -132,10 +132,10 @@ fn pause_and_resume_are_kept_and_idempotent() {
     );
     assert!(store.set_paused("webhook", false, t(30)).unwrap());
     assert!(!store.set_paused("webhook", false, t(40)).unwrap());
-    assert_eq!(store.notifiers().unwrap()[0].paused, None);
+    assert_eq!(store.notifiers(t(0)).unwrap()[0].paused, None);
     // Never-paused names are not made up.
     assert!(!store.set_paused("other", false, t(40)).unwrap());
-    assert_eq!(store.notifiers().unwrap().len(), 1);
+    assert_eq!(store.notifiers(t(0)).unwrap().len(), 1);
 }
 
 #[test]
@@ -148,4 +148,90 @@ fn resume_makes_due_what_waits_for_that_notifier_only() {
     assert_eq!(due.len(), 1);
     assert_eq!(due[0].id, c[0].id);
     assert_eq!(due[0].progress[0].attempts, 3, "attempts spent stay spent");
+}
+
+fn record(store: &SqliteStore, results: &[bool], breaker: Breaker, at: i64) -> CircuitChange {
+    let sends = Sends {
+        notifier: "webhook".into(),
+        results: results.to_vec(),
+        breaker,
+    };
+    store.record_sends(&sends, t(at)).unwrap()
+}
+
+const BREAKER: Breaker = Breaker {
+    failures: 3,
+    probe: Duration::from_secs(30),
+};
+
+#[test]
+fn a_circuit_opens_at_the_threshold_is_probed_and_closes_on_a_success() {
+    let (dir, store, _) = stored(0);
+    let record = |sends: &[bool], at| record(&store, sends, BREAKER, at);
+    assert_eq!(record(&[false, false], 0), CircuitChange::Unchanged);
+    // A success in between starts the count again.
+    assert_eq!(record(&[true, false, false], 1), CircuitChange::Unchanged);
+    assert_eq!(record(&[false, false], 2), CircuitChange::Opened(4));
+    let state = &SqliteStore::open(dir.path().join("test.db"))
+        .unwrap()
+        .notifiers(t(2))
+        .unwrap()[0];
+    assert_eq!(
+        (state.failures, state.open_since, state.next_probe),
+        (4, Some(t(2)), Some(t(30_002)))
+    );
+    // One probe per interval, whoever asks.
+    assert!(
+        !store
+            .take_probe("webhook", BREAKER.probe, t(30_001))
+            .unwrap()
+    );
+    assert!(
+        store
+            .take_probe("webhook", BREAKER.probe, t(30_002))
+            .unwrap()
+    );
+    assert!(
+        !store
+            .take_probe("webhook", BREAKER.probe, t(30_003))
+            .unwrap()
+    );
+    // A failed probe keeps it open and moves the next one.
+    assert_eq!(record(&[false], 30_010), CircuitChange::Unchanged);
+    assert_eq!(
+        store.notifiers(t(0)).unwrap()[0].next_probe,
+        Some(t(60_010))
+    );
+    assert_eq!(record(&[true], 60_020), CircuitChange::Closed);
+    let state = &store.notifiers(t(0)).unwrap()[0];
+    assert_eq!(
+        (state.failures, state.open_since, state.next_probe),
+        (0, None, None)
+    );
+    assert!(
+        !store
+            .take_probe("webhook", BREAKER.probe, t(90_000))
+            .unwrap()
+    );
+}
+
+#[test]
+fn without_a_threshold_no_circuit_opens_and_closing_frees_what_waited() {
+    let (_dir, store, c) = three_recorded("other");
+    let off = Breaker {
+        failures: 0,
+        ..BREAKER
+    };
+    let record = |sends: &[bool], b| record(&store, sends, b, 20);
+    assert_eq!(record(&[false; 50], off), CircuitChange::Unchanged);
+    assert_eq!(record(&[false], BREAKER), CircuitChange::Opened(51));
+    assert_eq!(
+        store.notifiers(t(20)).unwrap()[0].waiting,
+        1,
+        "the first one"
+    );
+    assert!(store.claim(A, 10, t(21), lease(t(21))).unwrap().is_empty());
+    assert_eq!(record(&[true], BREAKER), CircuitChange::Closed);
+    let due = store.claim(A, 10, t(21), lease(t(21))).unwrap();
+    assert_eq!(due.iter().map(|d| d.id).collect::<Vec<_>>(), [c[0].id]);
 }

@@ -12,8 +12,8 @@ use clair_notifier::notification::{
     NewNotification, NotificationId, NotificationPage, NotificationSummary, PageCursor,
 };
 use clair_notifier::store::{
-    ClaimRequest, Claimed, Counts, LeaseOwner, ListFilter, NotifierState, Outcome, OwnerGuard,
-    Resend,
+    CircuitChange, ClaimRequest, Claimed, Counts, LeaseOwner, ListFilter, NotifierState, Outcome,
+    OwnerGuard, Resend, Sends,
 };
 use clair_notifier::{Datastore, Result, SqliteStore, Timestamp, Waker};
 
@@ -144,8 +144,14 @@ impl Datastore for Recording {
     fn set_paused(&self, notifier: &str, paused: bool, now: Timestamp) -> Result<bool> {
         self.inner.set_paused(notifier, paused, now)
     }
-    fn notifiers(&self) -> Result<Vec<NotifierState>> {
-        self.inner.notifiers()
+    fn notifiers(&self, now: Timestamp) -> Result<Vec<NotifierState>> {
+        self.inner.notifiers(now)
+    }
+    fn record_sends(&self, sends: &Sends, now: Timestamp) -> Result<CircuitChange> {
+        self.inner.record_sends(sends, now)
+    }
+    fn take_probe(&self, notifier: &str, probe: Duration, now: Timestamp) -> Result<bool> {
+        self.inner.take_probe(notifier, probe, now)
     }
     fn attempts(&self, name: &str) -> Result<Option<Vec<clair_notifier::attempt::Attempt>>> {
         self.inner.attempts(name)
