@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use ureq::http::StatusCode;
 use ureq::http::header::{self, HeaderValue};
 
+use super::guard::Refused;
 use super::{Configured, MAX_RESPONSE_BODY, signature};
 use crate::attempt::AttemptClass;
 use crate::notifier::{Delivery, SendError};
@@ -53,9 +54,12 @@ impl Configured {
         }
         let mut resp = req.send(&body).map_err(|e| {
             let class = failure_class(&e);
-            let why = match e {
-                ureq::Error::Timeout(_) => format!("timed out after {:?}", self.http.timeout),
-                e => e.to_string(),
+            let why = match (&e, Refused::find(&e)) {
+                (ureq::Error::Timeout(_), _) => {
+                    format!("timed out after {:?}", self.http.timeout)
+                }
+                (_, Some(refused)) => refused.to_string(),
+                _ => e.to_string(),
             };
             SendError::new(one_line(&format!("POST {}: {why}", self.endpoint))).with_class(class)
         })?;

@@ -3,6 +3,8 @@
 
 #[cfg(feature = "api")]
 mod api;
+#[cfg(feature = "api")]
+mod api_tls;
 #[cfg(feature = "cli")]
 mod attempts;
 #[cfg(feature = "cli")]
@@ -14,9 +16,13 @@ mod cli;
 mod common;
 #[cfg(feature = "cli")]
 mod crash;
+#[cfg(unix)]
+mod exec;
 mod generated;
 #[cfg(feature = "api")]
 mod health;
+#[cfg(unix)]
+mod jsonl;
 #[cfg(feature = "cli")]
 mod operate;
 #[cfg(feature = "cli")]

@@ -192,7 +192,7 @@ fn operator_commands_refuse_bad_input_with_one_sentence() {
     let run = |args: &[&str]| run_in(d, &[&cfg[..], args].concat(), None);
 
     run(&["pause", "nope"]).fails(2, "there is no notifier named \"nope\"");
-    run(&["resume", "nope"]).fails(2, "the notifiers are webhook");
+    run(&["resume", "nope"]).fails(2, "the notifiers are exec, jsonl, webhook");
     run(&["pause"]).fails(2, "pause needs a NOTIFIER name");
     run(&["pause", "webhook", "x"]).fails(2, "unexpected argument \"x\"");
     run(&["pause", "webhook", "--unread"]).fails(2, "pause takes no option --unread");

@@ -96,8 +96,18 @@ pub fn describe(
         lines.push("read API       off ([api] addr is empty)".to_string());
     } else {
         lines.push(format!(
-            "read API       http://{} ({}; page tokens keyed by {})",
+            "read API       {}://{} ({}{}; page tokens keyed by {})",
+            if a.certfile.is_empty() {
+                "http"
+            } else {
+                "https"
+            },
             a.addr,
+            if a.cafile.is_empty() {
+                ""
+            } else {
+                "client certificate required; "
+            },
             if a.token.is_empty() {
                 "no token needed"
             } else {
@@ -109,6 +119,12 @@ pub fn describe(
                 "the configured pagination_key"
             }
         ));
+        if !a.health_addr.is_empty() {
+            lines.push(format!(
+                "health checks  http://{} (/health and /metrics)",
+                a.health_addr
+            ));
+        }
     }
     lines
 }
