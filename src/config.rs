@@ -201,6 +201,9 @@ pub struct HttpConfig {
     pub allow_link_local: bool,
     /// Also refuse connections to loopback and private addresses. `false` by default.
     pub deny_private: bool,
+    /// Sends per second to the endpoint, from one running service (several instances each
+    /// get this rate). 0 (the default): unlimited.
+    pub max_rate: u32,
 }
 
 impl Default for HttpConfig {
@@ -217,6 +220,7 @@ impl Default for HttpConfig {
             signing_secret: String::new(),
             allow_link_local: false,
             deny_private: false,
+            max_rate: 0,
         }
     }
 }
@@ -282,7 +286,7 @@ debug_config!(NotifierConfig {
 debug_config!(HttpConfig {
     endpoint, timeout, servername, cafile, certfile, keyfile,
     proxy => crate::text::redact_url, headers => names, signing_secret => redacted,
-    allow_link_local, deny_private,
+    allow_link_local, deny_private, max_rate,
 });
 debug_config!(ApiConfig {
     addr, pagination_key => redacted, token => redacted, certfile, keyfile, cafile, health_addr,

@@ -57,6 +57,13 @@ pub trait Notifier: Send + Sync + 'static {
     /// [`SendError::retry_after`], when the receiver asked for a delay).
     fn send(&self, delivery: &Delivery) -> std::result::Result<(), SendError>;
 
+    /// The most sends per second this notifier takes from one running service (all its
+    /// workers together; several instances each get this rate); 0, the default, for no
+    /// limit. The webhook answers `[notifier.http] max_rate`.
+    fn max_rate(&self) -> u32 {
+        0
+    }
+
     /// Gives the notifier the datastore the service delivers from, before
     /// [`configure`](Notifier::configure). The built-in `exec` and `jsonl` notifiers read the
     /// whole notification through it; by default it is ignored.

@@ -17,6 +17,7 @@ mod breaker;
 mod hold;
 mod liveness;
 mod metrics;
+mod pacing;
 mod scanner;
 mod stopper;
 mod worker;
@@ -58,6 +59,8 @@ pub(crate) struct Shared {
     pub metrics: Arc<Metrics>,
     /// The enabled notifiers that are held (paused, or their circuit open).
     pub holds: hold::Holds,
+    /// Per enabled notifier, its pacer if it has a `max_rate`.
+    pub pacers: Vec<Option<pacing::Pacer>>,
 }
 
 /// Builds and starts a notifier service.
@@ -166,6 +169,10 @@ impl Service {
             owner: LeaseOwner::random(),
             metrics: Arc::clone(&metrics),
             holds: hold::Holds::new(&names),
+            pacers: enabled
+                .iter()
+                .map(|(_, n)| pacing::Pacer::new(n.max_rate()))
+                .collect(),
         });
         // Proves this instance alive to the others sharing the store until the scanner has
         // made its final writes (or died): then they may take over what it still holds.

@@ -4,7 +4,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, select};
 
@@ -86,7 +86,7 @@ fn step(
             });
         let held = !p.succeeded && shared.holds.is_held(i);
         let probe = held && shared.holds.probe(job.id, i);
-        if held && !probe {
+        if (held && !probe) || (!p.succeeded && !paced(shared, i)) {
             waiting.push(p.notifier.clone());
         } else if !p.succeeded {
             let before = p.clone();
@@ -175,7 +175,10 @@ fn step(
             .iter()
             .enumerate()
             .any(|(i, (n, _))| waiting.contains(n) && shared.holds.is_open(i));
-        let wait = if circuit {
+        let wait = if shared.stopper.is_stopped() {
+            // Stopped while waiting for a pacing slot: due again at once.
+            Duration::ZERO
+        } else if circuit {
             config.breaker.probe.min(config.renotify_interval)
         } else {
             config.renotify_interval
@@ -226,6 +229,18 @@ fn step(
         Some(last_error),
         progress,
     )
+}
+
+/// Waits for the next send slot of the `i`th notifier, if it is paced; `false` if a stop
+/// came first (then nothing is sent).
+fn paced(shared: &Shared, i: usize) -> bool {
+    match &shared.pacers[i] {
+        None => true,
+        Some(pacer) => {
+            let wait = pacer.reserve(Instant::now());
+            wait.is_zero() || shared.stopper.sleep(wait)
+        }
+    }
 }
 
 /// An outcome of notification `id` (its attempts are added by the caller).

@@ -26,6 +26,8 @@ mod jsonl;
 #[cfg(feature = "cli")]
 mod operate;
 #[cfg(feature = "cli")]
+mod pacing;
+#[cfg(feature = "cli")]
 mod promises;
 mod receiver_faults;
 #[cfg(feature = "cli")]
