@@ -53,6 +53,7 @@ fn an_open_circuit_sends_only_spaced_probes_and_a_recovery_delivers_everything()
     wait_for("the circuit to open", Duration::from_secs(30), || {
         log_count(d, OPENED) == 1
     });
+    assert_eq!(log_count(d, OPENED), 1, "one line per opening");
     // Two polls later, sends that were under way are over.
     let held = log_count(d, HELD);
     wait_for("two polls while open", Duration::from_secs(10), || {
@@ -81,13 +82,30 @@ fn an_open_circuit_sends_only_spaced_probes_and_a_recovery_delivers_everything()
         "{stats:?}"
     );
 
+    assert_eq!(
+        log_count(d, OPENED),
+        1,
+        "one line per opening, not per failure"
+    );
+    // A restart keeps the circuit open: still only probes, and no second opening.
+    stop(serve, d);
+    let serve = spawn_serve(d);
+    let before = receiver.count();
+    wait_for(
+        "two probes after the restart",
+        Duration::from_secs(30),
+        || receiver.count() >= before + 2,
+    );
+    let probes: Vec<_> = receiver.requests()[before..].iter().map(|r| r.at).collect();
+    assert!(probes[1] - probes[0] >= Duration::from_millis(450));
+    assert_eq!(log_count(d, OPENED), 0, "the restart opened it again");
+
     receiver.set_status(200);
     wait_for("every notification", Duration::from_secs(60), || {
         let c = store.counts(Timestamp::now()).unwrap();
         c.notified == names.len() as u64
     });
     assert_eq!(log_count(d, CLOSED), 1);
-    assert_eq!(log_count(d, OPENED), 1, "one line per opening");
     let delivered: std::collections::HashSet<String> =
         receiver.requests().iter().map(|r| r.name()).collect();
     assert_eq!(delivered.len(), names.len());
