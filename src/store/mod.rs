@@ -193,7 +193,9 @@ pub struct ClaimRequest {
 /// # The contract
 ///
 /// A backend is correct when these hold; the SQLite store's tests check each of them
-/// (`src/store/sqlite/tests.rs`), and a second backend should be tested against the same list.
+/// (`src/store/sqlite/tests.rs`, and `tests_attempts.rs` and `tests_operator.rs` beside it
+/// for the attempt log, the operators' calls and the circuits), and a second backend should
+/// be tested against the same list.
 ///
 /// - **Due.** A notification is due at `now` when it is not read, its due time is at or before
 ///   `now`, and no live lease covers it. Inserted notifications are due at once. Read ones are
@@ -222,6 +224,12 @@ pub struct ClaimRequest {
 ///   notification: the oldest are dropped in the same write. A store may keep only the last
 ///   successful attempt of a notification (and every failed one) when logging every success
 ///   would slow deliveries; it documents which it does.
+/// - **Circuits.** Each notifier's consecutive failed sends, and whether its circuit is open
+///   (since when, and when its next probe is due), are kept per notifier name and shared by
+///   every instance ([`record_sends`](Datastore::record_sends),
+///   [`take_probe`](Datastore::take_probe), [`notifiers`](Datastore::notifiers)); a probe is
+///   taken by one caller only. Ending a hold (a resume, a closing circuit) makes due at once
+///   what waits for the notifier: unread notifications with progress of it not succeeded.
 /// - **Operators.** [`resend`](Datastore::resend), [`resend_failing`](Datastore::resend_failing)
 ///   and [`set_paused`](Datastore::set_paused) never break a lease: a notification in flight
 ///   keeps it, and its outcome (written later) decides what follows. Each is idempotent.

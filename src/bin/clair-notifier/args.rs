@@ -63,7 +63,7 @@ Commands:
   demo           run everything on a temporary database with a built-in receiver; show a summary
   add [FILE]     insert notifications from JSON lines (FILE, or stdin); print their names
   list           list notifications, one a line, starting with the name
-  show NAME      print what GET /v1/notifications/NAME returns
+  show NAME      print what GET /v1/notifications/NAME returns (--attempts: every try)
   mark-read NAME mark a notification read (as DELETE /v1/notifications/NAME does)
   stats          counts by state and delivery figures
   resend NAME    send a notification again at once, with a fresh round (--failing: every failing one)

@@ -184,22 +184,27 @@ fn no_such(name: &str) -> CliError {
     CliError::runtime(format!("there is no notification named \"{name}\""))
 }
 
-/// One sentence per paused notifier, for the read commands to show (on stderr, so that
-/// their output stays what scripts read).
+/// One sentence per held notifier (paused, or its circuit open), for the read commands to
+/// show (on stderr, so that their output stays what scripts read).
 pub fn paused_notes(store: &dyn Datastore) -> Result<Vec<String>, CliError> {
-    Ok(store
-        .notifiers(Timestamp::now())?
-        .into_iter()
-        .filter_map(|s| {
-            let since = s.paused?;
-            Some(format!(
-                "notifier {} is paused since {}: its notifications wait (resume {} to go on)",
-                s.notifier,
-                rfc3339(since, false),
-                s.notifier
-            ))
-        })
-        .collect())
+    let mut notes = Vec::new();
+    for s in store.notifiers(Timestamp::now())? {
+        let n = &s.notifier;
+        if let Some(since) = s.paused {
+            let since = rfc3339(since, false);
+            notes.push(format!(
+                "notifier {n} is paused since {since}: its notifications wait (resume {n} to go on)"
+            ));
+        }
+        if let Some(since) = s.open_since {
+            let since = rfc3339(since, false);
+            notes.push(format!(
+                "the circuit of notifier {n} is open since {since}: its notifications wait until \
+                 a probe succeeds"
+            ));
+        }
+    }
+    Ok(notes)
 }
 
 /// `key value` lines of `stats`.
