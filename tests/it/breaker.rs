@@ -133,6 +133,18 @@ fn new_breaker_keys_are_checked_by_name() {
         std::fs::write(d.join("c.toml"), format!("[notifier]\n{body}\n")).unwrap();
         run_in(d, &["--config", "c.toml", "check-config"], None).fails(2, needle);
     }
+    for (body, said) in [
+        (
+            "breaker_failures = 7\nbreaker_probe = \"1m\"",
+            "opens after 7 consecutive failed sends; then one probe every 1m",
+        ),
+        ("breaker_failures = 0", "breaker        off"),
+    ] {
+        let hook = "[notifier.http]\nendpoint = \"http://127.0.0.1:9/hook\"";
+        std::fs::write(d.join("c.toml"), format!("[notifier]\n{body}\n{hook}\n")).unwrap();
+        let r = run_in(d, &["--config", "c.toml", "check-config"], None).ok();
+        assert!(r.stdout.contains(said), "{r:?}");
+    }
 }
 
 /// A notifier that fails every send (`fails`) or succeeds, counting its calls and names.

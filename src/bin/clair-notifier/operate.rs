@@ -261,3 +261,24 @@ pub fn notifier_stats(
         .collect::<serde_json::Map<_, _>>();
     Ok((lines, serde_json::Value::Object(json)))
 }
+
+/// The line `check-config` (and `serve`'s start) gives the circuit breaker.
+pub fn describe_breaker(n: &clair_notifier::NotifierConfig) -> String {
+    let b = &n.breaker;
+    if b.failures == 0 {
+        return "breaker        off ([notifier] breaker_failures = 0)".to_string();
+    }
+    format!(
+        "breaker        a notifier's circuit opens after {} consecutive failed sends; then one probe every {}",
+        b.failures,
+        clair_notifier::config::format_duration(b.probe)
+    )
+}
+
+/// What `check-config` adds to the webhook's line for `[notifier.http] max_rate`.
+pub fn describe_rate(rate: u32) -> String {
+    match rate {
+        0 => String::new(),
+        r => format!(", at most {r} a second"),
+    }
+}
