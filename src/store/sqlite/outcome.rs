@@ -43,8 +43,8 @@ pub fn record(
         ))
         .map_err(err)?;
     // The common outcome, a round that succeeded at its first try with no progress stored,
-    // binds only what varies; a row that has progress stored takes the general path, which
-    // clears it.
+    // binds only what varies (this one when the log gains rows: every success is logged); a
+    // row that has progress stored takes the general path, which clears it.
     let mut succeeded = tx
         .prepare_cached(&format!(
             "UPDATE notification SET notified_at = ?1, due_at = ?2, attempts = 0,
@@ -52,6 +52,17 @@ pub fn record(
              WHERE id = ?3 AND read_at IS NULL AND has_progress = 0 RETURNING logged",
             logged_columns(4)
         ))
+        .map_err(err)?;
+    // The same with no row for the log (by default, a success only rewrites the last success
+    // kept in the row): no count to return, so the row is written and nothing read back.
+    let mut quiet = tx
+        .prepare_cached(
+            "UPDATE notification SET notified_at = ?1, due_at = ?2, attempts = 0,
+                last_error = NULL, ok_notifier = coalesce(?4, ok_notifier),
+                ok_at = coalesce(?5, ok_at), ok_ms = coalesce(?6, ok_ms),
+                ok_next_due = coalesce(?7, ok_next_due)
+             WHERE id = ?3 AND read_at IS NULL AND has_progress = 0",
+        )
         .map_err(err)?;
     for o in outcomes {
         if !leases.end(o.id) {
@@ -71,8 +82,22 @@ pub fn record(
             .optional()
             .map_err(err)
         };
+        if plain && rows.is_empty() {
+            let values = params![
+                now.as_millis(),
+                o.next_due.as_millis(),
+                o.id.get(),
+                ok_notifier,
+                ok_at,
+                ok_ms,
+                ok_next
+            ];
+            if quiet.execute(values).map_err(err)? == 1 {
+                continue;
+            }
+        }
         let mut logged = None;
-        if plain {
+        if plain && !rows.is_empty() {
             let head: [&dyn ToSql; 3] = [&now.as_millis(), &o.next_due.as_millis(), &o.id.get()];
             logged = run(&mut succeeded, &head)?;
         }
