@@ -12,6 +12,9 @@
 
 #[cfg(feature = "config-file")]
 mod file;
+mod retention;
+
+pub use retention::RetentionConfig;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -32,6 +35,8 @@ pub struct Config {
     pub notifier: NotifierConfig,
     /// `[api]`.
     pub api: ApiConfig,
+    /// `[retention]`.
+    pub retention: RetentionConfig,
 }
 
 /// `[database]`: where notifications are stored.

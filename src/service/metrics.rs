@@ -85,6 +85,8 @@ pub struct Metrics {
     pub claimed: AtomicU64,
     /// Store operations that failed (and were retried).
     pub store_errors: AtomicU64,
+    /// Read notifications deleted past their retention.
+    pub deleted: AtomicU64,
     /// Time from creation to the first successful round, in milliseconds: Clair's
     /// `clair_notifier_latency_milliseconds`.
     pub latency_ms: Histogram,

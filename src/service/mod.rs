@@ -14,6 +14,7 @@
 
 mod backoff;
 mod metrics;
+mod retention;
 mod scanner;
 mod stopper;
 mod worker;
@@ -27,7 +28,7 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::bounded;
 
-use crate::config::NotifierConfig;
+use crate::config::{NotifierConfig, RetentionConfig};
 use crate::error::{Error, ErrorKind, Result};
 use crate::notifier::Registry;
 use crate::store::{Datastore, LeaseOwner};
@@ -79,6 +80,7 @@ pub struct Service {
     registry: Option<Registry>,
     clock: Clock,
     stopper: Stopper,
+    retention: RetentionConfig,
 }
 
 impl Service {
@@ -91,7 +93,16 @@ impl Service {
             registry: None,
             clock: Clock::system(),
             stopper: Stopper::new(),
+            retention: RetentionConfig::default(),
         }
+    }
+
+    /// How long read notifications are kept before the service deletes them (by default
+    /// [`RetentionConfig::default`]: 30 days; zero keeps them). See
+    /// [`Datastore::delete_read`].
+    pub fn retention(mut self, retention: RetentionConfig) -> Service {
+        self.retention = retention;
+        self
     }
 
     /// The notifiers to offer the configuration to (instead of [`Registry::with_builtins`]).
@@ -172,6 +183,20 @@ impl Service {
             }
         }
         drop((job_rx, outcome_tx));
+        if !self.retention.read.is_zero() {
+            let (shared, keep) = (Arc::clone(&shared), self.retention.read);
+            let every = shared.config.poll_interval;
+            let t = std::thread::Builder::new()
+                .name("notify-retention".to_string())
+                .spawn(move || retention::run(shared, keep, every));
+            match t {
+                Ok(t) => threads.push(t),
+                Err(e) => {
+                    self.stopper.stop();
+                    return Err(spawn_err(e));
+                }
+            }
+        }
         let scanner = scanner::Scanner {
             shared: Arc::clone(&shared),
             jobs: job_tx,

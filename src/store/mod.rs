@@ -19,7 +19,7 @@
 
 mod sqlite;
 
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteStore, Vacuumed};
 
 use crate::error::Result;
 use crate::notification::{
@@ -276,6 +276,25 @@ pub trait Datastore: Send + Sync + 'static {
     ///
     /// A store failure.
     fn mark_read(&self, name: &str, now: Timestamp) -> Result<bool>;
+
+    /// Deletes up to `limit` notifications marked read at or before `read_before` (those read
+    /// longest ago first), with everything stored with them, and returns how many it deleted.
+    /// An unread notification is never deleted, whatever its age. A deleted notification is
+    /// gone for every other operation, as if never stored: [`page`](Datastore::page) and
+    /// [`summary`](Datastore::summary) answer `None`, [`mark_read`](Datastore::mark_read)
+    /// `false`, it is not counted, and an outcome or lease naming it is passed over. A store
+    /// may also return the freed space to the file system here, a little each call. Each call
+    /// is one short transaction; the caller paces the calls so that delivery is not held up.
+    ///
+    /// The default deletes nothing: a store without it keeps every notification.
+    ///
+    /// # Errors
+    ///
+    /// A store failure (then nothing was deleted).
+    fn delete_read(&self, read_before: Timestamp, limit: usize) -> Result<usize> {
+        let _ = (read_before, limit);
+        Ok(0)
+    }
 
     /// One page of the notification `name`: up to `limit` layers of each side starting at
     /// `cursor`, and the cursor of the next page (`None` on the last). Read notifications stay

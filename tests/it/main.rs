@@ -12,6 +12,7 @@ mod common;
 mod crash;
 mod generated;
 mod receiver_faults;
+mod retention;
 #[cfg(feature = "cli")]
 mod secrets;
 mod service;

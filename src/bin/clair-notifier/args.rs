@@ -43,6 +43,7 @@ pub enum Command {
         json: bool,
     },
     CheckConfig,
+    Vacuum,
     /// Print this help text and exit 0.
     Help(&'static str),
     Version,
@@ -62,6 +63,7 @@ Commands:
   mark-read NAME mark a notification read (as DELETE /v1/notifications/NAME does)
   stats          counts by state and delivery figures
   check-config   validate the configuration and say what would run
+  vacuum         rewrite the database file to its smallest (stop serve first)
   help [COMMAND] show this help, or a command's
 
 Options:
@@ -166,6 +168,7 @@ fn help_for(command: &str) -> Option<&'static str> {
         "mark-read" => MARK_READ_HELP,
         "stats" => STATS_HELP,
         "check-config" => CHECK_CONFIG_HELP,
+        "vacuum" => crate::vacuum::HELP,
         _ => return None,
     })
 }
@@ -309,6 +312,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Global, Comman
     let cmd = match command.as_str() {
         "serve" => Command::Serve,
         "check-config" => Command::CheckConfig,
+        "vacuum" => Command::Vacuum,
         "demo" => Command::Demo {
             count: match count {
                 Some(v) => number("--count", v, 1, 100_000)?,

@@ -36,6 +36,7 @@ pub fn run(global: &Global, command: Command) -> Result<(), CliError> {
         }
         Command::Serve => serve(global),
         Command::CheckConfig => check_config(global),
+        Command::Vacuum => crate::vacuum::run(global),
         Command::Add { file } => add(global, file.as_deref()),
         Command::List { state, limit } => {
             let (config, _) = load(global)?;
@@ -101,7 +102,7 @@ pub fn run(global: &Global, command: Command) -> Result<(), CliError> {
 }
 
 /// The configuration file, or the defaults when `--config` is not given.
-fn load(global: &Global) -> Result<(Config, Option<PathBuf>), CliError> {
+pub(crate) fn load(global: &Global) -> Result<(Config, Option<PathBuf>), CliError> {
     match &global.config {
         Some(path) => Ok((Config::load(path)?, Some(path.clone()))),
         None => Ok((Config::default(), None)),
@@ -141,7 +142,7 @@ fn check(config: &Config, notifiers: &[String]) -> Result<(), CliError> {
     Ok(())
 }
 
-fn open_existing(config: &Config) -> Result<SqliteStore, CliError> {
+pub(crate) fn open_existing(config: &Config) -> Result<SqliteStore, CliError> {
     let path = &config.database.path;
     if !Path::new(path).exists() {
         return Err(CliError::runtime(format!(
@@ -289,6 +290,7 @@ fn serve(global: &Global) -> Result<(), CliError> {
     check(&config, &registry.names())?;
     let store = Arc::new(open_store(&config.database.path)?);
     let handle = Service::new(config.notifier.clone(), store.clone())
+        .retention(config.retention)
         .registry(registry)
         .stopper(stopper.clone())
         .start()?;

@@ -25,7 +25,11 @@ mod insert;
 mod lease;
 mod outcome;
 mod query;
+mod retention;
 mod schema;
+mod vacuum;
+
+pub use vacuum::Vacuumed;
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
@@ -107,9 +111,10 @@ impl SqliteStore {
         }
         let mut writer = open_connection(&path)?;
         // A new database gets 8 KiB pages (a file that exists keeps its own): the size that
-        // measured best for inserts with layers and for synced commits (BENCHMARKS.md).
+        // measured best for inserts with layers and for synced commits (BENCHMARKS.md); and
+        // incremental auto-vacuum, so that deleting old notifications shrinks the file.
         writer
-            .execute_batch("PRAGMA page_size = 8192")
+            .execute_batch("PRAGMA page_size = 8192; PRAGMA auto_vacuum = INCREMENTAL")
             .map_err(|e| store_error(&path, "could not open", e))?;
         // journal_mode is a property of the file: set it once, check that it took.
         let mode: String = writer
@@ -308,6 +313,22 @@ impl Datastore for SqliteStore {
             true,
             |tx| query::mark_read(tx, &self.path, name, now),
         )
+    }
+
+    fn delete_read(&self, read_before: Timestamp, limit: usize) -> Result<usize> {
+        let doing = "could not delete read notifications from";
+        if limit == 0 || !self.read(|c| retention::any_read(c, read_before), doing)? {
+            return Ok(0);
+        }
+        let mut conn = self.writer();
+        let deleted = write(&mut conn, &self.path, doing, false, |tx| {
+            retention::delete_read(tx, &self.path, read_before, limit)
+        })?;
+        if let Err(e) = retention::return_free_pages(&conn) {
+            // Only leaves the file larger for now: the next batch tries again.
+            log::warn!("{}", store_error(&self.path, "could not shrink", e).chain());
+        }
+        Ok(deleted)
     }
 
     fn page(&self, name: &str, cursor: PageCursor, limit: u32) -> Result<Option<NotificationPage>> {

@@ -27,6 +27,7 @@ pub struct Recording {
     pub inner: SqliteStore,
     claims: Mutex<Vec<Claim>>,
     next_due: Mutex<usize>,
+    deletes: Mutex<Vec<usize>>,
 }
 
 impl Recording {
@@ -35,6 +36,7 @@ impl Recording {
             inner,
             claims: Mutex::new(Vec::new()),
             next_due: Mutex::new(0),
+            deletes: Mutex::new(Vec::new()),
         }
     }
 
@@ -51,6 +53,11 @@ impl Recording {
     /// How many times the scanner asked when work is next due.
     pub fn next_due_calls(&self) -> usize {
         *self.next_due.lock().unwrap()
+    }
+
+    /// How many each finished call of `delete_read` deleted, in order.
+    pub fn deletes(&self) -> Vec<usize> {
+        self.deletes.lock().unwrap().clone()
     }
 
     /// Whether the scanner has looked at the store at all yet.
@@ -99,6 +106,11 @@ impl Datastore for Recording {
     fn next_due(&self) -> Result<Option<Timestamp>> {
         *self.next_due.lock().unwrap() += 1;
         self.inner.next_due()
+    }
+    fn delete_read(&self, read_before: Timestamp, limit: usize) -> Result<usize> {
+        let n = self.inner.delete_read(read_before, limit)?;
+        self.deletes.lock().unwrap().push(n);
+        Ok(n)
     }
     fn mark_read(&self, name: &str, now: Timestamp) -> Result<bool> {
         self.inner.mark_read(name, now)
