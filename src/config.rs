@@ -13,6 +13,7 @@
 #[cfg(feature = "config-file")]
 mod file;
 mod retention;
+mod validate;
 
 pub use retention::RetentionConfig;
 
@@ -96,22 +97,6 @@ impl Default for NotifierConfig {
     }
 }
 
-impl fmt::Debug for NotifierConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NotifierConfig")
-            .field("attempts", &self.attempts)
-            .field("renotify_interval", &self.renotify_interval)
-            .field("max_backoff", &self.max_backoff)
-            .field("workers", &self.workers)
-            .field("poll_interval", &self.poll_interval)
-            .field("lease", &self.lease)
-            .field("http", &self.http)
-            // Custom notifiers' tables may hold secrets: show only their names.
-            .field("params", &self.params.keys().collect::<Vec<_>>())
-            .finish()
-    }
-}
-
 #[derive(Deserialize)]
 #[serde(default)]
 struct RawNotifierConfig {
@@ -153,8 +138,9 @@ impl TryFrom<RawNotifierConfig> for NotifierConfig {
         for (key, value) in &raw.rest {
             if !value.is_object() {
                 return Err(format!(
-                    "unknown key `notifier.{key}`: expected one of attempts, renotify_interval, \
-                     max_backoff, workers, poll_interval, lease, or a [notifier.<name>] table"
+                    "unknown key `notifier.{key}` (expected attempts, renotify_interval, \
+                     max_backoff, workers, poll_interval, lease, http or a [notifier.<name>] \
+                     table)"
                 ));
             }
         }
@@ -216,22 +202,6 @@ impl Default for HttpConfig {
     }
 }
 
-impl fmt::Debug for HttpConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HttpConfig")
-            .field("endpoint", &self.endpoint)
-            .field("timeout", &self.timeout)
-            .field("servername", &self.servername)
-            .field("cafile", &self.cafile)
-            .field("certfile", &self.certfile)
-            .field("keyfile", &self.keyfile)
-            .field("proxy", &redact_url(&self.proxy))
-            .field("headers", &self.headers.keys().collect::<Vec<_>>())
-            .field("signing_secret", &redacted(&self.signing_secret))
-            .finish()
-    }
-}
-
 /// `[api]`: the read API.
 ///
 /// `Debug` never shows the pagination key or the token.
@@ -257,29 +227,38 @@ impl Default for ApiConfig {
     }
 }
 
-impl fmt::Debug for ApiConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ApiConfig")
-            .field("addr", &self.addr)
-            .field("pagination_key", &redacted(&self.pagination_key))
-            .field("token", &redacted(&self.token))
-            .finish()
-    }
+/// `Debug` for a configuration struct: each field as it is, or through a function that hides
+/// what must not be shown (secrets, and custom notifiers' tables, which may hold some).
+macro_rules! debug_config {
+    ($ty:ident { $($field:ident $(=> $show:path)?),* $(,)? }) => {
+        impl fmt::Debug for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($ty))
+                    $(.field(stringify!($field), &debug_config!(@show self.$field $(, $show)?)))*
+                    .finish()
+            }
+        }
+    };
+    (@show $value:expr) => { &$value };
+    (@show $value:expr, $show:path) => { $show(&$value) };
+}
+
+debug_config!(NotifierConfig {
+    attempts, renotify_interval, max_backoff, workers, poll_interval, lease, http,
+    params => names,
+});
+debug_config!(HttpConfig {
+    endpoint, timeout, servername, cafile, certfile, keyfile,
+    proxy => crate::text::redact_url, headers => names, signing_secret => redacted,
+});
+debug_config!(ApiConfig { addr, pagination_key => redacted, token => redacted });
+
+fn names<V>(map: &BTreeMap<String, V>) -> Vec<&String> {
+    map.keys().collect()
 }
 
 fn redacted(secret: &str) -> &'static str {
     if secret.is_empty() { "" } else { "<redacted>" }
-}
-
-/// A proxy URL may carry a password (`http://user:pass@host`): keep only scheme and host.
-fn redact_url(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => match rest.rsplit_once('@') {
-            Some((_, host)) => format!("{scheme}://<redacted>@{host}"),
-            None => url.to_string(),
-        },
-        None => url.to_string(),
-    }
 }
 
 impl NotifierConfig {

@@ -8,8 +8,14 @@ use std::fmt;
 pub enum ErrorKind {
     /// The configuration is invalid: a bad value, a missing file, an unreadable certificate.
     Config,
-    /// The datastore failed: I/O, a full disk, a corrupt or foreign file, a lock held too long.
+    /// The datastore failed: I/O, a full disk, a lock held too long, a database of another
+    /// program or of a newer version.
     Store,
+    /// The database file is not one a store can use: not an SQLite database at all, or one
+    /// whose pages are corrupt. Found when the store opens it (before anything is written to
+    /// it), or later when a damaged page is read: usually a wrong path rather than a failure
+    /// of a running system.
+    NotADatabase,
     /// Input given to the library was rejected (a notification without a vulnerability name, ...).
     InvalidInput,
     /// Anything else: a thread could not be spawned, a socket could not be bound.
@@ -57,21 +63,29 @@ impl Error {
         Error::new(ErrorKind::Config, message)
     }
 
+    /// The same error with `prefix` before its message (a file and line, say), keeping its
+    /// kind and cause.
+    #[cfg_attr(not(feature = "config-file"), allow(dead_code))]
+    pub(crate) fn prefixed(mut self, prefix: &str) -> Error {
+        self.message.insert_str(0, prefix);
+        self
+    }
+
     /// What sort of failure this is.
     pub fn kind(&self) -> ErrorKind {
         self.kind
     }
 
     /// The message and every cause, joined with `": "`: one line for a log or a terminal.
+    ///
+    /// Every cause is shown as it is: a message never repeats its cause's text, so nothing
+    /// needs to be left out.
     pub fn chain(&self) -> String {
         let mut out = self.message.clone();
         let mut next = std::error::Error::source(self);
         while let Some(cause) = next {
-            let text = cause.to_string();
-            if !out.contains(&text) {
-                out.push_str(": ");
-                out.push_str(&text);
-            }
+            out.push_str(": ");
+            out.push_str(&cause.to_string());
             next = cause.source();
         }
         out
@@ -99,5 +113,30 @@ impl std::error::Error for Error {
         self.source
             .as_ref()
             .map(|s| s.as_ref() as &(dyn std::error::Error + 'static))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chain_shows_every_cause_in_order() {
+        let io = std::io::Error::other("disk on fire");
+        let inner = Error::with_source(ErrorKind::Store, "could not write the row", io);
+        let outer = Error::with_source(ErrorKind::Other, "the claim failed", inner);
+        assert_eq!(outer.to_string(), "the claim failed");
+        assert_eq!(
+            outer.chain(),
+            "the claim failed: could not write the row: disk on fire"
+        );
+        assert_eq!(Error::config("bad").chain(), "bad");
+    }
+
+    #[test]
+    fn chain_hides_no_cause_whose_text_the_message_holds() {
+        let cause = std::io::Error::other("no such file");
+        let e = Error::with_source(ErrorKind::Config, "no such file or directory", cause);
+        assert_eq!(e.chain(), "no such file or directory: no such file");
     }
 }

@@ -72,6 +72,7 @@ pub mod notification;
 mod notifier;
 pub mod service;
 pub mod store;
+mod text;
 mod time;
 mod wake;
 pub mod webhook;

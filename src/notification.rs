@@ -10,71 +10,53 @@ use crate::time::Timestamp;
 
 /// A vulnerability as Clair v1 describes it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
 pub struct Vulnerability {
     /// The vulnerability's name, e.g. `CVE-2016-1234`. Required.
-    #[serde(rename = "Name")]
     pub name: String,
     /// The namespace it applies to, e.g. `debian:8`.
-    #[serde(
-        rename = "NamespaceName",
-        default,
-        skip_serializing_if = "String::is_empty"
-    )]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub namespace_name: String,
     /// Free text.
-    #[serde(
-        rename = "Description",
-        default,
-        skip_serializing_if = "String::is_empty"
-    )]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
     /// A URL with details.
-    #[serde(rename = "Link", default, skip_serializing_if = "String::is_empty")]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub link: String,
     /// `Unknown`, `Negligible`, `Low`, `Medium`, `High`, `Critical` or `Defcon1`.
-    #[serde(rename = "Severity", default, skip_serializing_if = "String::is_empty")]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub severity: String,
     /// Any extra data (scores, vectors), as a JSON object.
-    #[serde(
-        rename = "Metadata",
-        default,
-        skip_serializing_if = "serde_json::Map::is_empty"
-    )]
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     pub metadata: serde_json::Map<String, serde_json::Value>,
     /// The version that fixes it, when there is one.
-    #[serde(rename = "FixedBy", default, skip_serializing_if = "String::is_empty")]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub fixed_by: String,
     /// The features in which it is fixed.
-    #[serde(rename = "FixedIn", default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fixed_in: Vec<FixedIn>,
 }
 
 /// A feature version that fixes a vulnerability.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
 pub struct FixedIn {
     /// The feature (package) name.
-    #[serde(rename = "Name", default, skip_serializing_if = "String::is_empty")]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub name: String,
     /// Its namespace.
-    #[serde(
-        rename = "NamespaceName",
-        default,
-        skip_serializing_if = "String::is_empty"
-    )]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub namespace_name: String,
     /// The fixing version.
-    #[serde(rename = "Version", default, skip_serializing_if = "String::is_empty")]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub version: String,
 }
 
 /// One side (Old or New) of a notification: the vulnerability and the layers that introduce it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
 pub struct VulnerabilityWithLayers {
     /// The vulnerability.
-    #[serde(rename = "Vulnerability")]
     pub vulnerability: Vulnerability,
     /// Names of the layers that introduce it (all of them on input; one page of them on output).
     #[serde(
@@ -87,13 +69,13 @@ pub struct VulnerabilityWithLayers {
 
 /// A notification to be stored: an Old and/or a New vulnerability. The store gives it its name.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
 pub struct NewNotification {
     /// The vulnerability as it was, if it existed before the change.
-    #[serde(rename = "Old", default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub old: Option<VulnerabilityWithLayers>,
     /// The vulnerability as it is now, if it still exists.
-    #[serde(rename = "New", default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub new: Option<VulnerabilityWithLayers>,
 }
 

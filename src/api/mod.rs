@@ -18,6 +18,7 @@
 //! testable without sockets; [`Server`] serves them over HTTP with bounded connections, sizes
 //! and times (see its module for the limits).
 
+mod http1;
 pub mod metrics;
 mod routes;
 mod server;
@@ -29,12 +30,10 @@ use ring::hmac;
 use ring::rand::SystemRandom;
 use serde::Serialize;
 
-pub use routes::render_page;
-pub use server::{
-    IDLE_TIMEOUT, MAX_BODY_BYTES, MAX_CONNECTIONS, MAX_HEADER_BYTES, MAX_URL_BYTES,
-    REQUEST_TIMEOUT, Server, ServerHandle, THREADS, WRITE_TIMEOUT,
-};
-pub use token::{PAGINATION_KEY_SETTING, PageKey};
+pub use http1::{IDLE_TIMEOUT, MAX_BODY_BYTES, MAX_HEADER_BYTES, MAX_URL_BYTES, REQUEST_TIMEOUT};
+pub use routes::PageError;
+pub use server::{MAX_CONNECTIONS, RunningServer, Server, THREADS, WRITE_TIMEOUT};
+pub use token::PageKey;
 
 use crate::config::ApiConfig;
 use crate::error::{Error, ErrorKind, Result};
@@ -202,12 +201,6 @@ impl Api {
             service: None,
             clock: Clock::system(),
         })
-    }
-
-    /// Shows `service` in `/health` and `/metrics`.
-    pub fn service(mut self, service: ServiceView) -> Api {
-        self.service = Some(service);
-        self
     }
 
     /// Reads the time from `clock` (when a DELETE marks a notification read).

@@ -3,12 +3,30 @@
 use serde::Serialize;
 
 use super::{Api, MAX_LIMIT, Request, Response, metrics};
+use crate::error::Error;
 use crate::notification::{NotificationPage, PageCursor, VulnerabilityWithLayers};
 use crate::time::Timestamp;
 
 const PREFIX: &str = "/v1/notifications/";
 const NOT_FOUND: &str = "the resource cannot be found";
 const BAD_PAGE: &str = "invalid page format: invalid or expired pagination token";
+
+/// Why [`Api::read_page`] read no page.
+#[derive(Debug)]
+pub enum PageError {
+    /// No `limit` was given.
+    NoLimit,
+    /// `limit` is not a whole number of at least 1: the reason, such as
+    /// `limit must be at least 1, got 0`.
+    BadLimit(String),
+    /// The page token was not made by this API's key for this notification (forged, damaged,
+    /// or made under another `pagination_key`).
+    BadPage,
+    /// There is no notification of that name.
+    NotFound,
+    /// The store failed.
+    Store(Error),
+}
 
 /// Clair v1's notification JSON, fields in Clair's order, empty ones left out.
 #[derive(Serialize)]
@@ -50,7 +68,7 @@ fn secs(t: Timestamp) -> String {
 /// Renders one page as the body of `GET /v1/notifications/{name}`, byte for byte: Clair
 /// v1's shape, then a newline. `page_token` is the token of this page (echoed as `Page`),
 /// `next_token` that of the next one (`NextPage`, absent on the last page).
-pub fn render_page(
+fn render_page(
     page: &NotificationPage,
     limit: u32,
     page_token: &str,
@@ -84,36 +102,13 @@ fn query_param(query: &str, key: &str) -> Option<String> {
 }
 
 /// Decodes `%XX` escapes and `+` (a space, in a query); `None` if the result is not UTF-8.
+/// A `%` not followed by two hex digits stands for itself.
 fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
-                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(b) => {
-                        out.push(b);
-                        i += 3;
-                    }
-                    None => {
-                        out.push(b'%');
-                        i += 1;
-                    }
-                }
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
+    let spaced = s.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8()
+        .ok()
+        .map(std::borrow::Cow::into_owned)
 }
 
 impl Api {
@@ -145,54 +140,67 @@ impl Api {
         }
     }
 
-    /// What `GET /v1/notifications/{name}?limit=…&page=…` answers once authorized: `limit`
-    /// and `page` are the raw query values (absent: `None`). The `show` command prints this.
-    pub fn read_notification(
+    /// One page of notification `name`, rendered as `GET /v1/notifications/{name}` answers
+    /// it once authorized: `limit` and `page` are the raw query values (absent: `None`). The
+    /// route and the `show` command both read pages through this.
+    ///
+    /// # Errors
+    ///
+    /// A [`PageError`] saying why no page was read.
+    pub fn read_page(
         &self,
         name: &str,
         limit: Option<&str>,
         page: Option<&str>,
-    ) -> Response {
+    ) -> Result<Vec<u8>, PageError> {
         // Clair checks the limit before looking the name up.
-        let Some(limit) = limit else {
-            return Response::error(400, "must provide limit query parameter");
-        };
+        let limit = limit.ok_or(PageError::NoLimit)?;
         let limit = match limit.trim().parse::<i64>() {
             Ok(n) if n >= 1 => u32::try_from(n).unwrap_or(MAX_LIMIT).min(MAX_LIMIT),
             Ok(n) => {
-                return Response::error(
-                    400,
-                    &format!("invalid limit format: limit must be at least 1, got {n}"),
-                );
+                return Err(PageError::BadLimit(format!(
+                    "limit must be at least 1, got {n}"
+                )));
             }
             Err(_) => {
-                return Response::error(
-                    400,
-                    &format!(
-                        "invalid limit format: {:?} is not a whole number",
-                        truncate(limit, 40)
-                    ),
-                );
+                return Err(PageError::BadLimit(format!(
+                    "{:?} is not a whole number",
+                    crate::text::truncate(limit, 40)
+                )));
             }
         };
         let (cursor, echoed) = match page {
             None => (PageCursor::FIRST, None),
             Some(token) => match self.key.open(name, token) {
                 Some(c) => (c, Some(token.to_string())),
-                None => return Response::error(400, BAD_PAGE),
+                None => return Err(PageError::BadPage),
             },
         };
-        match self.store.page(name, cursor, limit) {
-            Ok(Some(p)) => {
-                let this = echoed.unwrap_or_else(|| self.key.seal(name, cursor));
-                let next = p.next.map(|c| self.key.seal(name, c));
+        let p = self
+            .store
+            .page(name, cursor, limit)
+            .map_err(PageError::Store)?
+            .ok_or(PageError::NotFound)?;
+        let this = echoed.unwrap_or_else(|| self.key.seal(name, cursor));
+        let next = p.next.map(|c| self.key.seal(name, c));
+        Ok(render_page(&p, limit, &this, next))
+    }
+
+    fn read_notification(&self, name: &str, limit: Option<&str>, page: Option<&str>) -> Response {
+        match self.read_page(name, limit, page) {
+            Ok(body) => {
                 let mut r = Response::empty(200);
                 r.content_type = Some(super::JSON_CONTENT_TYPE);
-                r.body = render_page(&p, limit, &this, next);
+                r.body = body;
                 r
             }
-            Ok(None) => Response::error(404, NOT_FOUND),
-            Err(e) => {
+            Err(PageError::NoLimit) => Response::error(400, "must provide limit query parameter"),
+            Err(PageError::BadLimit(why)) => {
+                Response::error(400, &format!("invalid limit format: {why}"))
+            }
+            Err(PageError::BadPage) => Response::error(400, BAD_PAGE),
+            Err(PageError::NotFound) => Response::error(404, NOT_FOUND),
+            Err(PageError::Store(e)) => {
                 log::error!("GET notification {name}: {}", e.chain());
                 Response::error(
                     500,
@@ -264,14 +272,6 @@ impl Api {
     }
 }
 
-fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_string()
-    } else {
-        format!("{}…", s.chars().take(max).collect::<String>())
-    }
-}
-
 fn not_a_route() -> Response {
     Response::error(404, "page not found")
 }
@@ -304,5 +304,6 @@ mod tests {
         assert_eq!(query_param("", "limit"), None);
         assert_eq!(percent_decode("%zz%4").as_deref(), Some("%zz%4"));
         assert_eq!(percent_decode("%ff"), None);
+        assert_eq!(percent_decode("a+b%2B%41").as_deref(), Some("a b+A"));
     }
 }

@@ -27,7 +27,7 @@ const VERSION: u8 = 1;
 const TAG_LEN: usize = 32;
 const TOKEN_LEN: usize = 1 + 8 + 8 + TAG_LEN;
 /// Where a generated pagination key is kept in the store's settings.
-pub const PAGINATION_KEY_SETTING: &str = "api.pagination_key";
+pub(crate) const PAGINATION_KEY_SETTING: &str = "api.pagination_key";
 
 /// The secret that signs page tokens.
 #[derive(Clone)]

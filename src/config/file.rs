@@ -2,8 +2,11 @@
 
 use std::path::Path;
 
+use toml::de::{DeTable, DeValue};
+
 use super::Config;
 use crate::error::{Error, ErrorKind, Result};
+use crate::notifier::Registry;
 
 impl Config {
     /// Reads the TOML configuration file at `path` (see [`Config::from_toml`]).
@@ -13,14 +16,27 @@ impl Config {
     /// A configuration error naming the file and why it could not be read or used.
     pub fn load(path: impl AsRef<Path>) -> Result<Config> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Error::with_source(
-                ErrorKind::Config,
-                format!("could not read the configuration file {}", path.display()),
-                e,
-            )
+        let text = read(path)?;
+        Config::from_toml(&text).map_err(|e| e.prefixed(&format!("{}: ", path.display())))
+    }
+
+    /// Reads the file at `path` as [`Config::load`] does, then checks it as
+    /// [`Config::validate`] does. A mistake the check finds names the file and, where the key
+    /// at fault (or, for two keys, either of them) is written in the file, its line.
+    ///
+    /// # Errors
+    ///
+    /// A configuration error: `<file>: line N: <key> …`.
+    pub fn load_validated(path: impl AsRef<Path>, registry: &Registry) -> Result<Config> {
+        let path = path.as_ref();
+        let text = read(path)?;
+        let at_file = |e: Error| e.prefixed(&format!("{}: ", path.display()));
+        let config = Config::from_toml(&text).map_err(at_file)?;
+        config.validate(registry).map_err(|e| {
+            let line = key_line(&text, &e.to_string());
+            at_file(e.prefixed(&line.map(|l| format!("line {l}: ")).unwrap_or_default()))
         })?;
-        Config::from_toml(&text).map_err(|e| Error::config(format!("{}: {}", path.display(), e)))
+        Ok(config)
     }
 
     /// Parses a configuration written in TOML. Every key is optional; an unknown key, a value
@@ -52,15 +68,64 @@ impl Config {
     }
 }
 
+fn read(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|e| {
+        Error::with_source(
+            ErrorKind::Config,
+            format!("could not read the configuration file {}", path.display()),
+            e,
+        )
+    })
+}
+
+/// The line of the first key named in `message` (`notifier.lease`, `[notifier.slack]`) that is
+/// written in `text`.
+fn key_line(text: &str, message: &str) -> Option<usize> {
+    let table = DeTable::parse(text).ok()?;
+    message
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+        .map(|word| word.trim_end_matches('.'))
+        .filter(|word| {
+            ["database.", "notifier.", "api."]
+                .iter()
+                .any(|p| word.starts_with(p))
+        })
+        .find_map(|key| key_start(table.get_ref(), key))
+        .map(|start| line_at(text, start))
+}
+
+/// Where the dotted `key` is written in `table`, as a byte offset.
+fn key_start(table: &DeTable<'_>, key: &str) -> Option<usize> {
+    let (first, rest) = match key.split_once('.') {
+        Some((first, rest)) => (first, Some(rest)),
+        None => (key, None),
+    };
+    let (k, v) = table.iter().find(|(k, _)| k.get_ref().as_ref() == first)?;
+    match (rest, v.get_ref()) {
+        (None, _) => Some(k.span().start),
+        (Some(rest), DeValue::Table(inner)) => key_start(inner, rest),
+        _ => None,
+    }
+}
+
+/// The line (from 1) holding byte `offset` of `text`.
+fn line_at(text: &str, offset: usize) -> usize {
+    // Bytes, not a str slice: an offset inside a character must not panic.
+    let before = &text.as_bytes()[..offset.min(text.len())];
+    before.iter().filter(|&&b| b == b'\n').count() + 1
+}
+
 /// One sentence from a toml error: its line, the key path, the message without toml's
 /// multi-line excerpt.
 fn one_line(text: &str, e: &toml::de::Error, path: &str) -> Error {
-    let line = e.span().map(|s| {
-        // Bytes, not a str slice: a span inside a character must not panic.
-        let before = &text.as_bytes()[..s.start.min(text.len())];
-        before.iter().filter(|&&b| b == b'\n').count() + 1
-    });
     let message = e.message().trim().replace('\n', " ");
+    // An unknown key found after parsing (inside [notifier], whose sub-tables are custom
+    // notifiers') is reported at its table: find the key's own line.
+    let own_line = message
+        .strip_prefix("unknown key `")
+        .and_then(|rest| rest.split_once('`'))
+        .and_then(|(key, _)| key_line(text, key));
+    let line = own_line.or_else(|| e.span().map(|s| line_at(text, s.start)));
     let at = line.map(|l| format!("line {l}: ")).unwrap_or_default();
     // serde says "unknown field `x`, expected one of `a`, `b`": say it with the whole key.
     if let Some(rest) = message.strip_prefix("unknown field `") {
@@ -122,6 +187,53 @@ mod tests {
         let e = err("[api\naddr = 1");
         assert!(e.starts_with("line 1: "), "{e}");
         assert!(!e.contains('\n'), "{e}");
+    }
+
+    #[test]
+    fn an_unknown_key_inside_notifier_is_named_at_its_own_line() {
+        assert_eq!(
+            err("# c\n\n[notifier]\nattempts = 3\n\nrenotifyInterval = \"2h\"\n"),
+            "line 6: unknown key `notifier.renotifyInterval` (expected attempts, \
+             renotify_interval, max_backoff, workers, poll_interval, lease, http or a \
+             [notifier.<name>] table)"
+        );
+    }
+
+    #[test]
+    fn a_mistake_found_by_validation_names_the_file_and_line_of_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let load = |text: &str| {
+            let path = dir.path().join("c.toml");
+            std::fs::write(&path, text).unwrap();
+            Config::load_validated(&path, &Registry::with_builtins())
+                .unwrap_err()
+                .to_string()
+                .replace(&path.display().to_string(), "c.toml")
+        };
+        assert_eq!(
+            load("[notifier]\nattempts = 2\nworkers = 0\n"),
+            "c.toml: line 3: notifier.workers must be between 1 and 1024, got 0"
+        );
+        // Two keys: the line of the first one written in the file.
+        assert_eq!(
+            load("[notifier.http]\ntimeout = \"10m\"\n"),
+            "c.toml: line 2: notifier.lease (10m) must be at least twice \
+             notifier.http.timeout (10m), so a send in flight keeps its lease"
+        );
+        assert_eq!(
+            load("[api]\n\n[notifier.slack]\nurl = \"x\"\n"),
+            "c.toml: line 3: [notifier.slack]: no notifier named \"slack\" is built into \
+             this program (the webhook is configured in [notifier.http])"
+        );
+        // A path shown in full, the file still named first.
+        let path = dir.path().join("d.toml");
+        std::fs::write(&path, "[database]\npath = \"no/such/dir/x.db\"\n").unwrap();
+        let e = Config::load_validated(&path, &Registry::with_builtins()).unwrap_err();
+        assert!(
+            e.to_string().ends_with(
+                "d.toml: line 2: database.path: the directory no/such/dir does not exist"
+            )
+        );
     }
 
     #[test]

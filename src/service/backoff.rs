@@ -2,6 +2,9 @@
 
 use std::time::Duration;
 
+/// The generator of the jitter.
+pub(super) use fastrand::Rng;
+
 /// The first retry waits about this long; each later one doubles it.
 pub const INITIAL_BACKOFF: Duration = Duration::from_secs(1);
 
@@ -21,41 +24,10 @@ pub fn delay(
         .min(max);
     let half = base / 2;
     let span = (base - half).as_micros() as u64;
-    let jittered = half
-        + Duration::from_micros(if span == 0 {
-            0
-        } else {
-            rng.next() % (span + 1)
-        });
+    let jittered = half + Duration::from_micros(rng.u64(0..=span));
     match retry_after {
         Some(asked) if asked > jittered => asked.min(max),
         _ => jittered,
-    }
-}
-
-/// A small fast random generator (splitmix64) for jitter; seeded from the OS.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    /// A generator seeded from the operating system's randomness.
-    pub fn new() -> Rng {
-        Rng(uuid::Uuid::new_v4().as_u128() as u64)
-    }
-
-    /// The next value.
-    pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-}
-
-impl Default for Rng {
-    fn default() -> Rng {
-        Rng::new()
     }
 }
 

@@ -66,19 +66,20 @@ pub struct NotifierProgress {
     pub last_error: Option<String>,
 }
 
-/// A notification claimed for delivery, leased to the claimer.
+/// A notification claimed for delivery, leased to the claimer: what a worker needs to send
+/// it and to report its outcome.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Claimed {
-    /// The store's identifier.
-    pub id: NotificationId,
-    /// The public name.
-    pub name: String,
-    /// When it was stored.
-    pub created: Timestamp,
-    /// When a round last succeeded.
-    pub notified: Option<Timestamp>,
     /// Progress of the current round, per notifier; empty when the round is fresh.
     pub progress: Vec<NotifierProgress>,
+    /// What its [`Outcome`] names it by.
+    pub id: NotificationId,
+    /// The public name: what the notifiers send.
+    pub name: String,
+    /// When it was stored (the latency metric counts from here).
+    pub created: Timestamp,
+    /// When a round last succeeded; `None` before its first delivery.
+    pub notified: Option<Timestamp>,
 }
 
 /// What became of one claimed notification, to be written back by [`Datastore::record`].
@@ -134,6 +135,35 @@ pub struct ListFilter {
     pub limit: usize,
 }
 
+/// Keeps an owner provably alive to the other users of a store while it lives (see
+/// [`Datastore::hold_owner`]); dropping it ends the proof.
+pub struct OwnerGuard(Option<Box<dyn std::any::Any + Send + Sync>>);
+
+impl OwnerGuard {
+    /// A guard that keeps `proof` (a lock, a connection) until it is dropped.
+    pub fn new(proof: impl std::any::Any + Send + Sync) -> OwnerGuard {
+        OwnerGuard(Some(Box::new(proof)))
+    }
+
+    /// A guard that proves nothing, for stores that cannot tell whether an owner is alive.
+    pub fn none() -> OwnerGuard {
+        OwnerGuard(None)
+    }
+
+    /// Whether this guard holds a proof.
+    pub fn proves(&self) -> bool {
+        self.0.is_some()
+    }
+}
+
+impl std::fmt::Debug for OwnerGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OwnerGuard")
+            .field("proves", &self.proves())
+            .finish()
+    }
+}
+
 /// What [`Datastore::record_and_claim`] is asked to claim.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClaimRequest {
@@ -165,6 +195,10 @@ pub struct ClaimRequest {
 ///   A claim leaves the due time as it was: once the lease expires without an outcome (a
 ///   crashed owner), the notification is due again with nothing else to clean up. A store may
 ///   keep leases per owner; then renewing extends all of that owner's leases together.
+/// - **Dead owners.** A store that can tell whether an owner's process is alive (see
+///   [`hold_owner`](Datastore::hold_owner)) frees the leases of a provably dead owner at once
+///   ([`release_dead_owners`](Datastore::release_dead_owners)). It never frees a live owner's
+///   leases, however slow or stalled that owner is: only expiry or proven death frees work.
 /// - **Outcomes.** An outcome is written only while its owner still holds the lease: an outcome
 ///   for a lease that expired and was taken by another owner, or that was released, changes
 ///   nothing. An outcome for a notification read meanwhile leaves it read. Writing an outcome
@@ -258,6 +292,37 @@ pub trait Datastore: Send + Sync + 'static {
     ///
     /// A store failure.
     fn release(&self, owner: LeaseOwner, ids: &[NotificationId], now: Timestamp) -> Result<()>;
+
+    /// Proves to every other user of this store that `owner` is alive, until the returned
+    /// guard is dropped or the process ends, whichever comes first (the SQLite store holds a
+    /// lock on a file of the owner's in `<database>.owners/`). The service holds one for as
+    /// long as it runs. A store that cannot tell returns [`OwnerGuard::none`] (the default):
+    /// a crashed owner's work then waits for its leases to expire.
+    ///
+    /// # Errors
+    ///
+    /// The proof could not be set up (the SQLite store's lock folder cannot be created or
+    /// written): the service does not start.
+    fn hold_owner(&self, owner: LeaseOwner) -> Result<OwnerGuard> {
+        let _ = owner;
+        Ok(OwnerGuard::none())
+    }
+
+    /// Ends, at `now`, the leases of every owner that is provably dead (its guard from
+    /// [`hold_owner`](Datastore::hold_owner) is gone with its process): their notifications
+    /// are due at once, and their round's progress is kept (attempts spent stay spent).
+    /// Returns each owner found dead with how many notifications it held. Owners whose
+    /// liveness cannot be proven either way are left to lease expiry; a live owner is never
+    /// robbed. Two callers at once free each owner once (the release is one transaction).
+    /// The default finds no one.
+    ///
+    /// # Errors
+    ///
+    /// A store failure (then nothing was released).
+    fn release_dead_owners(&self, now: Timestamp) -> Result<Vec<(LeaseOwner, usize)>> {
+        let _ = now;
+        Ok(Vec::new())
+    }
 
     /// When the next notification becomes due (possibly in the past; a leased one not before
     /// its lease expires), or `None` if none is scheduled (everything is read).

@@ -28,7 +28,7 @@ use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver
 use ureq::unversioned::transport::NextTimeout;
 
 use crate::config::HttpConfig;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 
 /// The [`TlsConfig`] for `http`: the CAs of `cafile` (else the built-in Mozilla roots) and
 /// the client certificate of `certfile` + `keyfile`, if set.
@@ -51,11 +51,15 @@ pub(crate) fn tls_config(http: &HttpConfig) -> Result<TlsConfig> {
             store
                 .add(rustls::pki_types::CertificateDer::from(cert.der()))
                 .map_err(|e| {
-                    Error::config(format!(
-                        "notifier.http.cafile \"{cafile}\": certificate #{} is not a usable CA \
-                         certificate ({e})",
-                        i + 1
-                    ))
+                    Error::with_source(
+                        ErrorKind::Config,
+                        format!(
+                            "notifier.http.cafile \"{cafile}\": certificate #{} is not a usable \
+                             CA certificate",
+                            i + 1
+                        ),
+                        e,
+                    )
                 })?;
         }
         builder = builder.root_certs(RootCerts::new_with_certs(&certs));
@@ -86,7 +90,13 @@ pub(crate) fn tls_config(http: &HttpConfig) -> Result<TlsConfig> {
 }
 
 fn read_file(key: &str, path: &str) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| Error::config(format!("{key}: could not read \"{path}\": {e}")))
+    std::fs::read(path).map_err(|e| {
+        Error::with_source(
+            ErrorKind::Config,
+            format!("{key}: could not read \"{path}\""),
+            e,
+        )
+    })
 }
 
 /// Every certificate in the PEM file at `path`; at least one.
@@ -97,11 +107,7 @@ fn read_certs(key: &str, path: &str) -> Result<Vec<Certificate<'static>>> {
         match item {
             Ok(PemItem::Certificate(c)) => certs.push(c),
             Ok(_) => {}
-            Err(e) => {
-                return Err(Error::config(format!(
-                    "{key} \"{path}\" is not a valid PEM file ({e})"
-                )));
-            }
+            Err(e) => return Err(not_pem(key, path, e)),
         }
     }
     if certs.is_empty() {
@@ -129,14 +135,25 @@ fn read_key(
             "{key} \"{path}\" contains no unencrypted PEM private key (PKCS#8, PKCS#1 or SEC1)"
         )),
         // The parser's message says what is malformed, not what the key is.
-        e => Error::config(format!("{key} \"{path}\" is not a valid PEM file ({e})")),
+        e => not_pem(key, path, e),
     })?;
     let ureq_key = PrivateKey::from_pem(&pem).map_err(|e| {
-        Error::config(format!(
-            "{key} \"{path}\" is not a usable private key ({e})"
-        ))
+        Error::with_source(
+            ErrorKind::Config,
+            format!("{key} \"{path}\" is not a usable private key"),
+            e,
+        )
     })?;
     Ok((ureq_key, der))
+}
+
+/// The error of a file at `path` (for `key`) that the PEM parser refused with `cause`.
+fn not_pem(key: &str, path: &str, cause: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::with_source(
+        ErrorKind::Config,
+        format!("{key} \"{path}\" is not a valid PEM file"),
+        cause,
+    )
 }
 
 /// Checks what rustls checks when ureq builds its client configuration (where a failure would
@@ -155,16 +172,17 @@ fn check_key_matches(
     rustls::sign::CertifiedKey::from_der(certs, key, &provider)
         .map(|_| ())
         .map_err(|e| {
-            let why = match e {
-                rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch) => {
-                    "the key is not the certificate's".to_string()
-                }
-                e => e.to_string(),
-            };
-            Error::config(format!(
+            let message = format!(
                 "notifier.http.keyfile \"{keyfile}\" cannot be used with notifier.http.certfile \
-                 \"{certfile}\": {why}"
-            ))
+                 \"{certfile}\""
+            );
+            match e {
+                // rustls's words for it name neither file: say it in ours.
+                rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch) => {
+                    Error::config(format!("{message}: the key is not the certificate's"))
+                }
+                e => Error::with_source(ErrorKind::Config, message, e),
+            }
         })
 }
 
@@ -173,8 +191,7 @@ fn check_key_matches(
 ///
 /// A host written as an IP address is "resolved" on the calling thread: with a timeout set,
 /// ureq's resolver spawns a thread per request to bound the DNS lookup, and for an address
-/// literal there is no lookup to bound (that thread halved the webhook's throughput on
-/// loopback).
+/// literal there is no lookup to bound (what that thread cost: BENCHMARKS.md).
 pub(crate) struct ServerNameResolver {
     alias: Option<(String, u16, Uri)>,
     inner: DefaultResolver,
@@ -286,16 +303,15 @@ pub(crate) fn servername_host(servername: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::webhook::refused_naming;
 
     #[test]
     fn servernames_become_url_hosts() {
         assert_eq!(servername_host("Notifier.Test").unwrap(), "notifier.test");
         assert_eq!(servername_host("10.0.0.5").unwrap(), "10.0.0.5");
         assert_eq!(servername_host("::1").unwrap(), "[::1]");
-        for bad in ["not a name", "", "a..b", "[::1]"] {
-            let err = servername_host(bad).expect_err(bad).to_string();
-            assert!(err.contains("notifier.http.servername"), "{err}");
-        }
+        let bad = ["not a name", "", "a..b", "[::1]"];
+        refused_naming("notifier.http.servername", &bad, servername_host);
     }
 
     #[test]

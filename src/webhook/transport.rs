@@ -1,12 +1,10 @@
 //! The connector chain of the webhook's agent: ureq's own (HTTP CONNECT proxy, TCP, rustls),
 //! with one link added between TCP and TLS that keeps socket timeouts steady.
 //!
-//! ureq bounds the whole exchange (`timeout_global`) by handing each socket operation the time
-//! that remains, and the TCP transport sets the socket's read or write timeout whenever that
-//! value changes: three `setsockopt` calls a request, since the remaining time is never the same
-//! twice. This link rounds the remaining time down to a step of a hundredth of the configured
-//! timeout (50 ms for the default 5 s): within a request, and from one request to the next on a
-//! pooled connection, the rounded value stays the same and the socket is left alone. Rounding
+//! ureq hands each socket operation the time that remains of the exchange, and its TCP
+//! transport sets the socket's timeout whenever that value changes; this link rounds it down
+//! to a step of a hundredth of the configured timeout, so on a pooled connection the socket is
+//! left alone (the system calls it saves: BENCHMARKS.md, "Steady socket timeouts"). Rounding
 //! down never lets an exchange outlast its timeout; it may end it up to one step early.
 
 use std::fmt;

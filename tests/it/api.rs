@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
-use clair_notifier::api::{Api, Request, Server, ServerHandle, ServiceView};
+use clair_notifier::api::{Api, Request, RunningServer, Server, ServiceView};
 use clair_notifier::{
     ApiConfig, Datastore, FixedIn, NewNotification, NotifierConfig, Service, SqliteStore,
     Timestamp, Vulnerability, VulnerabilityWithLayers,
@@ -67,7 +67,7 @@ struct Fixture {
     _dir: tempfile::TempDir,
     path: std::path::PathBuf,
     store: Arc<SqliteStore>,
-    server: ServerHandle,
+    server: RunningServer,
     base: String,
 }
 

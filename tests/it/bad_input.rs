@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clair_notifier::api::{MAX_CONNECTIONS, Server, ServerHandle};
+use clair_notifier::api::{MAX_CONNECTIONS, RunningServer, Server};
 use clair_notifier::{ApiConfig, Datastore, SqliteStore, Timestamp};
 
 use crate::cli::{BIN, Run, line, run_in};
@@ -456,7 +456,7 @@ fn a_100_mb_line_is_refused_without_eating_100_mb() {
 
 struct Api {
     _dir: tempfile::TempDir,
-    server: ServerHandle,
+    server: RunningServer,
     name: String,
     token: String,
 }

@@ -293,6 +293,41 @@ fn each_kind_of_configuration_mistake_is_named() {
         .fails(2, "could not read the configuration file absent.toml");
 }
 
+/// Mistakes found after the file is read (two keys against each other, a notifier this
+/// program lacks, a bad endpoint, an unknown key inside [notifier]) name the file and the line,
+/// in one shape.
+#[test]
+fn configuration_mistakes_name_the_file_line_and_key_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cases: &[(&str, &str)] = &[
+        (
+            "[notifier]\nattempts = 3\nlease = \"5s\"\n",
+            "c.toml: line 3: notifier.lease (5s) must be at least twice notifier.http.timeout (5s), so a send in flight keeps its lease.",
+        ),
+        (
+            "[api]\naddr = \"\"\n\n[notifier.slack]\nurl = \"x\"\n",
+            "c.toml: line 4: [notifier.slack]: no notifier named \"slack\" is built into this program (the webhook is configured in [notifier.http]).",
+        ),
+        (
+            "[database]\npath = \"n.db\"\n\n[notifier.http]\nendpoint = \"ftp://x/\"\n",
+            "c.toml: line 5: notifier.http.endpoint \"ftp://x/\" must start with http:// or https://.",
+        ),
+        (
+            "# mine\n\n[notifier]\nattempts = 3\n\nrenotifyInterval = \"2h\"\n",
+            "c.toml: line 6: unknown key `notifier.renotifyInterval` (expected attempts, renotify_interval, max_backoff, workers, poll_interval, lease, http or a [notifier.<name>] table).",
+        ),
+    ];
+    for (text, want) in cases {
+        std::fs::write(d.join("c.toml"), text).unwrap();
+        for command in ["check-config", "serve", "add"] {
+            let r = run_in(d, &["-c", "c.toml", command], Some("")).fails(2, want);
+            assert_eq!(r.stderr, format!("clair-notifier: {want}\n"), "{r:?}");
+        }
+    }
+    assert!(!d.join("n.db").exists(), "nothing was created");
+}
+
 #[test]
 fn check_config_says_what_would_run() {
     let dir = tempfile::tempdir().unwrap();

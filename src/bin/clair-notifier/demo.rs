@@ -22,8 +22,8 @@ use clair_notifier::{
 use crossbeam_channel::{Receiver, Sender, bounded};
 
 use crate::CliError;
-use crate::commands::signal_stopper;
 use crate::sample::{self, Rng};
+use crate::serve::signal_stopper;
 
 /// Layers per side asked for on each page.
 const PAGE_LIMIT: u32 = 100;
@@ -106,7 +106,7 @@ pub fn run(count: usize) -> Result<(), CliError> {
     );
     let started = Instant::now();
     let mut expected: HashMap<String, (usize, usize)> = HashMap::with_capacity(count);
-    let mut rng = Rng::new(0x5eed_c1a1);
+    let mut rng = Rng::with_seed(0x5eed_c1a1);
     let mut layers_inserted = 0usize;
     let mut made = 0;
     while made < count && !stopper.is_stopped() {

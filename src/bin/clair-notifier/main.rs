@@ -1,10 +1,14 @@
 //! `clair-notifier`: parse the arguments, run the command, map its error to an exit status
 //! (0 success, 1 runtime failure, 2 bad usage or configuration) and one sentence on stderr.
 
+mod add;
 mod args;
-mod commands;
+mod check;
 mod demo;
+mod open;
+mod read;
 mod sample;
+mod serve;
 mod vacuum;
 
 use std::io::Write;
@@ -68,7 +72,7 @@ impl From<std::io::Error> for CliError {
 fn main() -> ExitCode {
     let outcome = args::parse(std::env::args_os().skip(1)).and_then(|(global, command)| {
         init_logging(global.verbose, &command);
-        commands::run(&global, command)
+        run(&global, command)
     });
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -82,6 +86,35 @@ fn main() -> ExitCode {
             }
             ExitCode::from(e.code)
         }
+    }
+}
+
+fn run(global: &args::Global, command: Command) -> Result<(), CliError> {
+    match command {
+        Command::Help(text) => {
+            print!("{text}");
+            Ok(())
+        }
+        Command::Version => {
+            println!("clair-notifier {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+        Command::Demo { count } => {
+            if global.config.is_some() {
+                return Err(CliError::usage(
+                    "demo runs without a configuration (its own temporary database, receiver and ports); drop --config",
+                ));
+            }
+            demo::run(count)
+        }
+        Command::Serve => serve::serve(global),
+        Command::CheckConfig => check::check_config(global),
+        Command::Add { file } => add::add(global, file.as_deref()),
+        Command::List { state, limit } => read::list(global, state, limit),
+        Command::Show { name, limit, page } => read::show(global, &name, &limit, page.as_deref()),
+        Command::MarkRead { name } => read::mark_read(global, &name),
+        Command::Stats { json } => read::stats(global, json),
+        Command::Vacuum => vacuum::run(global),
     }
 }
 

@@ -4,30 +4,7 @@
 
 use clair_notifier::{FixedIn, NewNotification, Vulnerability, VulnerabilityWithLayers};
 
-/// xorshift64*: enough randomness for sample data, no dependency.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed.max(1))
-    }
-
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// A number in `lo..=hi`.
-    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next() % (hi - lo + 1)
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[(self.next() % items.len() as u64) as usize]
-    }
-}
+pub use fastrand::Rng;
 
 const NAMESPACES: &[(&str, &str)] = &[
     ("debian:11", "https://security-tracker.debian.org/tracker/"),
@@ -104,15 +81,15 @@ const SEVERITIES: &[(&str, f64)] = &[
 ];
 
 fn vulnerability(rng: &mut Rng, cve: &str, severity: usize) -> Vulnerability {
-    let (ns, link) = *rng.pick(NAMESPACES);
-    let (pkg, what) = *rng.pick(PACKAGES);
+    let (ns, link) = NAMESPACES[rng.usize(..NAMESPACES.len())];
+    let (pkg, what) = PACKAGES[rng.usize(..PACKAGES.len())];
     let (sev, score) = SEVERITIES[severity];
     let fixed = format!(
         "{}.{}.{}-{}",
-        rng.range(1, 9),
-        rng.range(0, 30),
-        rng.range(0, 20),
-        rng.range(1, 5)
+        rng.u64(1..=9),
+        rng.u64(0..=30),
+        rng.u64(0..=20),
+        rng.u64(1..=5)
     );
     let mut metadata = serde_json::Map::new();
     metadata.insert(
@@ -141,10 +118,10 @@ fn layers(rng: &mut Rng, n: u64) -> Vec<String> {
         .map(|_| {
             format!(
                 "sha256:{:016x}{:016x}{:016x}{:016x}",
-                rng.next(),
-                rng.next(),
-                rng.next(),
-                rng.next()
+                rng.u64(..),
+                rng.u64(..),
+                rng.u64(..),
+                rng.u64(..)
             )
         })
         .collect()
@@ -153,18 +130,18 @@ fn layers(rng: &mut Rng, n: u64) -> Vec<String> {
 /// How many layers a vulnerability touches: mostly a few, sometimes hundreds (a base image
 /// everything is built on), so that receivers page through long lists.
 fn layer_count(rng: &mut Rng) -> u64 {
-    match rng.range(0, 99) {
-        0..=59 => rng.range(1, 20),
-        60..=89 => rng.range(21, 120),
-        _ => rng.range(121, 450),
+    match rng.u64(0..=99) {
+        0..=59 => rng.u64(1..=20),
+        60..=89 => rng.u64(21..=120),
+        _ => rng.u64(121..=450),
     }
 }
 
 /// The `i`th sample notification: 70% a new vulnerability (New only), 20% a changed one (Old
 /// and New, severity raised, different layer counts), 10% a withdrawn one (Old only).
 pub fn notification(rng: &mut Rng, i: usize) -> NewNotification {
-    let cve = format!("CVE-{}-{}", rng.range(2019, 2025), 1000 + i * 7 + 3);
-    let severity = rng.range(0, SEVERITIES.len() as u64 - 1) as usize;
+    let cve = format!("CVE-{}-{}", rng.u64(2019..=2025), 1000 + i * 7 + 3);
+    let severity = rng.u64(0..=SEVERITIES.len() as u64 - 1) as usize;
     let side = |rng: &mut Rng, sev: usize| {
         let v = vulnerability(rng, &cve, sev);
         let n = layer_count(rng);
@@ -173,7 +150,7 @@ pub fn notification(rng: &mut Rng, i: usize) -> NewNotification {
             layers: layers(rng, n),
         }
     };
-    match rng.range(0, 9) {
+    match rng.u64(0..=9) {
         0..=6 => NewNotification {
             old: None,
             new: Some(side(rng, severity)),
@@ -200,7 +177,7 @@ mod tests {
 
     #[test]
     fn samples_are_valid_and_varied() {
-        let mut rng = Rng::new(42);
+        let mut rng = Rng::with_seed(42);
         let all: Vec<_> = (0..300).map(|i| notification(&mut rng, i)).collect();
         for n in &all {
             n.check().unwrap();

@@ -20,9 +20,9 @@ the size of the file, for the copy it writes. Exit 1 if it could not run.
 ";
 
 pub fn run(global: &Global) -> Result<(), CliError> {
-    let (config, _) = crate::commands::load(global)?;
+    let config = crate::open::load(global)?;
     // Says so, with the usual sentences, if the file is missing or not clair-notifier's.
-    drop(crate::commands::open_existing(&config)?);
+    drop(crate::open::open_existing(&config)?);
     let db = &config.database.path;
     let size = std::fs::metadata(db).map_or(0, |m| m.len());
     eprintln!(

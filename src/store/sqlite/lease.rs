@@ -41,6 +41,27 @@ impl Hasher for IdHasher {
     }
 }
 
+/// Deletes the lease rows of `owners` (instances known to be gone): the notifications they
+/// held keep the due time they had when claimed, which is past, so they are due at once;
+/// their round's progress is untouched. Returns each owner that held any, with how many.
+pub fn free(
+    tx: &Transaction<'_>,
+    owners: &[LeaseOwner],
+) -> rusqlite::Result<Vec<(LeaseOwner, usize)>> {
+    let mut freed = Vec::new();
+    let mut delete = tx.prepare_cached("DELETE FROM lease WHERE owner = ?1 RETURNING ids")?;
+    for &owner in owners {
+        let mut rows = delete.query([owner.get()])?;
+        while let Some(r) = rows.next()? {
+            let held = decode(r.get_ref(0)?.as_blob()?).count();
+            if held > 0 {
+                freed.push((owner, held));
+            }
+        }
+    }
+    Ok(freed)
+}
+
 /// The leases as one transaction sees them.
 #[derive(Debug, Default)]
 pub struct Leases {

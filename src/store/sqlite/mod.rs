@@ -24,6 +24,7 @@ mod encoding;
 mod insert;
 mod lease;
 mod outcome;
+mod owners;
 mod query;
 mod retention;
 mod schema;
@@ -32,7 +33,7 @@ mod vacuum;
 pub use vacuum::Vacuumed;
 
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
@@ -41,7 +42,9 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::notification::{
     NewNotification, NotificationId, NotificationPage, NotificationSummary, PageCursor,
 };
-use crate::store::{ClaimRequest, Claimed, Counts, Datastore, LeaseOwner, ListFilter, Outcome};
+use crate::store::{
+    ClaimRequest, Claimed, Counts, Datastore, LeaseOwner, ListFilter, Outcome, OwnerGuard,
+};
 use crate::time::Timestamp;
 use crate::wake::Waker;
 
@@ -57,6 +60,8 @@ pub struct SqliteStore {
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
     watchers: Mutex<Vec<Waker>>,
+    /// Whether owner locks work in the owners' folder (known once the folder exists).
+    locks_work: OnceLock<bool>,
     // Declared after `writer`, so the writer (and its WAL hook) is dropped first.
     _checkpointer: checkpoint::Checkpointer,
 }
@@ -89,7 +94,13 @@ pub(crate) fn store_error(path: &str, doing: &str, e: rusqlite::Error) -> Error 
         Some(d) => format!("{doing} {path}: {d}"),
         None => format!("{doing} {path}"),
     };
-    Error::with_source(ErrorKind::Store, message, e)
+    let kind = match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) => {
+            ErrorKind::NotADatabase
+        }
+        _ => ErrorKind::Store,
+    };
+    Error::with_source(kind, message, e)
 }
 
 impl SqliteStore {
@@ -140,12 +151,35 @@ impl SqliteStore {
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
             watchers: Mutex::new(Vec::new()),
+            locks_work: OnceLock::new(),
         })
     }
 
     /// The path this store was opened with.
     pub fn path(&self) -> &str {
         &self.path
+    }
+
+    /// Whether owner locks work beside this database (tested once, when the folder exists).
+    fn owner_locks_work(&self) -> bool {
+        let dir = owners::dir_of(&self.path);
+        if let Some(&known) = self.locks_work.get() {
+            return known;
+        }
+        if !dir.is_dir() {
+            return false;
+        }
+        *self.locks_work.get_or_init(|| {
+            let works = owners::locks_work(&dir);
+            if !works {
+                log::warn!(
+                    "file locks do not work in {} (a network file system?): the work of a \
+                     crashed instance waits for its lease to expire",
+                    dir.display()
+                );
+            }
+            works
+        })
     }
 
     fn writer(&self) -> MutexGuard<'_, Connection> {
@@ -298,6 +332,45 @@ impl Datastore for SqliteStore {
             false,
             |tx| claim::release(tx, &self.path, owner, ids, now),
         )
+    }
+
+    fn hold_owner(&self, owner: LeaseOwner) -> Result<OwnerGuard> {
+        let held = owners::hold(&owners::dir_of(&self.path), owner)?;
+        Ok(if self.owner_locks_work() {
+            OwnerGuard::new(held)
+        } else {
+            OwnerGuard::none()
+        })
+    }
+
+    fn release_dead_owners(&self, _now: Timestamp) -> Result<Vec<(LeaseOwner, usize)>> {
+        // Freed notifications keep the due time they had when claimed, which is past: due at
+        // once without writing them.
+        if !self.owner_locks_work() {
+            return Ok(Vec::new());
+        }
+        let dead = owners::dead(&owners::dir_of(&self.path));
+        if dead.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.writer();
+        let freed = write(
+            &mut conn,
+            &self.path,
+            "could not free the leases of stopped instances in",
+            false,
+            |tx| {
+                let who: Vec<LeaseOwner> = dead.iter().map(|d| d.owner).collect();
+                lease::free(tx, &who)
+                    .map_err(|e| store_error(&self.path, "could not free leases in", e))
+            },
+        )?;
+        drop(conn);
+        // Their leases are gone: their files are no longer needed.
+        for d in dead {
+            d.forget();
+        }
+        Ok(freed)
     }
 
     fn next_due(&self) -> Result<Option<Timestamp>> {

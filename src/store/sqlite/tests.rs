@@ -35,6 +35,26 @@ fn open() -> (tempfile::TempDir, SqliteStore) {
 const A: LeaseOwner = LeaseOwner::new(1);
 const B: LeaseOwner = LeaseOwner::new(2);
 
+/// A new store holding `n` notifications inserted at 0, and their names.
+fn stored(n: usize) -> (tempfile::TempDir, SqliteStore, Vec<String>) {
+    let (dir, store) = open();
+    let batch: Vec<_> = (0..n).map(|_| new_only(0)).collect();
+    let names = store.insert(&batch, t(0)).unwrap();
+    (dir, store, names)
+}
+
+/// The names `A` claims at `now` (up to 10, leased for a while).
+fn claimed_names(store: &SqliteStore, now: Timestamp) -> Vec<String> {
+    let claimed = store.claim(A, 10, now, now.plus(Duration::from_secs(100)));
+    claimed.unwrap().into_iter().map(|c| c.name).collect()
+}
+
+/// A database's schema version, read on `conn`.
+fn user_version(conn: &Connection) -> i64 {
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap()
+}
+
 fn done(id: NotificationId, next_due: Timestamp) -> Outcome {
     Outcome {
         id,
@@ -97,10 +117,7 @@ fn reopening_keeps_data_and_schema_version() {
     let store = SqliteStore::open(&path).unwrap();
     let s = store.summary(&names[0]).unwrap().unwrap();
     assert_eq!(s.created, t(5));
-    let v: i64 = store
-        .writer()
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .unwrap();
+    let v: i64 = user_version(&store.writer());
     assert_eq!(v, schema::VERSION);
 }
 
@@ -111,7 +128,7 @@ fn foreign_and_garbage_files_are_refused_untouched() {
     let bytes = b"this is not a database at all, just some text that is long enough".repeat(100);
     std::fs::write(&garbage, &bytes).unwrap();
     let err = SqliteStore::open(&garbage).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Store);
+    assert_eq!(err.kind(), ErrorKind::NotADatabase);
     assert!(err.to_string().contains("not an SQLite database"), "{err}");
     assert_eq!(std::fs::read(&garbage).unwrap(), bytes);
 
@@ -211,10 +228,7 @@ fn due_order_and_next_due_follow_outcomes() {
 /// together, at the latest expiry it was given.
 #[test]
 fn live_leases_are_passed_over_by_claims_counts_and_next_due() {
-    let (_dir, store) = open();
-    let names = store
-        .insert(&[new_only(0), new_only(0), new_only(0)], t(0))
-        .unwrap();
+    let (_dir, store, names) = stored(3);
     let first = store.claim(A, 1, t(10), t(1_000)).unwrap();
     assert_eq!(first[0].name, names[0]);
     assert_eq!(store.next_due().unwrap(), Some(t(0)), "two are still due");
@@ -344,9 +358,7 @@ fn lease_rows_written_by_hand_are_refused_or_read_safely() {
             rusqlite::params![blob],
         )
         .unwrap();
-    let claimed = store.claim(A, 10, t(10), t(100)).unwrap();
-    assert_eq!(claimed.len(), 1);
-    assert_eq!(claimed[0].name, names[1]);
+    assert_eq!(claimed_names(&store, t(10)), [names[1].clone()]);
 }
 
 #[test]
@@ -365,9 +377,7 @@ fn read_notifications_are_never_claimed_and_stay_read() {
     store.record(A, &outcomes, t(10)).unwrap();
     let s = store.summary(&names[0]).unwrap().unwrap();
     assert_eq!((s.read, s.due, s.state()), (Some(t(6)), None, State::Read));
-    let claimed = store.claim(A, 10, t(1_000_000), t(2_000_000)).unwrap();
-    assert_eq!(claimed.len(), 1);
-    assert_eq!(claimed[0].name, names[1]);
+    assert_eq!(claimed_names(&store, t(1_000_000)), [names[1].clone()]);
 }
 
 #[test]
@@ -476,10 +486,7 @@ fn pages_walk_old_and_new_together_by_position() {
 
 #[test]
 fn list_and_counts_by_state() {
-    let (_dir, store) = open();
-    let names = store
-        .insert(&[new_only(0), new_only(0), new_only(0)], t(0))
-        .unwrap();
+    let (_dir, store, names) = stored(3);
     let c = store.claim(A, 1, t(0), t(100)).unwrap();
     store.record(A, &[done(c[0].id, t(1_000))], t(1)).unwrap();
     store.mark_read(&names[2], t(2)).unwrap();
@@ -536,10 +543,8 @@ fn due_query_uses_the_partial_index() {
     store.writer().execute_batch("ANALYZE").unwrap();
     let claim_plan = plan(claim::DUE);
     assert!(uses_index(&claim_plan), "{claim_plan:?}");
-    assert!(
-        !claim_plan.iter().any(|l| l.contains("TEMP B-TREE")),
-        "{claim_plan:?}"
-    );
+    let sorts = claim_plan.iter().any(|l| l.contains("TEMP B-TREE"));
+    assert!(!sorts, "{claim_plan:?}");
 }
 
 #[test]
@@ -687,10 +692,7 @@ fn a_first_schema_database_is_migrated() {
         }
     }
     let store = SqliteStore::open(&path).unwrap();
-    let version: i64 = store
-        .writer()
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .unwrap();
+    let version: i64 = user_version(&store.writer());
     assert_eq!(version, schema::VERSION);
     let s = store
         .summary("6e4ad270-4957-4242-b5ad-dad851379573")
@@ -787,16 +789,12 @@ fn a_first_schema_database_that_cannot_be_migrated_is_left_as_it_was() {
     let err = SqliteStore::open(&path).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Store);
     let message = err.to_string();
-    assert!(
-        message.contains("could not set up the schema of"),
-        "{message}"
-    );
+    let expected = "could not set up the schema of";
+    assert!(message.contains(expected), "{message}");
     assert!(message.contains("v1.db"), "{message}");
     assert!(!message.contains('\n'), "{message}");
     let conn = Connection::open(&path).unwrap();
-    let version: i64 = conn
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .unwrap();
+    let version: i64 = user_version(&conn);
     assert_eq!(version, 1);
     let (name, layers): (String, i64) = conn
         .query_row(
@@ -833,13 +831,86 @@ fn unknown_schema_versions_are_refused_and_left_alone() {
             )
         );
         let conn = Connection::open(&path).unwrap();
-        let kept: i64 = conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .unwrap();
+        let kept: i64 = user_version(&conn);
         assert_eq!(kept, version, "the version is left as it was");
         let tables: i64 = conn
             .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
             .unwrap();
         assert_eq!(tables, 1, "nothing was created in it");
     }
+}
+
+/// An owner whose lock is gone (its process died) loses its leases to the next look for dead
+/// owners: its notifications are due at once with their round's progress, and it is found
+/// once. A live owner keeps its leases however long it stays silent, until they expire.
+#[test]
+fn dead_owners_lose_their_leases_at_once_and_live_ones_never() {
+    let (_dir, store, names) = stored(3);
+    let guard_a = store.hold_owner(A).unwrap();
+    let guard_b = store.hold_owner(B).unwrap();
+    assert!(
+        guard_a.proves() && guard_b.proves(),
+        "locks work in a temp dir"
+    );
+    let a = store.claim(A, 2, t(0), t(600_000)).unwrap();
+    let retry = Outcome {
+        attempts: 1,
+        last_error: Some("w: 500".into()),
+        progress: vec![NotifierProgress {
+            notifier: "w".into(),
+            attempts: 1,
+            succeeded: false,
+            last_error: Some("w: 500".into()),
+        }],
+        notified: false,
+        ..done(a[1].id, t(5))
+    };
+    store.record(A, &[retry], t(1)).unwrap();
+    let b = store.claim(B, 5, t(2), t(600_000)).unwrap();
+    assert_eq!(b.len(), 1, "B holds the third");
+    let again = store.claim(A, 5, t(5), t(600_000)).unwrap();
+    assert_eq!(again.len(), 1, "the retry, due at 5");
+    let a = [a[0].clone(), again[0].clone()];
+    // Both alive: nothing is freed, however late it is.
+    assert!(store.release_dead_owners(t(500_000)).unwrap().is_empty());
+    assert!(
+        store
+            .claim(B, 5, t(500_000), t(900_000))
+            .unwrap()
+            .is_empty()
+    );
+
+    drop(guard_a); // A's process is gone
+    let freed = store.release_dead_owners(t(10)).unwrap();
+    assert_eq!(freed, [(A, 2)]);
+    assert!(store.release_dead_owners(t(11)).unwrap().is_empty(), "once");
+    let mut taken = store.claim(B, 5, t(12), t(600_000)).unwrap();
+    taken.sort_by_key(|c| c.id);
+    let mut expected: Vec<_> = a.iter().map(|c| (c.id, c.progress.len())).collect();
+    expected.sort();
+    let got: Vec<_> = taken.iter().map(|c| (c.id, c.progress.len())).collect();
+    assert_eq!(got, expected, "due at once, with the round's progress");
+    let s = store.summary(&names[1]).unwrap().unwrap();
+    assert_eq!(s.attempts, 1, "attempts spent stay spent");
+    // A's late outcomes change nothing: the work is B's now.
+    let late: Vec<_> = a.iter().map(|c| done(c.id, t(99))).collect();
+    store.record(A, &late, t(13)).unwrap();
+    assert!(
+        store
+            .summary(&names[1])
+            .unwrap()
+            .unwrap()
+            .notified
+            .is_none()
+    );
+    drop(guard_b);
+}
+
+/// A store where no instance ever held a lock finds no one dead.
+#[test]
+fn without_owner_locks_no_one_is_found_dead() {
+    let (_dir, store, _names) = stored(1);
+    store.claim(A, 1, t(0), t(100)).unwrap();
+    assert!(store.release_dead_owners(t(1)).unwrap().is_empty());
+    assert!(store.claim(B, 1, t(2), t(100)).unwrap().is_empty());
 }

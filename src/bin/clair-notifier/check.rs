@@ -1,0 +1,101 @@
+//! `check-config`: the configuration checked as `serve` would check it, and what would run.
+
+use std::io::Write;
+use std::path::Path;
+
+use clair_notifier::config::format_duration;
+use clair_notifier::{Config, Registry};
+
+use crate::CliError;
+use crate::args::Global;
+use crate::open::load_validated;
+
+pub fn check_config(global: &Global) -> Result<(), CliError> {
+    let registry = Registry::take_global();
+    let (config, origin) = load_validated(global, &registry)?;
+    let enabled: Vec<String> = registry
+        .configure(&config.notifier)
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    let mut out = std::io::stdout().lock();
+    for line in describe(&config, origin.as_deref(), &enabled) {
+        writeln!(out, "{line}")?;
+    }
+    Ok(())
+}
+
+/// What would run, one line a part (`serve` logs the same lines).
+pub fn describe(config: &Config, origin: Option<&Path>, enabled: &[String]) -> Vec<String> {
+    let n = &config.notifier;
+    let mut lines = vec![match origin {
+        Some(p) => format!("configuration  {} is valid", p.display()),
+        None => "configuration  none given: every setting at its default".to_string(),
+    }];
+    let db = &config.database.path;
+    lines.push(format!(
+        "database       {db} ({})",
+        if Path::new(db).exists() {
+            "exists"
+        } else {
+            "will be created"
+        }
+    ));
+    if enabled.is_empty() {
+        lines.push(
+            "notifier       disabled: no notifier is enabled (set [notifier.http] endpoint to deliver)"
+                .to_string(),
+        );
+    } else {
+        for name in enabled {
+            if name == "webhook" {
+                lines.push(format!(
+                    "notifier       webhook POSTs to {} (timeout {}{}{})",
+                    n.http.endpoint,
+                    format_duration(n.http.timeout),
+                    if n.http.proxy.is_empty() {
+                        ""
+                    } else {
+                        ", through a proxy"
+                    },
+                    if n.http.signing_secret.is_empty() {
+                        ""
+                    } else {
+                        ", signed"
+                    },
+                ));
+            } else {
+                lines.push(format!("notifier       {name}"));
+            }
+        }
+        lines.push(format!(
+            "delivery       {} workers, {} attempts a round (backoff up to {}), renotify every {}, poll every {}, lease {}",
+            n.workers,
+            n.attempts,
+            format_duration(n.max_backoff),
+            format_duration(n.renotify_interval),
+            format_duration(n.poll_interval),
+            format_duration(n.lease)
+        ));
+    }
+    let a = &config.api;
+    if a.addr.is_empty() {
+        lines.push("read API       off ([api] addr is empty)".to_string());
+    } else {
+        lines.push(format!(
+            "read API       http://{} ({}; page tokens keyed by {})",
+            a.addr,
+            if a.token.is_empty() {
+                "no token needed"
+            } else {
+                "bearer token required"
+            },
+            if a.pagination_key.is_empty() {
+                "a key generated once and kept in the database"
+            } else {
+                "the configured pagination_key"
+            }
+        ));
+    }
+    lines
+}
