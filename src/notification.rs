@@ -92,10 +92,10 @@ impl NewNotification {
             return invalid("a notification needs an Old or a New vulnerability".to_string());
         }
         for (side, v) in [("Old", &self.old), ("New", &self.new)] {
-            if let Some(v) = v {
-                if v.vulnerability.name.trim().is_empty() {
-                    return invalid(format!("the {side} vulnerability needs a Name"));
-                }
+            if let Some(v) = v
+                && v.vulnerability.name.trim().is_empty()
+            {
+                return invalid(format!("the {side} vulnerability needs a Name"));
             }
         }
         Ok(())

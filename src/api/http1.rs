@@ -142,11 +142,11 @@ pub(super) fn read_head(
                 deadline = Some(Instant::now() + REQUEST_TIMEOUT);
             }
         }
-        if buf[seen..].contains(&b'\n') {
-            if let Some((head, len)) = parse_head(buf).map_err(ReadFailure::Answer)? {
-                buf.drain(..len);
-                return Ok(head);
-            }
+        if buf[seen..].contains(&b'\n')
+            && let Some((head, len)) = parse_head(buf).map_err(ReadFailure::Answer)?
+        {
+            buf.drain(..len);
+            return Ok(head);
         }
         seen = buf.len();
         if buf.len() > MAX_HEAD_BYTES {

@@ -128,26 +128,26 @@ fn one_line(text: &str, e: &toml::de::Error, path: &str) -> Error {
     let line = own_line.or_else(|| e.span().map(|s| line_at(text, s.start)));
     let at = line.map(|l| format!("line {l}: ")).unwrap_or_default();
     // serde says "unknown field `x`, expected one of `a`, `b`": say it with the whole key.
-    if let Some(rest) = message.strip_prefix("unknown field `") {
-        if let Some((field, expected)) = rest.split_once('`') {
-            // serde_path_to_error's path already ends with the unknown field.
-            let key = if path.is_empty() {
-                field.to_string()
-            } else if path == field || path.ends_with(&format!(".{field}")) {
-                path.to_string()
-            } else {
-                format!("{path}.{field}")
-            };
-            let expected = expected
-                .trim_start_matches(", expected ")
-                .trim_start_matches("one of ")
-                .replace('`', "");
-            let expected = match expected.rsplit_once(", ") {
-                Some((a, b)) => format!("{a} or {b}"),
-                None => expected,
-            };
-            return Error::config(format!("{at}unknown key `{key}` (expected {expected})"));
-        }
+    if let Some(rest) = message.strip_prefix("unknown field `")
+        && let Some((field, expected)) = rest.split_once('`')
+    {
+        // serde_path_to_error's path already ends with the unknown field.
+        let key = if path.is_empty() {
+            field.to_string()
+        } else if path == field || path.ends_with(&format!(".{field}")) {
+            path.to_string()
+        } else {
+            format!("{path}.{field}")
+        };
+        let expected = expected
+            .trim_start_matches(", expected ")
+            .trim_start_matches("one of ")
+            .replace('`', "");
+        let expected = match expected.rsplit_once(", ") {
+            Some((a, b)) => format!("{a} or {b}"),
+            None => expected,
+        };
+        return Error::config(format!("{at}unknown key `{key}` (expected {expected})"));
     }
     if path.is_empty() || message.contains(&format!("`{path}")) {
         Error::config(format!("{at}{message}"))

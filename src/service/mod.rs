@@ -283,10 +283,10 @@ impl Handle {
     }
 
     fn join_threads(&mut self) {
-        if let Some(t) = self.scanner.take() {
-            if t.join().is_err() {
-                log::error!("the scanner thread panicked");
-            }
+        if let Some(t) = self.scanner.take()
+            && t.join().is_err()
+        {
+            log::error!("the scanner thread panicked");
         }
     }
 }
