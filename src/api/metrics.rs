@@ -16,7 +16,7 @@
 //! | `clair_notifier_due` | gauge | due now (including expired leases) |
 //! | `clair_notifier_leased` | gauge | leased to a running instance |
 //! | `clair_notifier_oldest_due_age_seconds` | gauge | how long the longest-waiting due notification has waited (0 if none) |
-//! | `clair_notifier_up` | gauge | 1 while this process's notifier service runs |
+//! | `clair_notifier_up` | gauge | 1 when `/health` finds the notifier service healthy: running, or disabled (no endpoint set); 0 once it stopped or one of its threads died |
 //!
 //! Counters are this process's since it started; gauges come from the database, so they
 //! count the work of every instance sharing it.
@@ -161,7 +161,7 @@ pub fn render(counts: &Counts, now: Timestamp, service: Option<&ServiceView>) ->
     let oldest = counts
         .oldest_due
         .map_or(0.0, |t| now.since(t).as_millis() as f64 / 1000.0);
-    let up = service.is_some_and(ServiceView::running);
+    let up = super::notifier_health(service).1;
     for (name, help, v) in [
         (
             "clair_notifier_due",
@@ -180,7 +180,7 @@ pub fn render(counts: &Counts, now: Timestamp, service: Option<&ServiceView>) ->
         ),
         (
             "clair_notifier_up",
-            "1 while this process's notifier service runs.",
+            "1 while the notifier service is healthy as /health judges it (running, or disabled: no endpoint set); 0 once it stopped or a thread of it died.",
             u8::from(up).to_string(),
         ),
     ] {
@@ -206,7 +206,8 @@ mod tests {
         assert!(text.contains("clair_notifier_oldest_due_age_seconds 2.500\n"));
         assert!(text.contains("clair_notifier_latency_milliseconds_bucket{le=\"+Inf\"} 0\n"));
         assert!(text.contains("clair_notifier_notifications{state=\"pending\"} 1\n"));
-        assert!(text.contains("clair_notifier_up 0\n"));
+        // No service in this process: `/health` answers 200 ("not started"), and so up is 1.
+        assert!(text.contains("clair_notifier_up 1\n"));
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let (name, value) = line.rsplit_once(' ').unwrap();
             assert!(name.starts_with("clair_notifier_"), "{line}");

@@ -5,7 +5,7 @@
 //! | --- | --- |
 //! | `GET /v1/notifications/{name}?limit=N[&page=TOKEN]` | 200, one page of the notification in Clair v1's JSON |
 //! | `DELETE /v1/notifications/{name}` | 200, empty body: the notification is read (repeatable) |
-//! | `GET /health` | 200 while the service runs (503 if it stopped or the store fails) |
+//! | `GET /health` | 200 while the service runs or is disabled (503 if it stopped, a thread of it died, or the store fails) |
 //! | `GET /metrics` | Prometheus text (see [`metrics`]) |
 //!
 //! Errors are `{"Error":{"Message":"..."}}` and a newline, with 400 (bad `limit`, bad
@@ -37,7 +37,7 @@ pub use token::PageKey;
 
 use crate::config::ApiConfig;
 use crate::error::{Error, ErrorKind, Result};
-use crate::service::{Handle, Metrics, Stopper};
+use crate::service::{Handle, Liveness, Metrics, ServiceState};
 use crate::store::Datastore;
 use crate::time::Clock;
 
@@ -132,8 +132,7 @@ impl Response {
 #[derive(Clone, Debug)]
 pub struct ServiceView {
     metrics: Arc<Metrics>,
-    stopper: Stopper,
-    enabled: bool,
+    liveness: Liveness,
 }
 
 impl ServiceView {
@@ -141,14 +140,21 @@ impl ServiceView {
     pub fn of(handle: &Handle) -> ServiceView {
         ServiceView {
             metrics: handle.metrics(),
-            stopper: handle.stopper().clone(),
-            enabled: handle.is_running(),
+            liveness: handle.liveness(),
         }
     }
+}
 
-    /// Whether the service is meant to deliver (some notifier is enabled) and still runs.
-    fn running(&self) -> bool {
-        self.enabled && !self.stopper.is_stopped()
+/// What `/health` says of the notifier service, and whether that is healthy: the one meaning
+/// of "up", shared by `/health` (200 or 503) and `/metrics` (`clair_notifier_up`). A disabled
+/// service (no endpoint set) is healthy: it has nothing to deliver.
+fn notifier_health(service: Option<&ServiceView>) -> (&'static str, bool) {
+    match service.map(|s| s.liveness.state()) {
+        None => ("not started", true),
+        Some(ServiceState::Disabled) => ("disabled", true),
+        Some(ServiceState::Running) => ("running", true),
+        Some(ServiceState::Stopped) => ("stopped", false),
+        Some(ServiceState::Failed) => ("failed", false),
     }
 }
 

@@ -232,21 +232,22 @@ impl Api {
                 false
             }
         };
-        let notifier = match &self.service {
-            None => "not started",
-            Some(s) if !s.enabled => "disabled",
-            Some(s) if s.running() => "running",
-            Some(_) => "stopped",
+        let (notifier, notifier_ok) = super::notifier_health(self.service.as_ref());
+        let ok = store_ok && notifier_ok;
+        // A struct, not a map: the fields go out in the order the README shows.
+        #[derive(serde::Serialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct Health {
+            status: &'static str,
+            notifier: &'static str,
+            store: &'static str,
+        }
+        let health = Health {
+            status: if ok { "ok" } else { "unavailable" },
+            notifier,
+            store: if store_ok { "ok" } else { "failing" },
         };
-        let ok = store_ok && notifier != "stopped";
-        Response::json(
-            if ok { 200 } else { 503 },
-            &serde_json::json!({
-                "Status": if ok { "ok" } else { "unavailable" },
-                "Notifier": notifier,
-                "Store": if store_ok { "ok" } else { "failing" },
-            }),
-        )
+        Response::json(if ok { 200 } else { 503 }, &health)
     }
 
     fn metrics(&self) -> Response {

@@ -13,6 +13,7 @@
 //! (each is bounded by its notifier's timeout) and unsent work has been released.
 
 mod backoff;
+mod liveness;
 mod metrics;
 mod retention;
 mod scanner;
@@ -20,6 +21,7 @@ mod stopper;
 mod worker;
 
 pub use backoff::INITIAL_BACKOFF;
+pub use liveness::{Liveness, ServiceState};
 pub use metrics::{Histogram, LATENCY_BUCKETS_MS, Metrics, NotifierCounters};
 pub use stopper::Stopper;
 
@@ -141,6 +143,7 @@ impl Service {
         if enabled.is_empty() {
             log::warn!("notifier service is disabled: no notifier is enabled");
             return Ok(Handle {
+                liveness: Liveness::new(0, self.stopper.clone()).0,
                 stopper: self.stopper,
                 waker,
                 scanner: None,
@@ -149,6 +152,8 @@ impl Service {
             });
         }
         let workers = self.config.workers;
+        // The workers and the scanner.
+        let (liveness, mut alive) = Liveness::new(workers + 1, self.stopper.clone());
         let capacity = queue_capacity(workers);
         let (job_tx, job_rx) = bounded(capacity);
         let (outcome_tx, outcome_rx) = bounded(capacity + workers);
@@ -165,15 +170,19 @@ impl Service {
         let spawn_err = |e| Error::with_source(ErrorKind::Other, "could not start a thread", e);
         let mut threads = Vec::with_capacity(workers);
         for i in 0..workers {
-            let (shared, notifiers, jobs, outcomes) = (
+            let (shared, notifiers, jobs, outcomes, alive) = (
                 Arc::clone(&shared),
                 Arc::clone(&notifiers),
                 job_rx.clone(),
                 outcome_tx.clone(),
+                alive.pop(),
             );
             let t = std::thread::Builder::new()
                 .name(format!("notify-worker-{i}"))
-                .spawn(move || worker::run(shared, notifiers, jobs, outcomes));
+                .spawn(move || {
+                    let _alive = alive;
+                    worker::run(shared, notifiers, jobs, outcomes);
+                });
             match t {
                 Ok(t) => threads.push(t),
                 Err(e) => {
@@ -203,17 +212,18 @@ impl Service {
             outcomes: outcome_rx,
             wake: wake_rx,
             capacity,
-            claim_threshold: (capacity / 2).max(1),
         };
         log::info!(
             "notifier service started: {} workers, notifiers {}",
             workers,
             names.join(", ")
         );
+        let scanner_alive = alive.pop();
         let scanner = std::thread::Builder::new()
             .name("notify-scanner".to_string())
             .spawn(move || {
                 scanner.run();
+                drop(scanner_alive);
                 for t in threads {
                     let _ = t.join();
                 }
@@ -226,6 +236,7 @@ impl Service {
             }
         };
         Ok(Handle {
+            liveness,
             stopper: self.stopper,
             waker,
             scanner: Some(scanner),
@@ -237,6 +248,7 @@ impl Service {
 
 /// A running service. Dropping it stops the service and waits for it.
 pub struct Handle {
+    liveness: Liveness,
     stopper: Stopper,
     waker: Waker,
     scanner: Option<JoinHandle<()>>,
@@ -265,9 +277,16 @@ impl Handle {
         &self.notifiers
     }
 
-    /// Whether threads are running (false for a disabled service, or once stopped).
+    /// Whether every thread runs and no stop was asked for (false for a disabled service,
+    /// once stopped, or once a thread has died): [`ServiceState::Running`].
     pub fn is_running(&self) -> bool {
-        self.scanner.as_ref().is_some_and(|t| !t.is_finished())
+        self.liveness.state() == ServiceState::Running
+    }
+
+    /// A view of the service's threads, which stays true after this handle is gone (the read
+    /// API's `/health` keeps one).
+    pub fn liveness(&self) -> Liveness {
+        self.liveness.clone()
     }
 
     /// Raises the stop signal and waits until every thread has finished: sends in flight end

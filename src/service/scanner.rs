@@ -6,8 +6,15 @@
 //! in-process insert), the poll interval (rows written by other processes), or a stop.
 //! On stop it waits for the sends in flight, writes their outcomes, and releases the leases
 //! of work that was claimed but never sent.
+//!
+//! Each turn of its loop is five steps: take outcomes in, decide the claim, write outcomes
+//! and claim, renew leases, wait. What they decide lives in [`ScanState`] (time passed in,
+//! tested alone); this file does the channels and the store calls.
 
-use std::collections::HashMap;
+mod state;
+#[cfg(test)]
+mod tests;
+
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -18,29 +25,7 @@ use super::Shared;
 use crate::notification::NotificationId;
 use crate::store::{ClaimRequest, Claimed, Outcome};
 use crate::time::Timestamp;
-
-/// The longest wait after a failed store operation before the next try.
-const MAX_STORE_RETRY: Duration = Duration::from_secs(5);
-
-/// Outcomes are written in batches: when this many are waiting, ...
-const OUTCOME_BATCH: usize = 512;
-
-/// ... or when the oldest has waited this long, or when nothing else is in flight, or with
-/// the next claim. (One transaction per outcome would cost the scanner a core at the rates
-/// of a loopback receiver.)
-const FLUSH_DELAY: Duration = Duration::from_millis(20);
-
-/// The most claimed at once while nothing is in flight ...
-const FIRST_CLAIM: usize = 64;
-
-/// ... and how much larger each following claim may be, up to the queue's free room. A claim
-/// is one transaction that the workers wait for when they are idle: growing claims get them
-/// sending at once and keep them fed while the queue fills (one claim of the whole queue would
-/// leave them idle for as long as it takes).
-const CLAIM_GROWTH: usize = 4;
-
-/// How often a full queue is looked at again while due work waits for room in it.
-const ROOM_CHECK: Duration = Duration::from_millis(1);
+use state::{Plan, ScanState, Wait};
 
 /// How many times outcomes are tried on the way out before they are left to the leases.
 const FINAL_WRITE_TRIES: u32 = 5;
@@ -52,195 +37,138 @@ pub(crate) struct Scanner {
     pub wake: Receiver<()>,
     /// Queue capacity; a claim fills at most the free part.
     pub capacity: usize,
-    /// Claim only when at least this many slots are free (batches, not trickles).
-    pub claim_threshold: usize,
 }
 
 impl Scanner {
     pub fn run(self) {
-        let shared = Arc::clone(&self.shared);
-        let config = &shared.config;
-        let poll = config.poll_interval;
-        let renew_every = config.lease / 3;
-        // Work claimed and not yet reported, by id.
-        let mut in_flight: HashMap<NotificationId, ()> = HashMap::new();
-        let mut pending: Vec<Outcome> = Vec::new();
-        // When the oldest outcome in `pending` arrived.
-        let mut pending_since = Instant::now();
-        let mut woken = true;
-        let mut next_due: Option<Timestamp> = None;
-        let mut last_poll: Option<Instant> = None;
-        let mut last_renew = Instant::now();
-        let mut store_retry = Duration::from_millis(50);
-        // The last claim got all it asked for: more may be due at once.
-        let mut draining = false;
-        // The most the next claim may take, free room permitting.
-        let mut ramp = FIRST_CLAIM;
-
+        let config = &self.shared.config;
+        let mut st = ScanState::new(
+            self.capacity,
+            config.poll_interval,
+            config.lease,
+            Instant::now(),
+        );
         loop {
+            // Step 1: take outcomes in.
+            let at = Instant::now();
             while let Ok(o) = self.outcomes.try_recv() {
-                if pending.is_empty() {
-                    pending_since = Instant::now();
-                }
-                in_flight.remove(&o.id);
-                pending.push(o);
+                st.take_outcome(o, at);
             }
-            if shared.stopper.is_stopped() {
+            if self.shared.stopper.is_stopped() {
                 break;
             }
-            let now = shared.clock.now();
-            if last_poll.is_none_or(|t| t.elapsed() >= poll) {
-                last_poll = Some(Instant::now());
-                match shared.store.next_due() {
-                    Ok(d) => next_due = d,
-                    Err(e) => log::error!("{}", e.chain()),
-                }
+            let now = self.shared.clock.now();
+            if st.should_poll(at) {
+                st.polled(at, self.shared.store.next_due());
             }
-            let free = self.capacity.saturating_sub(self.jobs.len());
-            let due_now = woken || next_due.is_some_and(|d| d <= now);
-            let limit = if !due_now || free < self.claim_threshold {
-                0
-            } else {
-                if in_flight.is_empty() && !draining {
-                    // Idle workers and no backlog being worked through: a small first batch
-                    // gets them sending at once; the claims right after it grow until the
-                    // queue is full. (While a backlog drains, claims stay full even when fast
-                    // workers have emptied the queue.)
-                    ramp = FIRST_CLAIM;
-                }
-                free.min(ramp)
-            };
-
-            let flush = !pending.is_empty()
-                && (limit > 0
-                    || pending.len() >= OUTCOME_BATCH
-                    || in_flight.is_empty()
-                    || pending_since.elapsed() >= FLUSH_DELAY);
-            if limit > 0 || flush {
-                let lease_until = now.plus(config.lease);
-                let claim = ClaimRequest {
-                    limit,
-                    now,
-                    lease_until,
-                };
-                match shared.store.record_and_claim(shared.owner, &pending, claim) {
-                    Ok(claimed) => {
-                        store_retry = Duration::from_millis(50);
-                        for o in pending.drain(..) {
-                            next_due = Some(next_due.map_or(o.next_due, |d| d.min(o.next_due)));
-                        }
-                        if limit > 0 {
-                            woken = false;
-                            draining = claimed.len() == limit;
-                            if draining {
-                                ramp = ramp.saturating_mul(CLAIM_GROWTH);
-                            }
-                            shared
-                                .metrics
-                                .claimed
-                                .fetch_add(claimed.len() as u64, Ordering::Relaxed);
-                            if claimed.len() < limit {
-                                // Everything due now is claimed: learn when the next one is.
-                                last_poll = Some(Instant::now());
-                                match shared.store.next_due() {
-                                    Ok(d) => next_due = d,
-                                    Err(e) => log::error!("{}", e.chain()),
-                                }
-                            } else {
-                                next_due = Some(now);
-                            }
-                            for c in claimed {
-                                in_flight.insert(c.id, ());
-                                // Never blocks: at most `free` were claimed.
-                                if let Err(e) = self.jobs.try_send(c) {
-                                    let c = e.into_inner();
-                                    log::error!(
-                                        "job queue refused {}; it will be released",
-                                        c.name
-                                    );
-                                }
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        shared.metrics.store_errors.fetch_add(1, Ordering::Relaxed);
-                        log::error!(
-                            "{} (retrying in {} ms; {} outcomes kept)",
-                            e.chain(),
-                            store_retry.as_millis(),
-                            pending.len()
-                        );
-                        if !shared.stopper.sleep(store_retry) {
-                            continue;
-                        }
-                        store_retry = (store_retry * 2).min(MAX_STORE_RETRY);
-                        continue;
-                    }
-                }
-            }
-
-            if last_renew.elapsed() >= renew_every && !in_flight.is_empty() {
-                last_renew = Instant::now();
-                let ids: Vec<NotificationId> = in_flight.keys().copied().collect();
-                let until = shared.clock.now().plus(config.lease);
-                match shared.store.renew(shared.owner, &ids, until) {
-                    Ok(held) => log::debug!("renewed {held} of {} leases", ids.len()),
-                    Err(e) => {
-                        shared.metrics.store_errors.fetch_add(1, Ordering::Relaxed);
-                        log::error!("{}", e.chain());
-                    }
-                }
-            }
-
-            // Is there something to do at once?
-            let now = shared.clock.now();
-            let free = self.capacity.saturating_sub(self.jobs.len());
-            if free >= self.claim_threshold && next_due.is_some_and(|d| d <= now) {
+            // Step 2: decide the claim.
+            let plan = st.decide(now, at, self.jobs.len());
+            // Step 3: write outcomes and claim.
+            if plan.writes() && !self.write(&mut st, plan, now) {
                 continue;
             }
-            let mut timeout =
-                poll.saturating_sub(last_poll.map_or(Duration::ZERO, |t| t.elapsed()));
-            // Due work that waits for room in the queue: look again shortly (workers empty
-            // it at their own pace; nothing signals it). Otherwise sleep until the next due
-            // time, which must not be "now" here or the loop would spin.
-            let waiting_for_room =
-                free < self.claim_threshold && next_due.is_some_and(|d| d <= now);
-            if waiting_for_room {
-                timeout = timeout.min(ROOM_CHECK);
-            } else if let Some(d) = next_due {
-                timeout = timeout.min(d.since(now));
+            // Step 4: renew leases.
+            let mut at = Instant::now();
+            if st.renew_due(at) {
+                self.renew(&st);
+                at = Instant::now();
             }
-            if !in_flight.is_empty() {
-                timeout = timeout.min(renew_every.saturating_sub(last_renew.elapsed()));
-            }
-            if pending.is_empty() {
-                select! {
-                    recv(self.outcomes) -> o => if let Ok(o) = o {
-                        pending_since = Instant::now();
-                        in_flight.remove(&o.id);
-                        pending.push(o);
-                    },
-                    recv(self.wake) -> _ => woken = true,
-                    recv(shared.stopper.receiver()) -> _ => {},
-                    default(timeout) => {},
-                }
-            } else {
-                // A batch is gathering: let outcomes pile up in their channel (it has room
-                // for every job in flight) rather than waking for each one.
-                let timeout = timeout.min(FLUSH_DELAY.saturating_sub(pending_since.elapsed()));
-                select! {
-                    recv(self.wake) -> _ => woken = true,
-                    recv(shared.stopper.receiver()) -> _ => {},
-                    default(timeout) => {},
-                }
+            // Step 5: wait.
+            let now = self.shared.clock.now();
+            if let Some(wait) = st.wait(now, at, self.jobs.len()) {
+                self.wait(&mut st, wait);
             }
         }
-        self.shutdown(in_flight, pending);
+        self.shutdown(st);
+    }
+
+    /// Writes the waiting outcomes and claims as `plan` says, in one store call, and queues
+    /// what was claimed. Returns `false` when the store failed (after a wait, unless stopped).
+    fn write(&self, st: &mut ScanState, plan: Plan, now: Timestamp) -> bool {
+        let shared = &self.shared;
+        let lease_until = now.plus(shared.config.lease);
+        let claim = ClaimRequest {
+            limit: plan.claim,
+            now,
+            lease_until,
+        };
+        let claimed = shared
+            .store
+            .record_and_claim(shared.owner, st.pending(), claim);
+        let claimed = match claimed {
+            Ok(claimed) => claimed,
+            Err(e) => {
+                shared.metrics.store_errors.fetch_add(1, Ordering::Relaxed);
+                let wait = st.write_failed();
+                log::error!(
+                    "{} (retrying in {} ms; {} outcomes kept)",
+                    e.chain(),
+                    wait.as_millis(),
+                    st.pending().len()
+                );
+                shared.stopper.sleep(wait);
+                return false;
+            }
+        };
+        if st.written(plan, claimed.len(), now) {
+            // Everything due now is claimed: learn when the next one is.
+            st.polled(Instant::now(), shared.store.next_due());
+        }
+        if plan.claim > 0 {
+            shared
+                .metrics
+                .claimed
+                .fetch_add(claimed.len() as u64, Ordering::Relaxed);
+        }
+        for c in claimed {
+            st.track(c.id);
+            // Never blocks: at most the free room was claimed.
+            if let Err(e) = self.jobs.try_send(c) {
+                let c = e.into_inner();
+                log::error!("job queue refused {}; it will be released", c.name);
+            }
+        }
+        true
+    }
+
+    /// Extends the leases of the work in flight.
+    fn renew(&self, st: &ScanState) {
+        let shared = &self.shared;
+        let ids: Vec<NotificationId> = st.in_flight().collect();
+        let until = shared.clock.now().plus(shared.config.lease);
+        match shared.store.renew(shared.owner, &ids, until) {
+            Ok(held) => log::debug!("renewed {held} of {} leases", ids.len()),
+            Err(e) => {
+                shared.metrics.store_errors.fetch_add(1, Ordering::Relaxed);
+                log::error!("{}", e.chain());
+            }
+        }
+    }
+
+    /// Sleeps as `wait` says, or until a wake-up or a stop.
+    fn wait(&self, st: &mut ScanState, wait: Wait) {
+        let stop = self.shared.stopper.receiver();
+        if wait.for_outcomes {
+            select! {
+                recv(self.outcomes) -> o => if let Ok(o) = o {
+                    st.take_outcome(o, Instant::now());
+                },
+                recv(self.wake) -> _ => st.wake(),
+                recv(stop) -> _ => {},
+                default(wait.timeout) => {},
+            }
+        } else {
+            select! {
+                recv(self.wake) -> _ => st.wake(),
+                recv(stop) -> _ => {},
+                default(wait.timeout) => {},
+            }
+        }
     }
 
     /// Waits for the workers (each finishes at most the send it has in hand), writes their
     /// outcomes, and releases the leases of claimed work that was never sent.
-    fn shutdown(self, mut in_flight: HashMap<NotificationId, ()>, mut pending: Vec<Outcome>) {
+    fn shutdown(self, mut st: ScanState) {
         let Scanner {
             shared,
             jobs,
@@ -249,11 +177,11 @@ impl Scanner {
         } = self;
         drop(jobs);
         // Workers hold the only senders: this ends when the last worker has exited.
+        let at = Instant::now();
         for o in outcomes.iter() {
-            in_flight.remove(&o.id);
-            pending.push(o);
+            st.take_outcome(o, at);
         }
-        let unsent: Vec<NotificationId> = in_flight.into_keys().collect();
+        let (pending, unsent) = st.into_leftovers();
         for attempt in 1..=FINAL_WRITE_TRIES {
             let now = shared.clock.now();
             let result = shared

@@ -11,6 +11,8 @@ mod common;
 #[cfg(feature = "cli")]
 mod crash;
 mod generated;
+#[cfg(feature = "api")]
+mod health;
 mod receiver_faults;
 mod retention;
 #[cfg(feature = "cli")]

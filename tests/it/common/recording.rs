@@ -1,15 +1,19 @@
 //! A store that is the SQLite store and also notes what the scanner asked of it: each claim
 //! (its size, its `now`, the names it got) and each `next_due`. A test that must show that
 //! nothing happened waits for a claim made after the moment in question, which proves the
-//! scanner looked, instead of sleeping and hoping it did.
+//! scanner looked, instead of sleeping and hoping it did. Told to, it panics on a claim, as a
+//! custom datastore with a bug might.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clair_notifier::notification::{
     NewNotification, NotificationId, NotificationPage, NotificationSummary, PageCursor,
 };
-use clair_notifier::store::{ClaimRequest, Claimed, Counts, LeaseOwner, ListFilter, Outcome};
+use clair_notifier::store::{
+    ClaimRequest, Claimed, Counts, LeaseOwner, ListFilter, Outcome, OwnerGuard,
+};
 use clair_notifier::{Datastore, Result, SqliteStore, Timestamp, Waker};
 
 /// One claim as the store saw it.
@@ -28,6 +32,8 @@ pub struct Recording {
     claims: Mutex<Vec<Claim>>,
     next_due: Mutex<usize>,
     deletes: Mutex<Vec<usize>>,
+    /// Set: the next claim panics.
+    pub panic_on_claim: AtomicBool,
 }
 
 impl Recording {
@@ -37,6 +43,7 @@ impl Recording {
             claims: Mutex::new(Vec::new()),
             next_due: Mutex::new(0),
             deletes: Mutex::new(Vec::new()),
+            panic_on_claim: AtomicBool::new(false),
         }
     }
 
@@ -90,6 +97,9 @@ impl Datastore for Recording {
         outcomes: &[Outcome],
         claim: ClaimRequest,
     ) -> Result<Vec<Claimed>> {
+        if claim.limit > 0 && self.panic_on_claim.load(Ordering::SeqCst) {
+            panic!("the recording store panics on a claim, as told");
+        }
         let claimed = self.inner.record_and_claim(owner, outcomes, claim)?;
         if claim.limit > 0 {
             self.claims.lock().unwrap().push(Claim {
@@ -129,6 +139,12 @@ impl Datastore for Recording {
     }
     fn setting_or_insert(&self, key: &str, value: &str) -> Result<String> {
         self.inner.setting_or_insert(key, value)
+    }
+    fn hold_owner(&self, owner: LeaseOwner) -> Result<OwnerGuard> {
+        self.inner.hold_owner(owner)
+    }
+    fn release_dead_owners(&self, now: Timestamp) -> Result<Vec<(LeaseOwner, usize)>> {
+        self.inner.release_dead_owners(now)
     }
     fn watch(&self, waker: Waker) {
         self.inner.watch(waker)
