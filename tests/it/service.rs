@@ -227,7 +227,9 @@ fn a_crashed_owners_expired_lease_is_taken_over() {
     // Another instance claims it and dies without an outcome.
     let lease = Duration::from_secs(600);
     let crashed = clair_notifier::store::LeaseOwner::new(424242);
+    // Claimed past the recording, so that only the service's claims are noted.
     let claimed = store
+        .inner
         .claim(crashed, 10, clock.now(), clock.now().plus(lease))
         .unwrap();
     assert_eq!(claimed.len(), 1);
