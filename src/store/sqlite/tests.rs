@@ -575,9 +575,11 @@ fn the_wal_is_checkpointed_off_the_writer_and_stays_bounded() {
         db > 100 << 20,
         "nothing was checkpointed: database of {db} bytes"
     );
-    // The log restarts once it reaches 32 MiB (plus what one write adds meanwhile).
+    // The log restarts once it reaches 32 MiB, plus what a few 2 MB writes add while the
+    // thread's own checkpoint holds the log (on a loaded machine: 37 MB seen); far below the
+    // 120 MB written.
     assert!(
-        wal < 36 << 20,
+        wal < 48 << 20,
         "WAL of {wal} bytes was not kept small (db {db} bytes)"
     );
 }
