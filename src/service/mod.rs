@@ -9,7 +9,8 @@
 //!
 //! The scanner is the only thread that writes delivery state; workers only send. Retries are
 //! scheduled in the store (an outcome sets the next due time), never slept in a worker. A
-//! [`Stopper`] stops everything; [`Handle::stop`] returns once the sends in flight have ended
+//! collector thread deletes read notifications past their retention ([`Service::retention`]).
+//! A [`Stopper`] stops everything; [`Handle::stop`] returns once the sends in flight have ended
 //! (each is bounded by its notifier's timeout) and unsent work has been released.
 
 mod backoff;

@@ -382,3 +382,58 @@ fn vacuum_converts_an_older_database_and_refuses_while_it_is_in_use() {
     assert_eq!(code, Some(0));
     assert!(stdout.contains("already"), "{stdout}");
 }
+
+/// Bad `[retention]` values are refused by `check-config` (and so by `serve`) with the key and
+/// line; good ones are described.
+#[cfg(feature = "cli")]
+#[test]
+fn retention_keys_are_checked_and_described() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let run = |toml: &str| {
+        std::fs::write(d.join("c.toml"), toml).unwrap();
+        let out = std::process::Command::new(crate::common::bin::BIN)
+            .args(["--config", "c.toml", "check-config"])
+            .current_dir(d)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let hook = "[notifier.http]\nendpoint = \"http://127.0.0.1:9/\"\n";
+    for (toml, want) in [
+        (
+            "[retention]\nread = \"30\"\n",
+            "c.toml: line 2: retention.read: invalid duration \"30\": write a whole number and a \
+             unit, like 250ms, 5s, 15m, 2h or 1d, or \"0\" to keep forever.",
+        ),
+        (
+            "[retention]\nattempts = 7\n",
+            "c.toml: line 2: retention.attempts: invalid type: integer `7`, expected a string.",
+        ),
+        (
+            "[retention]\nread_after = \"1d\"\n",
+            "c.toml: line 2: unknown key `retention.read_after` (expected read or attempts).",
+        ),
+    ] {
+        let (code, stdout, stderr) = run(toml);
+        assert_eq!(code, Some(2), "{toml}: {stderr}");
+        assert_eq!(stdout, "");
+        assert_eq!(stderr, format!("clair-notifier: {want}\n"), "{toml}");
+    }
+    let (code, stdout, stderr) = run(&format!("{hook}[retention]\nread = \"12h\"\n"));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.contains("retention      read notifications deleted 12h after they were read"),
+        "{stdout}"
+    );
+    let (code, stdout, _) = run(&format!("{hook}[retention]\nread = \"0\"\n"));
+    assert_eq!(code, Some(0));
+    assert!(
+        stdout.contains("retention      read notifications kept forever"),
+        "{stdout}"
+    );
+}
