@@ -153,8 +153,10 @@ impl Service {
             });
         }
         let workers = self.config.workers;
-        // The workers and the scanner.
-        let (liveness, mut alive) = Liveness::new(workers + 1, self.stopper.clone());
+        let collects = !self.retention.read.is_zero();
+        // The workers, the scanner and the collector.
+        let (liveness, mut alive) =
+            Liveness::new(workers + 1 + usize::from(collects), self.stopper.clone());
         let capacity = queue_capacity(workers);
         let (job_tx, job_rx) = bounded(capacity);
         let (outcome_tx, outcome_rx) = bounded(capacity + workers);
@@ -193,12 +195,15 @@ impl Service {
             }
         }
         drop((job_rx, outcome_tx));
-        if !self.retention.read.is_zero() {
-            let (shared, keep) = (Arc::clone(&shared), self.retention.read);
+        if collects {
+            let (shared, keep, alive) = (Arc::clone(&shared), self.retention.read, alive.pop());
             let every = shared.config.poll_interval;
             let t = std::thread::Builder::new()
                 .name("notify-retention".to_string())
-                .spawn(move || retention::run(shared, keep, every));
+                .spawn(move || {
+                    let _alive = alive;
+                    retention::run(shared, keep, every);
+                });
             match t {
                 Ok(t) => threads.push(t),
                 Err(e) => {

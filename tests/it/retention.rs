@@ -437,3 +437,28 @@ fn retention_keys_are_checked_and_described() {
         "{stdout}"
     );
 }
+
+/// The collector is one of the service's threads: killed by a panicking store, the service is
+/// unhealthy (as `/health` then says), though it never asked to stop.
+#[test]
+fn a_collector_killed_by_a_panicking_store_makes_the_service_unhealthy() {
+    use clair_notifier::service::ServiceState;
+    let rx = Receiver::start(2);
+    let (_dir, path) = temp_db();
+    let store = Arc::new(Recording::new(SqliteStore::open(&path).unwrap()));
+    let handle = Service::new(config(&rx.url()), store.clone())
+        .start()
+        .unwrap();
+    wait_for("the collector to look", Duration::from_secs(10), || {
+        !store.deletes().is_empty()
+    });
+    assert_eq!(handle.liveness().state(), ServiceState::Running);
+    store
+        .panic_on_delete
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    wait_for("the collector to die", Duration::from_secs(10), || {
+        handle.liveness().state() == ServiceState::Failed
+    });
+    assert!(!handle.stopper().is_stopped(), "nobody asked for a stop");
+    handle.stop();
+}

@@ -34,6 +34,8 @@ pub struct Recording {
     deletes: Mutex<Vec<usize>>,
     /// Set: the next claim panics.
     pub panic_on_claim: AtomicBool,
+    /// Set: the next `delete_read` panics.
+    pub panic_on_delete: AtomicBool,
 }
 
 impl Recording {
@@ -44,6 +46,7 @@ impl Recording {
             next_due: Mutex::new(0),
             deletes: Mutex::new(Vec::new()),
             panic_on_claim: AtomicBool::new(false),
+            panic_on_delete: AtomicBool::new(false),
         }
     }
 
@@ -118,6 +121,9 @@ impl Datastore for Recording {
         self.inner.next_due()
     }
     fn delete_read(&self, read_before: Timestamp, limit: usize) -> Result<usize> {
+        if self.panic_on_delete.load(Ordering::SeqCst) {
+            panic!("the recording store panics on a delete, as told");
+        }
         let n = self.inner.delete_read(read_before, limit)?;
         self.deletes.lock().unwrap().push(n);
         Ok(n)
