@@ -13,7 +13,6 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use clair_notifier::{Datastore, NotifierConfig, RetentionConfig, Service, SqliteStore, Timestamp};
@@ -67,9 +66,9 @@ fn run(rx: &Receiver, store: &Arc<SqliteStore>, first: usize) -> (Vec<Duration>,
     measure(rx, store, first, 20);
     rx.reset();
     let metrics = handle.metrics();
-    let deleted_before = metrics.deleted.load(Ordering::Relaxed);
+    let deleted_before = metrics.deleted();
     let lat = measure(rx, store, first + 20, 1000);
-    let deleted = metrics.deleted.load(Ordering::Relaxed) - deleted_before;
+    let deleted = metrics.deleted() - deleted_before;
     rx.reset();
     handle.stop();
     (lat, deleted)

@@ -57,7 +57,7 @@ pub fn render(counts: &Counts, now: Timestamp, service: Option<&ServiceView>) ->
         "histogram",
         "Time from a notification's creation to its first successful delivery, in milliseconds.",
     );
-    let (buckets, count, sum) = m.latency_ms.snapshot();
+    let (buckets, count, sum) = m.latency_ms().snapshot();
     for (bound, n) in buckets {
         let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {n}");
     }
@@ -67,13 +67,8 @@ pub fn render(counts: &Counts, now: Timestamp, service: Option<&ServiceView>) ->
 
     let name = "clair_notifier_backend_errors_total";
     head(&mut out, name, "counter", "Failed sends, per notifier.");
-    for (n, c) in &m.notifiers {
-        let _ = writeln!(
-            out,
-            "{name}{{backend=\"{}\"}} {}",
-            label(n),
-            Metrics::get(&c.failed)
-        );
+    for (n, c) in m.notifiers() {
+        let _ = writeln!(out, "{name}{{backend=\"{}\"}} {}", label(n), c.failed());
     }
 
     let name = "clair_notifier_sends_total";
@@ -83,11 +78,10 @@ pub fn render(counts: &Counts, now: Timestamp, service: Option<&ServiceView>) ->
         "counter",
         "Sends per notifier, by outcome (ok, error, panic).",
     );
-    for (n, c) in &m.notifiers {
-        let failed = Metrics::get(&c.failed);
-        let panicked = Metrics::get(&c.panicked);
+    for (n, c) in m.notifiers() {
+        let (failed, panicked) = (c.failed(), c.panicked());
         for (outcome, v) in [
-            ("ok", Metrics::get(&c.ok)),
+            ("ok", c.ok()),
             ("error", failed.saturating_sub(panicked)),
             ("panic", panicked),
         ] {
@@ -106,41 +100,33 @@ pub fn render(counts: &Counts, now: Timestamp, service: Option<&ServiceView>) ->
         "counter",
         "Delivery rounds: ok (every notifier succeeded) or failed (a notifier ran out of attempts).",
     );
-    let _ = writeln!(
-        out,
-        "{name}{{outcome=\"ok\"}} {}",
-        Metrics::get(&m.rounds_ok)
-    );
-    let _ = writeln!(
-        out,
-        "{name}{{outcome=\"failed\"}} {}",
-        Metrics::get(&m.rounds_failed)
-    );
+    let _ = writeln!(out, "{name}{{outcome=\"ok\"}} {}", m.rounds_ok());
+    let _ = writeln!(out, "{name}{{outcome=\"failed\"}} {}", m.rounds_failed());
 
     for (name, help, v) in [
         (
             "clair_notifier_retries_total",
             "Retries scheduled after a failed send.",
-            &m.retries,
+            m.retries(),
         ),
         (
             "clair_notifier_claimed_total",
             "Notifications claimed for delivery.",
-            &m.claimed,
+            m.claimed(),
         ),
         (
             "clair_notifier_store_errors_total",
             "Store operations that failed (and were retried).",
-            &m.store_errors,
+            m.store_errors(),
         ),
         (
             "clair_notifier_deleted_total",
             "Read notifications deleted past retention.read.",
-            &m.deleted,
+            m.deleted(),
         ),
     ] {
         head(&mut out, name, "counter", help);
-        let _ = writeln!(out, "{name} {}", Metrics::get(v));
+        let _ = writeln!(out, "{name} {v}");
     }
 
     let name = "clair_notifier_notifications";

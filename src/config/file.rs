@@ -115,6 +115,54 @@ fn line_at(text: &str, offset: usize) -> usize {
     before.iter().filter(|&&b| b == b'\n').count() + 1
 }
 
+/// serde's `invalid type: string "five", expected u32` in the words of the other errors:
+/// `expected a whole number, found the string "five"`.
+fn plain_type_error(message: &str, path: &str) -> Option<String> {
+    let (rest, invalid_value) = match message.strip_prefix("invalid type: ") {
+        Some(rest) => (rest, false),
+        None => (message.strip_prefix("invalid value: ")?, true),
+    };
+    let (found, expected) = rest.rsplit_once(", expected ")?;
+    let key = path.rsplit('.').next().unwrap_or(path);
+    let expected = match expected {
+        "u8" | "u16" | "u32" | "u64" | "usize" if invalid_value => "a whole number of 0 or more",
+        "u8" | "u16" | "u32" | "u64" | "usize" | "i64" => "a whole number",
+        "a string" if DURATION_KEYS.contains(&key) => "a duration in quotes, like \"5s\"",
+        "a map" | "map" => "a table",
+        "a sequence" => "a list",
+        "a boolean" => "true or false",
+        e if e.starts_with("struct ") => "a table",
+        e => e,
+    };
+    let unquoted = |s: &str| s.trim_matches('`').to_string();
+    let found = if let Some(s) = found.strip_prefix("string ") {
+        format!("the string {s}")
+    } else if let Some(n) = found
+        .strip_prefix("integer ")
+        .or_else(|| found.strip_prefix("floating point "))
+    {
+        format!("the number {}", unquoted(n))
+    } else if let Some(b) = found.strip_prefix("boolean ") {
+        unquoted(b)
+    } else {
+        match found {
+            "sequence" => "a list".to_string(),
+            "map" => "a table".to_string(),
+            other => other.to_string(),
+        }
+    };
+    Some(format!("expected {expected}, found {found}"))
+}
+
+/// The keys whose values are durations written as strings.
+const DURATION_KEYS: &[&str] = &[
+    "renotify_interval",
+    "max_backoff",
+    "poll_interval",
+    "lease",
+    "timeout",
+];
+
 /// One sentence from a toml error: its line, the key path, the message without toml's
 /// multi-line excerpt.
 fn one_line(text: &str, e: &toml::de::Error, path: &str) -> Error {
@@ -149,6 +197,7 @@ fn one_line(text: &str, e: &toml::de::Error, path: &str) -> Error {
         };
         return Error::config(format!("{at}unknown key `{key}` (expected {expected})"));
     }
+    let message = plain_type_error(&message, path).unwrap_or(message);
     if path.is_empty() || message.contains(&format!("`{path}")) {
         Error::config(format!("{at}{message}"))
     } else {
@@ -172,7 +221,7 @@ mod tests {
         );
         assert_eq!(
             err("[notifier.http]\ntimeout = 5\n"),
-            "line 2: notifier.http.timeout: invalid type: integer `5`, expected a string"
+            "line 2: notifier.http.timeout: expected a duration in quotes, like \"5s\", found the number 5"
         );
         assert_eq!(
             err("[database]\npath = \"x\"\nfile = \"y\"\n"),

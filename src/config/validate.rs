@@ -16,7 +16,8 @@ impl Config {
     /// cargo feature `api`: the address, the pagination key, the token), and that every
     /// `[notifier.<name>]` table names a notifier of `registry`.
     ///
-    /// The database itself is not opened: see `SqliteStore::check` for that.
+    /// The database itself is not opened: [`SqliteStore::check`](crate::SqliteStore::check)
+    /// checks it without writing to it.
     ///
     /// # Errors
     ///

@@ -6,7 +6,7 @@ use std::time::Duration;
 pub(super) use fastrand::Rng;
 
 /// The first retry waits about this long; each later one doubles it.
-pub const INITIAL_BACKOFF: Duration = Duration::from_secs(1);
+pub(crate) const INITIAL_BACKOFF: Duration = Duration::from_secs(1);
 
 /// The wait before the next try after `failures` failed tries in a round (from 1): the base
 /// delay doubles from [`INITIAL_BACKOFF`] and is capped at `max`; the wait is drawn between

@@ -11,12 +11,30 @@ pub const LATENCY_BUCKETS_MS: &[u64] = &[
 /// Counters of one notifier.
 #[derive(Debug, Default)]
 pub struct NotifierCounters {
+    pub(crate) ok: AtomicU64,
+    pub(crate) failed: AtomicU64,
+    pub(crate) panicked: AtomicU64,
+}
+
+impl NotifierCounters {
     /// Successful sends.
-    pub ok: AtomicU64,
+    pub fn ok(&self) -> u64 {
+        read(&self.ok)
+    }
+
     /// Failed sends (errors and panics): Clair's `clair_notifier_backend_errors_total`.
-    pub failed: AtomicU64,
-    /// Sends that panicked (also counted in `failed`).
-    pub panicked: AtomicU64,
+    pub fn failed(&self) -> u64 {
+        read(&self.failed)
+    }
+
+    /// Sends that panicked (also counted in [`failed`](NotifierCounters::failed)).
+    pub fn panicked(&self) -> u64 {
+        read(&self.panicked)
+    }
+}
+
+fn read(counter: &AtomicU64) -> u64 {
+    counter.load(Ordering::Relaxed)
 }
 
 /// A Prometheus-style histogram of milliseconds.
@@ -42,7 +60,7 @@ impl Default for Histogram {
 
 impl Histogram {
     /// Records one observation of `ms` milliseconds.
-    pub fn observe(&self, ms: u64) {
+    pub(crate) fn observe(&self, ms: u64) {
         if let Some(i) = LATENCY_BUCKETS_MS.iter().position(|b| ms <= *b) {
             self.buckets[i].fetch_add(1, Ordering::Relaxed);
         }
@@ -70,26 +88,19 @@ impl Histogram {
     }
 }
 
-/// What a running service has done since it started.
+/// What a running service has done since it started: counters its threads add to and anyone
+/// may read (see [`Handle::metrics`](super::Handle::metrics)).
 #[derive(Debug, Default)]
 pub struct Metrics {
     /// Per enabled notifier, in name order.
-    pub notifiers: Vec<(String, NotifierCounters)>,
-    /// Rounds in which every notifier succeeded.
-    pub rounds_ok: AtomicU64,
-    /// Rounds that ran out of attempts.
-    pub rounds_failed: AtomicU64,
-    /// Retries scheduled.
-    pub retries: AtomicU64,
-    /// Notifications claimed.
-    pub claimed: AtomicU64,
-    /// Store operations that failed (and were retried).
-    pub store_errors: AtomicU64,
-    /// Read notifications deleted past their retention.
-    pub deleted: AtomicU64,
-    /// Time from creation to the first successful round, in milliseconds: Clair's
-    /// `clair_notifier_latency_milliseconds`.
-    pub latency_ms: Histogram,
+    pub(crate) notifiers: Vec<(String, NotifierCounters)>,
+    pub(crate) rounds_ok: AtomicU64,
+    pub(crate) rounds_failed: AtomicU64,
+    pub(crate) retries: AtomicU64,
+    pub(crate) claimed: AtomicU64,
+    pub(crate) store_errors: AtomicU64,
+    pub(crate) deleted: AtomicU64,
+    pub(crate) latency_ms: Histogram,
 }
 
 impl Metrics {
@@ -103,9 +114,45 @@ impl Metrics {
         }
     }
 
-    /// Reads a counter.
-    pub fn get(counter: &AtomicU64) -> u64 {
-        counter.load(Ordering::Relaxed)
+    /// Each enabled notifier's name and counters, in name order.
+    pub fn notifiers(&self) -> impl ExactSizeIterator<Item = (&str, &NotifierCounters)> {
+        self.notifiers.iter().map(|(n, c)| (n.as_str(), c))
+    }
+
+    /// Rounds in which every notifier succeeded.
+    pub fn rounds_ok(&self) -> u64 {
+        read(&self.rounds_ok)
+    }
+
+    /// Rounds that ran out of attempts.
+    pub fn rounds_failed(&self) -> u64 {
+        read(&self.rounds_failed)
+    }
+
+    /// Retries scheduled.
+    pub fn retries(&self) -> u64 {
+        read(&self.retries)
+    }
+
+    /// Notifications claimed.
+    pub fn claimed(&self) -> u64 {
+        read(&self.claimed)
+    }
+
+    /// Store operations that failed (and were retried).
+    pub fn store_errors(&self) -> u64 {
+        read(&self.store_errors)
+    }
+
+    /// Read notifications deleted past their retention.
+    pub fn deleted(&self) -> u64 {
+        read(&self.deleted)
+    }
+
+    /// Time from creation to the first successful round, in milliseconds: Clair's
+    /// `clair_notifier_latency_milliseconds`.
+    pub fn latency_ms(&self) -> &Histogram {
+        &self.latency_ms
     }
 }
 

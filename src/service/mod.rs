@@ -21,7 +21,6 @@ mod scanner;
 mod stopper;
 mod worker;
 
-pub use backoff::INITIAL_BACKOFF;
 pub use liveness::{Liveness, ServiceState};
 pub use metrics::{Histogram, LATENCY_BUCKETS_MS, Metrics, NotifierCounters};
 pub use stopper::Stopper;
@@ -41,6 +40,10 @@ use crate::wake::Waker;
 /// The capacity of the job queue of a service with `workers` workers: claimed notifications
 /// waiting for a worker. With the workers' sends, it bounds what one instance has in flight,
 /// and so what a crash of it can send twice.
+///
+/// Not part of the API (hidden from the docs): public only for the crash test, which checks
+/// that bound against the binary.
+#[doc(hidden)]
 pub fn queue_capacity(workers: usize) -> usize {
     (workers * 128).clamp(1024, 8192)
 }
@@ -132,8 +135,9 @@ impl Service {
     ///
     /// # Errors
     ///
-    /// A configuration error (see [`NotifierConfig::validate`]), or a thread that could not
-    /// be spawned.
+    /// A configuration error (see [`NotifierConfig::validate`]), the store's proof that this
+    /// instance is alive that could not be set up ([`Datastore::hold_owner`]: for SQLite, a
+    /// folder of owner locks that cannot be created), or a thread that could not be spawned.
     pub fn start(self) -> Result<Handle> {
         self.config.validate()?;
         let registry = self.registry.unwrap_or_else(Registry::with_builtins);
@@ -142,7 +146,10 @@ impl Service {
         let metrics = Arc::new(Metrics::new(&names));
         let (waker, wake_rx) = Waker::new();
         if enabled.is_empty() {
-            log::warn!("notifier service is disabled: no notifier is enabled");
+            log::warn!(
+                "notifier disabled: no notifier is enabled, so notifications are stored but \
+                 not delivered (set [notifier.http] endpoint to enable the webhook)"
+            );
             return Ok(Handle {
                 liveness: Liveness::new(0, self.stopper.clone()).0,
                 stopper: self.stopper,
@@ -168,6 +175,9 @@ impl Service {
             owner: LeaseOwner::random(),
             metrics: Arc::clone(&metrics),
         });
+        // Proves this instance alive to the others sharing the store until the scanner has
+        // made its final writes (or died): then they may take over what it still holds.
+        let owner_guard = shared.store.hold_owner(shared.owner)?;
         shared.store.watch(waker.clone());
         let notifiers: worker::Notifiers = Arc::new(enabled);
         let spawn_err = |e| Error::with_source(ErrorKind::Other, "could not start a thread", e);
@@ -220,9 +230,10 @@ impl Service {
             capacity,
         };
         log::info!(
-            "notifier service started: {} workers, notifiers {}",
+            "notifier service started: {} workers, notifiers {}, instance {}",
             workers,
-            names.join(", ")
+            names.join(", "),
+            shared.owner.get()
         );
         let scanner_alive = alive.pop();
         let scanner = std::thread::Builder::new()
@@ -233,6 +244,7 @@ impl Service {
                 for t in threads {
                     let _ = t.join();
                 }
+                drop(owner_guard);
             });
         let scanner = match scanner {
             Ok(t) => t,

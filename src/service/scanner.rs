@@ -59,6 +59,7 @@ impl Scanner {
             }
             let now = self.shared.clock.now();
             if st.should_poll(at) {
+                self.take_over_dead_owners(now);
                 st.polled(at, self.shared.store.next_due());
             }
             // Step 2: decide the claim.
@@ -132,6 +133,32 @@ impl Scanner {
     }
 
     /// Extends the leases of the work in flight.
+    /// Frees the work of instances that are provably gone (at start, then every poll), so
+    /// that a crash costs a poll interval rather than a lease.
+    fn take_over_dead_owners(&self, now: Timestamp) {
+        match self.shared.store.release_dead_owners(now) {
+            Ok(freed) if freed.is_empty() => {}
+            Ok(freed) => {
+                let total: usize = freed.iter().map(|(_, n)| n).sum();
+                let whose: Vec<String> = freed
+                    .iter()
+                    .map(|(owner, n)| format!("{n} of instance {}", owner.get()))
+                    .collect();
+                log::info!(
+                    "took over {total} notifications leased to stopped instances ({})",
+                    whose.join(", ")
+                );
+            }
+            Err(e) => {
+                self.shared
+                    .metrics
+                    .store_errors
+                    .fetch_add(1, Ordering::Relaxed);
+                log::error!("{}", e.chain());
+            }
+        }
+    }
+
     fn renew(&self, st: &ScanState) {
         let shared = &self.shared;
         let ids: Vec<NotificationId> = st.in_flight().collect();

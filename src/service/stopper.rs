@@ -10,7 +10,7 @@ use crossbeam_channel::{Receiver, Sender, bounded, select};
 ///
 /// Cloning gives another handle on the same signal. [`stop`](Stopper::stop) raises it once
 /// and for all; every [`sleep`](Stopper::sleep) in progress returns `false` at once.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct Stopper {
     inner: Arc<Inner>,
 }
@@ -22,17 +22,21 @@ struct Inner {
     rx: Receiver<()>,
 }
 
+impl Default for Inner {
+    fn default() -> Inner {
+        let (tx, rx) = bounded(0);
+        Inner {
+            stopped: AtomicBool::new(false),
+            tx: Mutex::new(Some(tx)),
+            rx,
+        }
+    }
+}
+
 impl Stopper {
     /// A stopper that has not been raised.
     pub fn new() -> Stopper {
-        let (tx, rx) = bounded(0);
-        Stopper {
-            inner: Arc::new(Inner {
-                stopped: AtomicBool::new(false),
-                tx: Mutex::new(Some(tx)),
-                rx,
-            }),
-        }
+        Stopper::default()
     }
 
     /// Raises the stop signal. Calling it again does nothing.
@@ -63,16 +67,15 @@ impl Stopper {
         }
     }
 
+    /// Blocks until the signal is raised (at once if it was).
+    pub fn wait(&self) {
+        let _ = self.inner.rx.recv();
+    }
+
     /// A receiver that becomes ready (disconnected) when the signal is raised, for use in a
     /// `crossbeam_channel::select!` beside other channels.
-    pub fn receiver(&self) -> &Receiver<()> {
+    pub(crate) fn receiver(&self) -> &Receiver<()> {
         &self.inner.rx
-    }
-}
-
-impl Default for Stopper {
-    fn default() -> Stopper {
-        Stopper::new()
     }
 }
 
@@ -114,5 +117,20 @@ mod tests {
         assert!(s.is_stopped());
         assert!(!s.sleep(Duration::from_secs(30)));
         assert!(s.receiver().recv().is_err());
+        s.wait();
+    }
+
+    #[test]
+    fn wait_returns_once_another_thread_raises_the_signal() {
+        let s = Stopper::new();
+        let waiter = {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                s.wait();
+                s.is_stopped()
+            })
+        };
+        s.stop();
+        assert!(waiter.join().unwrap(), "wait returned before the stop");
     }
 }

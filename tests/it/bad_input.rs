@@ -34,7 +34,7 @@ fn every_configuration_key_wrong_in_every_way_is_named_with_exit_2() {
         // [database]
         (
             "[database]\npath = 1\n".into(),
-            "database.path: invalid type",
+            "line 2: database.path: expected a string, found the number 1.",
         ),
         (
             "[database]\npath = \"\"\n".into(),
@@ -44,11 +44,14 @@ fn every_configuration_key_wrong_in_every_way_is_named_with_exit_2() {
             "[database]\nfile = \"x\"\n".into(),
             "unknown key `database.file`",
         ),
-        ("database = 3\n".into(), "database: invalid type"),
+        (
+            "database = 3\n".into(),
+            "line 1: database: expected a table, found the number 3.",
+        ),
         // [notifier] numbers
         (
             "[notifier]\nattempts = \"5\"\n".into(),
-            "notifier.attempts: invalid type",
+            "line 2: notifier.attempts: expected a whole number, found the string \"5\".",
         ),
         (
             "[notifier]\nattempts = 0\n".into(),
@@ -56,7 +59,7 @@ fn every_configuration_key_wrong_in_every_way_is_named_with_exit_2() {
         ),
         (
             "[notifier]\nattempts = -1\n".into(),
-            "notifier.attempts: invalid value",
+            "line 2: notifier.attempts: expected a whole number of 0 or more, found the number -1.",
         ),
         (
             "[notifier]\nattempts = 99999999999999999999\n".into(),
@@ -64,7 +67,7 @@ fn every_configuration_key_wrong_in_every_way_is_named_with_exit_2() {
         ),
         (
             "[notifier]\nattempts = 1.5\n".into(),
-            "notifier.attempts: invalid type",
+            "line 2: notifier.attempts: expected a whole number, found the number 1.5.",
         ),
         (
             "[notifier]\nworkers = 0\n".into(),
@@ -76,11 +79,11 @@ fn every_configuration_key_wrong_in_every_way_is_named_with_exit_2() {
         ),
         (
             "[notifier]\nworkers = -4\n".into(),
-            "notifier.workers: invalid value",
+            "line 2: notifier.workers: expected a whole number of 0 or more, found the number -4.",
         ),
         (
             "[notifier]\nworkers = true\n".into(),
-            "notifier.workers: invalid type",
+            "line 2: notifier.workers: expected a whole number, found true.",
         ),
         (
             "[notifier]\nretries = 3\n".into(),
@@ -99,7 +102,10 @@ fn every_configuration_key_wrong_in_every_way_is_named_with_exit_2() {
                     ),
                     (format!("[notifier]\n{k} = \"-5s\"\n"), "invalid duration"),
                     (format!("[notifier]\n{k} = \"1.5s\"\n"), "invalid duration"),
-                    (format!("[notifier]\n{k} = 300\n"), "invalid type"),
+                    (
+                        format!("[notifier]\n{k} = 300\n"),
+                        "expected a duration in quotes, like \"5s\", found the number 300.",
+                    ),
                     (
                         format!("[notifier]\n{k} = \"0s\"\n"),
                         "must be longer than 0",
@@ -118,14 +124,17 @@ fn every_configuration_key_wrong_in_every_way_is_named_with_exit_2() {
             http("timeout = \"fast\""),
             "notifier.http.timeout: invalid duration",
         ),
-        (http("timeout = 5"), "notifier.http.timeout: invalid type"),
+        (
+            http("timeout = 5"),
+            "notifier.http.timeout: expected a duration in quotes, like \"5s\", found the number 5.",
+        ),
         (
             http("timeout = \"10m\""),
             "must be at least twice notifier.http.timeout",
         ),
         (
             "[notifier.http]\nendpoint = 5\n".into(),
-            "notifier.http.endpoint: invalid type",
+            "line 2: notifier.http.endpoint: expected a string, found the number 5.",
         ),
         (
             "[notifier.http]\nendpoint = \"ftp://x/\"\n".into(),
@@ -187,7 +196,7 @@ fn every_configuration_key_wrong_in_every_way_is_named_with_exit_2() {
         (http("proxy = \"http://\""), "notifier.http.proxy"),
         (
             http("headers = \"x\""),
-            "notifier.http.headers: invalid type",
+            "notifier.http.headers: expected a table, found the string \"x\".",
         ),
         (
             http("headers = { \"bad name\" = \"v\" }"),
@@ -201,7 +210,10 @@ fn every_configuration_key_wrong_in_every_way_is_named_with_exit_2() {
             http("headers = { Content-Type = \"text/plain\" }"),
             "cannot be overridden",
         ),
-        (http("headers = { X-A = 5 }"), "invalid type"),
+        (
+            http("headers = { X-A = 5 }"),
+            "notifier.http.headers.X-A: expected a string, found the number 5.",
+        ),
         (
             http("signing_secret = \"nope\""),
             "notifier.http.signing_secret",
@@ -211,7 +223,10 @@ fn every_configuration_key_wrong_in_every_way_is_named_with_exit_2() {
             "notifier.http.signing_secret",
         ),
         // [api]
-        ("[api]\naddr = 6060\n".into(), "api.addr: invalid type"),
+        (
+            "[api]\naddr = 6060\n".into(),
+            "line 2: api.addr: expected a string, found the number 6060.",
+        ),
         ("[api]\naddr = \"nowhere\"\n".into(), "api.addr \"nowhere\""),
         (
             "[api]\naddr = \"127.0.0.1:99999\"\n".into(),
@@ -229,7 +244,10 @@ fn every_configuration_key_wrong_in_every_way_is_named_with_exit_2() {
             "[api]\ntoken = \" padded \"\n".into(),
             "api.token must not hold spaces",
         ),
-        ("[api]\ntoken = [1]\n".into(), "api.token: invalid type"),
+        (
+            "[api]\ntoken = [1]\n".into(),
+            "line 2: api.token: expected a string, found a list.",
+        ),
         ("[api]\nport = 1\n".into(), "unknown key `api.port`"),
         // The file itself
         ("[api\n".into(), "line 1: "),
@@ -289,6 +307,14 @@ fn bad_arguments_are_usage_errors() {
         (&["demo", "--count", "lots"], "--count"),
         (&["serve", "now"], "now"),
         (&["help", "nothing"], "nothing"),
+        (
+            &["receive", "--addr", "nowhere"],
+            "--addr must be an address and port like 127.0.0.1:8080, got \"nowhere\"",
+        ),
+        (
+            &["receive", "--count", "1"],
+            "receive takes no option --count",
+        ),
     ];
     for (args, needle) in cases {
         run_in(d, args, None).fails(2, needle);
@@ -371,7 +397,7 @@ fn bad_add_input_names_its_line_and_inserts_nothing() {
         ),
         (
             r#"{"New":{"Vulnerability":{}}}"#,
-            "line 2: missing field `Name`",
+            "line 2: the New vulnerability needs a Name; nothing was added.",
         ),
         (
             r#"{"Old":{"Vulnerability":{"Name":"  "}}}"#,

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::receiver::Receiver;
 use crate::common::wait_for;
+use crate::promises::Running;
 
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_clair-notifier");
 
@@ -106,6 +107,7 @@ fn help_and_usage_mistakes() {
         "mark-read",
         "stats",
         "check-config",
+        "receive",
     ] {
         let r = run_in(d, &[c, "--help"], None).ok();
         assert!(r.stdout.contains("Usage: clair-notifier"), "{r:?}");
@@ -247,7 +249,7 @@ fn each_kind_of_configuration_mistake_is_named() {
         ),
         (
             "[notifier]\nworkers = \"four\"\n",
-            "notifier.workers: invalid type",
+            "line 2: notifier.workers: expected a whole number, found the string \"four\".",
         ),
         (
             "[notifier]\nworkers = 0\n",
@@ -293,14 +295,18 @@ fn each_kind_of_configuration_mistake_is_named() {
         .fails(2, "could not read the configuration file absent.toml");
 }
 
-/// Mistakes found after the file is read (two keys against each other, a notifier this
-/// program lacks, a bad endpoint, an unknown key inside [notifier]) name the file and the line,
-/// in one shape.
+/// Mistakes name the file and the line, in one shape: a value of the wrong type, and those
+/// found after the file is read (two keys against each other, a notifier this program lacks, a
+/// bad endpoint, an unknown key inside [notifier]).
 #[test]
 fn configuration_mistakes_name_the_file_line_and_key_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let cases: &[(&str, &str)] = &[
+        (
+            "[notifier]\nworkers = 2\nattempts = \"five\"\n",
+            "c.toml: line 3: notifier.attempts: expected a whole number, found the string \"five\".",
+        ),
         (
             "[notifier]\nattempts = 3\nlease = \"5s\"\n",
             "c.toml: line 3: notifier.lease (5s) must be at least twice notifier.http.timeout (5s), so a send in flight keeps its lease.",
@@ -356,33 +362,10 @@ fn check_config_says_what_would_run() {
 /// Starts `serve`, returns the child and the read API's address from its log.
 fn spawn_serve(dir: &Path, config: &str) -> (std::process::Child, String, mpsc::Receiver<String>) {
     std::fs::write(dir.join("serve.toml"), config).unwrap();
-    let mut child = Command::new(BIN)
-        .args(["--config", "serve.toml", "serve"])
-        .current_dir(dir)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for l in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(l);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let Ok(l) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("serve did not log where it listens");
-        };
-        if let Some(addr) = l.split("read API listening on http://").nth(1) {
-            return (child, addr.trim().to_string(), rx);
-        }
-    }
+    let mut serve = Running::start(dir, &["--config", "serve.toml", "serve"]);
+    let line = serve.wait_line("read API listening on http://");
+    let addr = line.split("read API listening on http://").nth(1).unwrap();
+    (serve.child, addr.trim().to_string(), serve.lines)
 }
 
 #[test]

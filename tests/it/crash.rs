@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use clair_notifier::{Datastore, SqliteStore, Timestamp};
 
 use crate::common::bin::{
-    integrity_check, log_tail, rows_with_lease_owner, sigterm, spawn_serve, wait_exit,
+    integrity_check, log_count, log_tail, rows_with_lease_owner, sigterm, spawn_serve, wait_exit,
+    wait_started,
 };
 use crate::common::receiver::Receiver;
 use crate::common::{sample, wait_for};
@@ -202,28 +203,6 @@ fn crash_serve_killed_with_sigkill_loses_nothing() {
 }
 
 /// Waits until `total` notifications are notified, or panics showing the log.
-/// How many lines of `serve.log` in `dir` contain `text`.
-fn log_count(dir: &Path, text: &str) -> usize {
-    std::fs::read_to_string(dir.join("serve.log"))
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| l.contains(text))
-        .count()
-}
-
-/// Waits until `serve.log` in `dir` says a service started more often than `before` times.
-fn wait_started(dir: &Path, before: usize) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while log_count(dir, "notifier service started") == before {
-        assert!(
-            Instant::now() < deadline,
-            "serve did not start: {}",
-            log_tail(dir, 30)
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 fn wait_for_notified(store: &SqliteStore, total: u64, child: &mut Child, dir: &Path) {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {

@@ -13,6 +13,8 @@ mod crash;
 mod generated;
 #[cfg(feature = "api")]
 mod health;
+#[cfg(feature = "cli")]
+mod promises;
 mod receiver_faults;
 mod retention;
 #[cfg(feature = "cli")]
@@ -20,4 +22,6 @@ mod secrets;
 mod service;
 mod shutdown;
 mod storage;
+#[cfg(feature = "cli")]
+mod takeover;
 mod webhook;

@@ -142,12 +142,7 @@ fn storage_write_lock_held_by_another_process_delays_but_loses_nothing() {
     wait_for(
         "a retry after a store error",
         Duration::from_secs(60),
-        || {
-            metrics
-                .store_errors
-                .load(std::sync::atomic::Ordering::Relaxed)
-                >= 2
-        },
+        || metrics.store_errors() >= 2,
     );
     assert!(handle.is_running(), "the service must not give up");
     std::fs::write(&release, b"").unwrap();
@@ -156,10 +151,7 @@ fn storage_write_lock_held_by_another_process_delays_but_loses_nothing() {
     wait_for("all 400 notified", Duration::from_secs(60), || {
         store.counts(Timestamp::now()).unwrap().notified == 400
     });
-    let errors = handle
-        .metrics()
-        .store_errors
-        .load(std::sync::atomic::Ordering::Relaxed);
+    let errors = handle.metrics().store_errors();
     handle.stop();
     let got = received(&rx);
     let dup = got.values().filter(|&&n| n > 1).count();
@@ -278,11 +270,7 @@ fn database_made_read_only_under_the_service_loses_nothing() {
         err.chain()
     );
     let metrics = handle.metrics();
-    let errors = || {
-        metrics
-            .store_errors
-            .load(std::sync::atomic::Ordering::Relaxed)
-    };
+    let errors = || metrics.store_errors();
     wait_for(
         "the service to hit the read-only file",
         Duration::from_secs(20),
@@ -592,10 +580,7 @@ fn stop_on_a_full_disk_is_bounded_and_a_restart_delivers_the_rest() {
     let (filler, _) = disk.fill();
     let metrics = handle.metrics();
     wait_for("a store error", Duration::from_secs(20), || {
-        metrics
-            .store_errors
-            .load(std::sync::atomic::Ordering::Relaxed)
-            > 0
+        metrics.store_errors() > 0
     });
     let started = Instant::now();
     handle.stop();

@@ -5,9 +5,9 @@ use std::path::Path;
 
 use clair_notifier::{Datastore, NewNotification, Registry, Timestamp};
 
-use crate::CliError;
 use crate::args::Global;
 use crate::open::{load_validated, open_store};
+use crate::{CliError, count};
 
 /// The longest line `add` reads: one notification's JSON (room for about 200 000 layer
 /// names). Input is read a line at a time, so a longer line is refused after reading this
@@ -15,7 +15,11 @@ use crate::open::{load_validated, open_store};
 pub const MAX_LINE_BYTES: usize = 16 << 20;
 
 pub fn add(global: &Global, file: Option<&Path>) -> Result<(), CliError> {
-    let (config, _) = load_validated(global, &Registry::take_global())?;
+    let (config, origin) = load_validated(global, &Registry::take_global())?;
+    match origin {
+        Some(path) => log::info!("configuration {} is valid", path.display()),
+        None => log::info!("no configuration given: every setting at its default"),
+    }
     let (mut input, what): (Box<dyn BufRead>, String) = match file {
         Some(path) if path != Path::new("-") => {
             let f = std::fs::File::open(path)
@@ -32,10 +36,21 @@ pub fn add(global: &Global, file: Option<&Path>) -> Result<(), CliError> {
     };
     let batch = read_lines(&mut input, &what)?;
     if batch.is_empty() {
+        log::info!("no notification in {what}: nothing added");
         return Ok(());
     }
-    let store = open_store(&config.database.path)?;
+    let path = &config.database.path;
+    let existed = Path::new(path).exists();
+    let store = open_store(path)?;
+    log::info!(
+        "database {path} {}",
+        if existed { "opened" } else { "created" }
+    );
     let names = store.insert(&batch, Timestamp::now())?;
+    log::info!(
+        "added {} from {what}",
+        count(names.len() as u64, "notification")
+    );
     let mut out = std::io::stdout().lock();
     for name in names {
         writeln!(out, "{name}")?;
@@ -72,11 +87,46 @@ fn read_lines(input: &mut dyn BufRead, what: &str) -> Result<Vec<NewNotification
         if text.trim().is_empty() {
             continue;
         }
-        let n: NewNotification = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+        let n: NewNotification =
+            serde_json::from_str(text).map_err(|e| bad(json_error(text, &e)))?;
         n.check().map_err(|e| bad(e.to_string()))?;
         batch.push(n);
     }
     Ok(batch)
+}
+
+/// What is wrong with one line of JSON, in the words of `check`: a missing `Name` or
+/// `Vulnerability` names its side; other mistakes give their column in the line (serde_json
+/// counts lines within the one line it was given, so its "line 1" would contradict ours).
+fn json_error(text: &str, e: &serde_json::Error) -> String {
+    let full = e.to_string();
+    let suffix = format!(" at line {} column {}", e.line(), e.column());
+    let message = full.strip_suffix(&suffix).unwrap_or(&full);
+    if let Some(field) = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.strip_suffix('`'))
+    {
+        let value: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+        for side in ["Old", "New"] {
+            let Some(v) = value.get(side).filter(|v| v.is_object()) else {
+                continue;
+            };
+            match v.get("Vulnerability") {
+                None if field == "Vulnerability" => {
+                    return format!("the {side} side needs a Vulnerability");
+                }
+                Some(vuln) if field == "Name" && vuln.get("Name").is_none() => {
+                    return format!("the {side} vulnerability needs a Name");
+                }
+                _ => {}
+            }
+        }
+    }
+    if e.column() == 0 {
+        message.to_string()
+    } else {
+        format!("{message} (column {})", e.column())
+    }
 }
 
 #[cfg(test)]

@@ -44,6 +44,9 @@ pub enum Command {
     },
     CheckConfig,
     Vacuum,
+    Receive {
+        addr: String,
+    },
     /// Print this help text and exit 0.
     Help(&'static str),
     Version,
@@ -64,6 +67,7 @@ Commands:
   stats          counts by state and delivery figures
   check-config   validate the configuration and say what would run
   vacuum         rewrite the database file to its smallest (stop serve first)
+  receive        a webhook receiver for trying it out: print each POST's body
   help [COMMAND] show this help, or a command's
 
 Options:
@@ -81,7 +85,7 @@ Usage: clair-notifier [--config FILE] serve
 Runs the notifier service (delivers every due notification to the enabled notifiers) and the
 read API ([api] addr, 127.0.0.1:6060 by default) until Ctrl-C or SIGTERM, then stops
 gracefully: sends in flight finish (each bounded by [notifier.http] timeout) and the process
-exits 0. A second Ctrl-C exits at once. With no [notifier.http] endpoint, notifications are
+exits 0. A second Ctrl-C or SIGTERM exits at once, with status 1. With no [notifier.http] endpoint, notifications are
 stored and served but not delivered, and the log says so.
 ";
 
@@ -115,7 +119,10 @@ Usage: clair-notifier [--config FILE] list [--state STATE] [--limit N]
 
 Prints notifications, newest first, one a line, tab-separated:
   NAME  STATE  CREATED  NOTIFIED  READ  ATTEMPTS  LAST-ERROR
-(times in UTC, RFC 3339; \"-\" when not yet).
+(times in UTC, RFC 3339; \"-\" when not yet). ATTEMPTS is the number of failed tries in
+the current delivery round (the most of any notifier): 0 before the first try and after a
+delivery; it stays at [notifier] attempts when a round fails, until the next round starts.
+LAST-ERROR is the last failure of that round.
 
 Options:
   --state STATE  pending, notified, failing, read or all (default all)
@@ -129,7 +136,8 @@ Prints exactly what GET /v1/notifications/NAME?limit=N&page=TOKEN returns: one p
 notification in Clair v1's JSON. Follow its NextPage token with --page for the next page.
 
 Options:
-  --limit N      layers per side on the page (1 to 1000, default 100)
+  --limit N      layers per side on the page (default 100; more than 1000 is served as
+                 1000, as the API does, and Limit says so)
   --page TOKEN   a Page or NextPage token from an earlier answer (default: the first page)
 ";
 
@@ -155,7 +163,21 @@ const CHECK_CONFIG_HELP: &str = "\
 Usage: clair-notifier --config FILE check-config
 
 Validates the configuration as serve would (keys, durations, URLs, files, certificates) without
-starting anything, and says what would run. Exit 2 with the key at fault when it is wrong.
+starting anything, and says what would run. Exit 2 with the file, line and key at fault when it
+is wrong. Reads the database read-only (never creating or writing it) and refuses one that
+serve would refuse, with the same sentence and exit status.
+";
+
+const RECEIVE_HELP: &str = "\
+Usage: clair-notifier receive [--addr HOST:PORT]
+
+A webhook receiver to try the notifier with, on one machine: listens on HOST:PORT (default
+127.0.0.1:8080), answers every request 200, and prints the body of each on stdout, one line
+each ({\"Notification\":{\"Name\":\"...\"}} for a webhook), until Ctrl-C or SIGTERM.
+Point [notifier.http] endpoint at http://127.0.0.1:8080/ to see notifications arrive.
+
+Options:
+  --addr HOST:PORT   where to listen (default 127.0.0.1:8080)
 ";
 
 fn help_for(command: &str) -> Option<&'static str> {
@@ -169,6 +191,7 @@ fn help_for(command: &str) -> Option<&'static str> {
         "stats" => STATS_HELP,
         "check-config" => CHECK_CONFIG_HELP,
         "vacuum" => crate::vacuum::HELP,
+        "receive" => RECEIVE_HELP,
         _ => return None,
     })
 }
@@ -204,6 +227,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Global, Comman
     let mut page = None;
     let mut json = false;
     let mut count = None;
+    let mut addr = None;
     let mut seen: Vec<&'static str> = Vec::new();
     let err = |e: lexopt::Error| usage(format!("{e}"));
     while let Some(arg) = p.next().map_err(err)? {
@@ -229,6 +253,10 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Global, Comman
             Long("json") => {
                 seen.push("--json");
                 json = true;
+            }
+            Long("addr") => {
+                seen.push("--addr");
+                addr = Some(p.value().map_err(err)?.to_string_lossy().into_owned());
             }
             Long("count") => {
                 seen.push("--count");
@@ -285,6 +313,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Global, Comman
         "show" => &["--limit", "--page"],
         "stats" => &["--json"],
         "demo" => &["--count"],
+        "receive" => &["--addr"],
         _ => &[],
     };
     if let Some(bad) = seen.iter().find(|o| !allowed.contains(o)) {
@@ -350,6 +379,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Global, Comman
         },
         "mark-read" => Command::MarkRead { name: name()? },
         "stats" => Command::Stats { json },
+        "receive" => Command::Receive {
+            addr: addr.unwrap_or_else(|| "127.0.0.1:8080".to_string()),
+        },
         _ => unreachable!("help_for knows every command"),
     };
     Ok((global, cmd))
@@ -417,6 +449,7 @@ mod tests {
             "mark-read",
             "stats",
             "check-config",
+            "receive",
         ] {
             let (_, h) = parse_str(&format!("{c} --help")).unwrap();
             let Command::Help(text) = h else {

@@ -4,43 +4,48 @@ use std::io::Write;
 use std::path::Path;
 
 use clair_notifier::config::format_duration;
-use clair_notifier::{Config, Registry};
+use clair_notifier::{Config, Registry, SqliteStore};
 
 use crate::CliError;
 use crate::args::Global;
-use crate::open::load_validated;
+use crate::open::{load_validated, refused};
 
 pub fn check_config(global: &Global) -> Result<(), CliError> {
     let registry = Registry::take_global();
     let (config, origin) = load_validated(global, &registry)?;
+    // Read-only, as serve would open it: nothing is created or written.
+    let database = match SqliteStore::check(&config.database.path) {
+        Ok(true) => "exists",
+        Ok(false) => "will be created",
+        Err(e) => return Err(refused(e)),
+    };
     let enabled: Vec<String> = registry
         .configure(&config.notifier)
         .into_iter()
         .map(|(n, _)| n)
         .collect();
     let mut out = std::io::stdout().lock();
-    for line in describe(&config, origin.as_deref(), &enabled) {
+    for line in describe(&config, origin.as_deref(), database, &enabled) {
         writeln!(out, "{line}")?;
     }
     Ok(())
 }
 
 /// What would run, one line a part (`serve` logs the same lines).
-pub fn describe(config: &Config, origin: Option<&Path>, enabled: &[String]) -> Vec<String> {
+/// `database` says whether the database exists.
+pub fn describe(
+    config: &Config,
+    origin: Option<&Path>,
+    database: &str,
+    enabled: &[String],
+) -> Vec<String> {
     let n = &config.notifier;
     let mut lines = vec![match origin {
         Some(p) => format!("configuration  {} is valid", p.display()),
         None => "configuration  none given: every setting at its default".to_string(),
     }];
     let db = &config.database.path;
-    lines.push(format!(
-        "database       {db} ({})",
-        if Path::new(db).exists() {
-            "exists"
-        } else {
-            "will be created"
-        }
-    ));
+    lines.push(format!("database       {db} ({database})"));
     if enabled.is_empty() {
         lines.push(
             "notifier       disabled: no notifier is enabled (set [notifier.http] endpoint to deliver)"

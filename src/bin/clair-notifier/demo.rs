@@ -167,7 +167,7 @@ pub fn run(count: usize) -> Result<(), CliError> {
     };
     let counts = store.counts(Timestamp::now())?;
     let webhooks = tally.webhooks.load(Ordering::Relaxed);
-    let (_, sent, sent_sum) = metrics.latency_ms.snapshot();
+    let (_, sent, sent_sum) = metrics.latency_ms().snapshot();
     let secs = elapsed.as_secs_f64().max(0.001);
     let mut out = std::io::stdout().lock();
     writeln!(
@@ -226,7 +226,7 @@ fn watch(
     let mut last_line = Instant::now();
     let line = || {
         let read = tally.read.load(Ordering::Relaxed);
-        let delivered = Metrics::get(&metrics.rounds_ok);
+        let delivered = metrics.rounds_ok();
         let rate = read as f64 / started.elapsed().as_secs_f64().max(0.001);
         format!("delivered {delivered:>6}/{count}   read {read:>6}/{count}   {rate:>7.0}/s")
     };

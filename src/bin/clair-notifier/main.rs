@@ -7,6 +7,7 @@ mod check;
 mod demo;
 mod open;
 mod read;
+mod receive;
 mod sample;
 mod serve;
 mod vacuum;
@@ -115,14 +116,16 @@ fn run(global: &args::Global, command: Command) -> Result<(), CliError> {
         Command::MarkRead { name } => read::mark_read(global, &name),
         Command::Stats { json } => read::stats(global, json),
         Command::Vacuum => vacuum::run(global),
+        Command::Receive { addr } => receive::receive(&addr),
     }
 }
 
 /// Log lines go to stderr: `-v` chooses the level (info, debug, trace), else `RUST_LOG`, else
-/// info for `serve` and warnings only for the other commands (whose stdout is their result).
+/// info for `serve` and `receive`, and warnings only for the other commands (whose stdout is
+/// their result).
 fn init_logging(verbose: u8, command: &Command) {
     let base = match command {
-        Command::Serve => log::LevelFilter::Info,
+        Command::Serve | Command::Receive { .. } => log::LevelFilter::Info,
         _ => log::LevelFilter::Warn,
     };
     let mut builder = env_logger::Builder::new();
@@ -148,6 +151,12 @@ fn init_logging(verbose: u8, command: &Command) {
     });
     builder.target(env_logger::Target::Stderr);
     let _ = builder.try_init();
+}
+
+/// `1 notification`, `2 notifications`.
+pub fn count(n: impl Into<u64>, noun: &str) -> String {
+    let n = n.into();
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
 }
 
 /// `2026-11-28T04:25:46Z` (with `.123` milliseconds when asked), in UTC.

@@ -11,8 +11,15 @@ use crate::args::Global;
 /// read commands need only `database.path` and `[api]`).
 pub fn load(global: &Global) -> Result<Config, CliError> {
     match &global.config {
-        Some(path) => Ok(Config::load(path)?),
-        None => Ok(Config::default()),
+        Some(path) => {
+            let config = Config::load(path)?;
+            log::info!("configuration {} read", path.display());
+            Ok(config)
+        }
+        None => {
+            log::info!("no configuration given: every setting at its default");
+            Ok(Config::default())
+        }
     }
 }
 
@@ -41,7 +48,9 @@ pub fn open_existing(config: &Config) -> Result<SqliteStore, CliError> {
             "there is no database at {path} (serve and add create it; is --config right?)"
         )));
     }
-    open_store(path)
+    let store = open_store(path)?;
+    log::info!("database {path} opened");
+    Ok(store)
 }
 
 /// Opens (or creates) the database at `path`. A file that is not an SQLite database, or whose

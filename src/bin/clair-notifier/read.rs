@@ -11,14 +11,20 @@ use clair_notifier::{Datastore, State, Timestamp};
 
 use crate::args::Global;
 use crate::open::{load, open_existing};
-use crate::{CliError, rfc3339};
+use crate::{CliError, count, rfc3339};
 
 /// `list`: one line a notification, tab-separated.
 pub fn list(global: &Global, state: Option<State>, limit: usize) -> Result<(), CliError> {
     let config = load(global)?;
     let store = open_existing(&config)?;
+    let listed = store.list(ListFilter { state, limit })?;
+    log::info!(
+        "listed {} ({}, at most {limit})",
+        count(listed.len() as u64, "notification"),
+        state.map_or("every state", State::as_str)
+    );
     let mut out = std::io::stdout().lock();
-    for s in store.list(ListFilter { state, limit })? {
+    for s in listed {
         let when = |t: Option<Timestamp>| t.map_or("-".to_string(), |t| rfc3339(t, false));
         writeln!(
             out,
@@ -45,6 +51,7 @@ pub fn show(global: &Global, name: &str, limit: &str, page: Option<&str>) -> Res
     let api = Api::new(&config.api, store)?;
     match api.read_page(name, Some(limit), page) {
         Ok(body) => {
+            log::info!("read a page of {name}");
             std::io::stdout().lock().write_all(&body)?;
             Ok(())
         }
@@ -63,6 +70,7 @@ pub fn mark_read(global: &Global, name: &str) -> Result<(), CliError> {
     let config = load(global)?;
     let store = open_existing(&config)?;
     if store.mark_read(name, Timestamp::now())? {
+        log::info!("marked {name} read");
         Ok(())
     } else {
         Err(no_such(name))
@@ -78,6 +86,7 @@ pub fn stats(global: &Global, json: bool) -> Result<(), CliError> {
     let store = open_existing(&config)?;
     let now = Timestamp::now();
     let c = store.counts(now)?;
+    log::info!("counted {}", count(c.total(), "notification"));
     let oldest = c.oldest_due.map(|t| now.since(t).as_secs());
     let mut out = std::io::stdout().lock();
     if json {

@@ -1,5 +1,6 @@
 //! `serve`: the notifier service and the read API until a signal stops them.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -37,19 +38,15 @@ pub fn serve(global: &Global) -> Result<(), CliError> {
     let stopper = signal_stopper()?;
     let registry = Registry::take_global();
     let (config, origin) = load_validated(global, &registry)?;
+    let existed = Path::new(&config.database.path).exists();
     let store = Arc::new(open_store(&config.database.path)?);
+    // With no notifier enabled, the service logs that it is disabled (once).
     let handle = Service::new(config.notifier.clone(), store.clone())
         .retention(config.retention)
         .registry(registry)
         .stopper(stopper.clone())
         .start()?;
-    if !handle.is_running() {
-        log::warn!(
-            "notifier disabled: notifications are stored and served but not delivered until [notifier.http] endpoint is set"
-        );
-    }
     let api = if config.api.addr.is_empty() {
-        log::info!("read API off ([api] addr is empty)");
         None
     } else {
         Some(Server::start(
@@ -58,11 +55,16 @@ pub fn serve(global: &Global) -> Result<(), CliError> {
             Some(ServiceView::of(&handle)),
         )?)
     };
-    for line in describe(&config, origin.as_deref(), handle.notifiers()) {
+    let database = if existed { "exists" } else { "created" };
+    let enabled = handle.notifiers();
+    for line in describe(&config, origin.as_deref(), database, enabled) {
+        if enabled.is_empty() && line.starts_with("notifier ") {
+            continue;
+        }
         log::info!("{}", line.split_whitespace().collect::<Vec<_>>().join(" "));
     }
     // Wait for Ctrl-C or SIGTERM.
-    while stopper.sleep(Duration::from_secs(3600)) {}
+    stopper.wait();
     // Bounded: sends in flight end within their timeout; past that, leave anyway (their
     // leases expire and another instance or the next start delivers them).
     let grace = config.notifier.http.timeout * 2 + Duration::from_secs(5);

@@ -18,6 +18,7 @@
 //! small pool of reader connections for the read API and the command line, which in WAL mode
 //! read while the writer writes.
 
+mod check;
 mod checkpoint;
 mod claim;
 mod encoding;
@@ -109,9 +110,9 @@ impl SqliteStore {
     ///
     /// # Errors
     ///
-    /// A [`Store`](ErrorKind::Store) error if the file cannot be opened or created, is not an
-    /// SQLite database, belongs to another program, or has a newer schema; a file that is not
-    /// clair-notifier's is left untouched.
+    /// A [`Store`](ErrorKind::Store) error if the file cannot be opened or created, belongs to
+    /// another program, or has a newer schema; [`NotADatabase`](ErrorKind::NotADatabase) if it
+    /// is not an SQLite database or is corrupt, and then it is left untouched.
     pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore> {
         let path = path.as_ref().to_string_lossy().into_owned();
         if Path::new(&path).is_dir() {

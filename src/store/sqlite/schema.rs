@@ -148,14 +148,12 @@ pub(crate) const MIGRATIONS: &[&str] = &[
 /// The schema version this build writes.
 pub const VERSION: i64 = MIGRATIONS.len() as i64;
 
-/// Brings the schema of `conn` up to [`VERSION`], in one transaction (so two processes
-/// opening a new file at once do not both create it).
-pub fn migrate(conn: &mut Connection, path: &str) -> Result<()> {
+/// The schema version of the database behind `conn`, if this program can use it (a newer or
+/// negative version, or another program's tables, are refused). Reading it also reads the
+/// file's first page, so a file that is not SQLite or is corrupt fails here.
+pub fn readable_version(conn: &Connection, path: &str) -> Result<i64> {
     let err = |e: rusqlite::Error| super::store_error(path, "could not set up the schema of", e);
-    let tx = conn
-        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-        .map_err(err)?;
-    let version: i64 = tx
+    let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(err)?;
     // A negative version was written by no version of this program: refused like one from
@@ -169,11 +167,8 @@ pub fn migrate(conn: &mut Connection, path: &str) -> Result<()> {
             ),
         ));
     }
-    if version == VERSION {
-        return Ok(());
-    }
     if version == 0 {
-        let tables: i64 = tx
+        let tables: i64 = conn
             .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
             .map_err(err)?;
         if tables > 0 {
@@ -182,6 +177,20 @@ pub fn migrate(conn: &mut Connection, path: &str) -> Result<()> {
                 format!("{path} is an SQLite database of another program, not clair-notifier's"),
             ));
         }
+    }
+    Ok(version)
+}
+
+/// Brings the schema of `conn` up to [`VERSION`], in one transaction (so two processes
+/// opening a new file at once do not both create it).
+pub fn migrate(conn: &mut Connection, path: &str) -> Result<()> {
+    let err = |e: rusqlite::Error| super::store_error(path, "could not set up the schema of", e);
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(err)?;
+    let version = readable_version(&tx, path)?;
+    if version == VERSION {
+        return Ok(());
     }
     for sql in &MIGRATIONS[version as usize..] {
         tx.execute_batch(sql).map_err(err)?;

@@ -79,3 +79,25 @@ pub fn integrity_check(path: &Path) -> String {
     conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .unwrap()
 }
+
+/// How many lines of `serve.log` in `dir` contain `text`.
+pub fn log_count(dir: &Path, text: &str) -> usize {
+    std::fs::read_to_string(dir.join("serve.log"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(text))
+        .count()
+}
+
+/// Waits until `serve.log` in `dir` says a service started more often than `before` times.
+pub fn wait_started(dir: &Path, before: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while log_count(dir, "notifier service started") == before {
+        assert!(
+            Instant::now() < deadline,
+            "serve did not start: {}",
+            log_tail(dir, 30)
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
