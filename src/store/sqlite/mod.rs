@@ -112,7 +112,7 @@ impl SqliteStore {
     ///
     /// A [`Store`](ErrorKind::Store) error if the file cannot be opened or created, belongs to
     /// another program, or has a newer schema; [`NotADatabase`](ErrorKind::NotADatabase) if it
-    /// is not an SQLite database or is corrupt, and then it is left untouched.
+    /// is not an SQLite database or is corrupt. A file that is refused is left untouched.
     pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore> {
         let path = path.as_ref().to_string_lossy().into_owned();
         if Path::new(&path).is_dir() {
@@ -122,6 +122,12 @@ impl SqliteStore {
             ));
         }
         let mut writer = open_connection(&path)?;
+        // A file that is not ours is refused before anything is written to it (switching to
+        // WAL rewrites its header).
+        writer
+            .query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
+            .map_err(|e| store_error(&path, "could not open", e))?;
+        schema::readable_version(&writer, &path)?;
         // A new database gets 8 KiB pages (a file that exists keeps its own): the size that
         // measured best for inserts with layers and for synced commits (BENCHMARKS.md); and
         // incremental auto-vacuum, so that deleting old notifications shrinks the file.
