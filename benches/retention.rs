@@ -27,34 +27,9 @@ fn rows() -> usize {
         .unwrap_or(1_000_000)
 }
 
-/// Inserts `count` notifications one at a time, `gap` apart, and returns the sorted latencies
-/// from each insert call to the receiver's first sight of it.
-fn measure(rx: &Receiver, store: &SqliteStore, first: usize, count: usize) -> Vec<Duration> {
-    let mut sent = Vec::with_capacity(count);
-    for i in first..first + count {
-        let at = Instant::now();
-        let name = store
-            .insert(&[notification(i, 0)], Timestamp::now())
-            .unwrap()
-            .remove(0);
-        sent.push((name, at));
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    wait_until("all seen", Duration::from_secs(120), || {
-        rx.distinct() >= count
-    });
-    let seen = rx.first_seen.lock().unwrap();
-    let mut lat: Vec<Duration> = sent
-        .iter()
-        .map(|(name, at)| seen[name].saturating_duration_since(*at))
-        .collect();
-    lat.sort();
-    lat
-}
-
 /// Starts a service, warms its connections up, measures 1000 notifications, stops it; returns
 /// the latencies and how many notifications its collector deleted meanwhile.
-fn run(rx: &Receiver, store: &Arc<SqliteStore>, first: usize) -> (Vec<Duration>, u64) {
+fn run(rx: &Receiver, store: &Arc<SqliteStore>) -> (Vec<Duration>, u64) {
     let mut config = NotifierConfig::default();
     config.http.endpoint = rx.url();
     config.workers = 8;
@@ -63,11 +38,12 @@ fn run(rx: &Receiver, store: &Arc<SqliteStore>, first: usize) -> (Vec<Duration>,
         .retention(RetentionConfig::default())
         .start()
         .unwrap();
-    measure(rx, store, first, 20);
+    let gap = Duration::from_millis(5);
+    insert_to_post(rx, store, 20, gap);
     rx.reset();
     let metrics = handle.metrics();
     let deleted_before = metrics.deleted();
-    let lat = measure(rx, store, first + 20, 1000);
+    let (lat, _) = insert_to_post(rx, store, 1000, gap);
     let deleted = metrics.deleted() - deleted_before;
     rx.reset();
     handle.stop();
@@ -85,7 +61,7 @@ fn main() {
     let path = dir.path().join("retention.db");
     let store = Arc::new(SqliteStore::open(&path).unwrap());
 
-    let (quiet, _) = run(&rx, &store, 0);
+    let (quiet, _) = run(&rx, &store);
 
     let built = Instant::now();
     let old = Timestamp::now().minus(31 * DAY).as_millis();
@@ -93,7 +69,7 @@ fn main() {
     let mut done = 0;
     while done < rows {
         let n = batch.min(rows - done);
-        let b: Vec<_> = (0..n).map(|i| notification(10_000 + done + i, 1)).collect();
+        let b: Vec<_> = (0..n).map(|i| notification(done + i, 1)).collect();
         store.insert(&b, Timestamp::from_millis(old)).unwrap();
         done += n;
     }
@@ -111,7 +87,7 @@ fn main() {
     let size = std::fs::metadata(&path).map_or(0, |m| m.len());
     figure("backlog_file", size as f64 / (1 << 20) as f64, "MiB");
 
-    let (busy, deleted) = run(&rx, &store, 2_000_000);
+    let (busy, deleted) = run(&rx, &store);
     let left = store.counts(Timestamp::now()).unwrap().read;
 
     let (q50, q99) = (percentile(&quiet, 0.5), percentile(&quiet, 0.99));

@@ -140,7 +140,11 @@ fn foreign_and_garbage_files_are_refused_untouched() {
     let before = std::fs::read(&foreign).unwrap();
     let err = SqliteStore::open(&foreign).unwrap_err();
     assert!(err.to_string().contains("another program"), "{err}");
-    assert_eq!(std::fs::read(&foreign).unwrap(), before, "not switched to WAL");
+    assert_eq!(
+        std::fs::read(&foreign).unwrap(),
+        before,
+        "not switched to WAL"
+    );
 }
 
 #[test]
