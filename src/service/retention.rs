@@ -4,8 +4,8 @@
 //!
 //! Each batch is one short transaction of the store's
 //! [`delete_read`](crate::Datastore::delete_read) (which also returns a few freed pages to the
-//! file system). With several instances on one SQLite file, their batches take turns on the
-//! file's single write lock, so at most one deletes at any moment.
+//! file system). With several instances on one store, the store gives one of them the turn
+//! to collect, and the others' batches delete nothing meanwhile.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -23,8 +23,12 @@ const PACE: Duration = Duration::from_millis(20);
 /// when nothing is (a read of an index: cheap).
 pub(crate) fn run(shared: Arc<Shared>, retention: Duration, every: Duration) {
     loop {
-        let read_before = shared.clock.now().minus(retention);
-        let wait = match shared.store.delete_read(read_before, BATCH) {
+        let now = shared.clock.now();
+        let read_before = now.minus(retention);
+        let wait = match shared
+            .store
+            .delete_read(shared.owner, read_before, BATCH, now)
+        {
             Ok(n) => {
                 shared
                     .metrics

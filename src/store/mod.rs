@@ -351,13 +351,23 @@ pub trait Datastore: Send + Sync + 'static {
     /// may also return the freed space to the file system here, a little each call. Each call
     /// is one short transaction; the caller paces the calls so that delivery is not held up.
     ///
+    /// Instances take turns: a call that deletes gives `collector` a turn that lasts a while
+    /// past it (the SQLite store: a minute), during which other collectors' calls delete
+    /// nothing, so that with several instances on one store only one collects at a time.
+    ///
     /// The default deletes nothing: a store without it keeps every notification.
     ///
     /// # Errors
     ///
     /// A store failure (then nothing was deleted).
-    fn delete_read(&self, read_before: Timestamp, limit: usize) -> Result<usize> {
-        let _ = (read_before, limit);
+    fn delete_read(
+        &self,
+        collector: LeaseOwner,
+        read_before: Timestamp,
+        limit: usize,
+        now: Timestamp,
+    ) -> Result<usize> {
+        let _ = (collector, read_before, limit, now);
         Ok(0)
     }
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clair_notifier::notification::PageCursor;
+use clair_notifier::store::LeaseOwner;
 use clair_notifier::{Datastore, NotifierConfig, RetentionConfig, Service, SqliteStore, Timestamp};
 
 use crate::common::receiver::Receiver;
@@ -14,6 +15,9 @@ use crate::common::recording::Recording;
 use crate::common::{OffsetClock, sample, temp_db, wait_for};
 
 const DAY: Duration = Duration::from_secs(86_400);
+
+/// The collector of the tests that call the store themselves.
+const ME: LeaseOwner = LeaseOwner::new(1);
 
 fn t(ms: i64) -> Timestamp {
     Timestamp::from_millis(1_800_000_000_000 + ms)
@@ -59,12 +63,12 @@ fn delete_read_takes_the_longest_read_first_and_never_an_unread_one() {
     }
     // names[3] and names[4] stay unread, though older than every cut-off below.
     assert_eq!(
-        store.delete_read(t(500), 10).unwrap(),
+        store.delete_read(ME, t(500), 10, t(30_000)).unwrap(),
         0,
         "none read by then"
     );
     assert_eq!(
-        store.delete_read(t(10_000), 1).unwrap(),
+        store.delete_read(ME, t(10_000), 1, t(30_000)).unwrap(),
         1,
         "a batch of one"
     );
@@ -74,11 +78,22 @@ fn delete_read_takes_the_longest_read_first_and_never_an_unread_one() {
         "the oldest read went first"
     );
     assert!(store.summary(&names[1]).unwrap().is_some());
-    assert_eq!(store.delete_read(t(2000), 10).unwrap(), 1);
-    assert_eq!(store.delete_read(t(i64::MAX / 2), 0).unwrap(), 0, "limit 0");
+    assert_eq!(store.delete_read(ME, t(2000), 10, t(30_000)).unwrap(), 1);
+    assert_eq!(
+        store
+            .delete_read(ME, t(i64::MAX / 2), 0, t(30_000))
+            .unwrap(),
+        0,
+        "limit 0"
+    );
     let c = store.counts(t(10_000)).unwrap();
     assert_eq!((c.read, c.total()), (1, 3), "{c:?}");
-    assert_eq!(store.delete_read(t(i64::MAX / 2), 10).unwrap(), 1);
+    assert_eq!(
+        store
+            .delete_read(ME, t(i64::MAX / 2), 10, t(30_000))
+            .unwrap(),
+        1
+    );
     for gone in &names[..3] {
         assert_eq!(store.summary(gone).unwrap(), None);
         assert_eq!(store.page(gone, PageCursor::FIRST, 10).unwrap(), None);
@@ -190,7 +205,7 @@ fn a_get_of_a_deleted_notification_is_404() {
     assert_eq!(agent.get(&url).call().unwrap().status(), 200);
     store.mark_read(&name, t(1)).unwrap();
     assert_eq!(agent.get(&url).call().unwrap().status(), 200, "read, kept");
-    assert_eq!(store.delete_read(t(1), 10).unwrap(), 1);
+    assert_eq!(store.delete_read(ME, t(1), 10, t(30_000)).unwrap(), 1);
     let mut gone = agent.get(&url).call().unwrap();
     assert_eq!(gone.status(), 404);
     assert_eq!(
@@ -342,7 +357,7 @@ fn vacuum_converts_an_older_database_and_refuses_while_it_is_in_use() {
 
     let store = SqliteStore::open(&path).unwrap();
     let full = checkpointed_size(&path);
-    assert_eq!(store.delete_read(t(1), 1000).unwrap(), 300);
+    assert_eq!(store.delete_read(ME, t(1), 1000, t(30_000)).unwrap(), 300);
     let after_delete = checkpointed_size(&path);
     assert_eq!(after_delete, full, "an older database keeps its pages");
     assert!(sql(&path, "PRAGMA freelist_count") > 0);
@@ -465,4 +480,89 @@ fn a_collector_killed_by_a_panicking_store_makes_the_service_unhealthy() {
     });
     assert!(!handle.stopper().is_stopped(), "nobody asked for a stop");
     handle.stop();
+}
+
+/// A collector that deleted holds a turn for a minute past its last batch: meanwhile another
+/// collector deletes nothing, after it the other may.
+#[test]
+fn collectors_take_turns() {
+    let (_dir, path) = temp_db();
+    let store = SqliteStore::open(&path).unwrap();
+    let other = LeaseOwner::new(2);
+    let names = store
+        .insert(
+            &(0..4)
+                .map(|i| sample(&format!("CVE-{i}"), 1))
+                .collect::<Vec<_>>(),
+            t(0),
+        )
+        .unwrap();
+    for n in &names {
+        store.mark_read(n, t(1)).unwrap();
+    }
+    let minute = 60_000;
+    assert_eq!(store.delete_read(other, t(1), 0, t(0)).unwrap(), 0);
+    assert_eq!(store.delete_read(ME, t(1), 1, t(10_000)).unwrap(), 1);
+    assert_eq!(
+        store.delete_read(other, t(1), 1, t(20_000)).unwrap(),
+        0,
+        "ME's turn"
+    );
+    assert_eq!(store.delete_read(ME, t(1), 1, t(20_000)).unwrap(), 1);
+    assert_eq!(
+        store
+            .delete_read(other, t(1), 1, t(20_000 + minute - 1))
+            .unwrap(),
+        0,
+        "extended by ME's second batch"
+    );
+    assert_eq!(
+        store
+            .delete_read(other, t(1), 1, t(20_000 + minute + 1))
+            .unwrap(),
+        1,
+        "ME's turn is over"
+    );
+    assert_eq!(
+        store.delete_read(ME, t(1), 1, t(90_000)).unwrap(),
+        0,
+        "other's turn"
+    );
+    assert_eq!(store.counts(t(90_000)).unwrap().read, 1);
+}
+
+/// Two services on one file with a backlog to delete: one of them deletes it all.
+#[test]
+fn with_two_services_on_one_file_one_collects() {
+    let rx = Receiver::start(2);
+    let (_dir, path) = temp_db();
+    let a = Arc::new(Recording::new(SqliteStore::open(&path).unwrap()));
+    let b = Arc::new(Recording::new(SqliteStore::open(&path).unwrap()));
+    let long_ago = Timestamp::now().minus(40 * DAY);
+    let names = a
+        .insert(
+            &(0..500)
+                .map(|i| sample(&format!("CVE-{i}"), 1))
+                .collect::<Vec<_>>(),
+            long_ago,
+        )
+        .unwrap();
+    for n in &names {
+        a.mark_read(n, long_ago).unwrap();
+    }
+    let ha = Service::new(config(&rx.url()), a.clone()).start().unwrap();
+    let hb = Service::new(config(&rx.url()), b.clone()).start().unwrap();
+    wait_for("the backlog deleted", Duration::from_secs(60), || {
+        a.deletes().iter().sum::<usize>() + b.deletes().iter().sum::<usize>() == 500
+    });
+    ha.stop();
+    hb.stop();
+    let (da, db) = (a.deletes(), b.deletes());
+    assert!(da.len() > 1 && db.len() > 1, "both looked: {da:?} {db:?}");
+    let (sa, sb) = (da.iter().sum::<usize>(), db.iter().sum::<usize>());
+    assert!(
+        sa == 0 || sb == 0,
+        "one collector at a time: {sa} and {sb} deleted"
+    );
+    assert_eq!(a.counts(Timestamp::now()).unwrap().total(), 0);
 }

@@ -395,14 +395,21 @@ impl Datastore for SqliteStore {
         )
     }
 
-    fn delete_read(&self, read_before: Timestamp, limit: usize) -> Result<usize> {
+    fn delete_read(
+        &self,
+        collector: LeaseOwner,
+        read_before: Timestamp,
+        limit: usize,
+        now: Timestamp,
+    ) -> Result<usize> {
         let doing = "could not delete read notifications from";
-        if limit == 0 || !self.read(|c| retention::any_read(c, read_before), doing)? {
+        let found = |c: &Connection| retention::any_read(c, collector, read_before, now);
+        if limit == 0 || !self.read(found, doing)? {
             return Ok(0);
         }
         let mut conn = self.writer();
         let deleted = write(&mut conn, &self.path, doing, false, |tx| {
-            retention::delete_read(tx, &self.path, read_before, limit)
+            retention::delete_read(tx, &self.path, collector, read_before, limit, now)
         })?;
         if let Err(e) = retention::return_free_pages(&conn) {
             // Only leaves the file larger for now: the next batch tries again.

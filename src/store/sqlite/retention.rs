@@ -7,24 +7,55 @@
 //! keeps its free pages for later inserts (the pragma does nothing there) until
 //! [`SqliteStore::vacuum`](super::SqliteStore::vacuum) converts it.
 
-use rusqlite::{Connection, Transaction, params};
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::error::Result;
+use crate::store::LeaseOwner;
 use crate::time::Timestamp;
 
 /// The most pages returned after one batch of deletes (2 MiB with 8 KiB pages): one short
 /// write transaction, so that the scanner's claims are not held up behind it.
 pub const VACUUM_STEP: u32 = 256;
 
+/// How long a collector's turn lasts past its last batch: meanwhile other instances' calls
+/// delete nothing, so that one instance at a time collects.
+pub const TURN: Duration = Duration::from_secs(60);
+
+/// The setting holding the current turn: `<owner> <until, unix milliseconds>`.
+const TURN_KEY: &str = "retention.collector";
+
+/// Whether another collector than `collector` holds a turn that is live at `now`.
+fn others_turn(conn: &Connection, collector: LeaseOwner, now: Timestamp) -> rusqlite::Result<bool> {
+    let value: Option<String> = conn
+        .prepare_cached("SELECT value FROM setting WHERE key = ?1")?
+        .query_row([TURN_KEY], |r| r.get(0))
+        .optional()?;
+    let Some((owner, until)) = value.as_deref().and_then(|v| v.split_once(' ')) else {
+        return Ok(false);
+    };
+    let (Ok(owner), Ok(until)) = (owner.parse::<i64>(), until.parse::<i64>()) else {
+        return Ok(false); // unreadable: nobody's
+    };
+    Ok(owner != collector.get() && until > now.as_millis())
+}
+
 /// Deletes up to `limit` notifications read at or before `read_before`, oldest read first,
-/// with their content, layers and progress; returns how many.
+/// with their content, layers and progress, unless another collector's turn is live; returns
+/// how many. A call that deletes takes (or extends) `collector`'s turn.
 pub fn delete_read(
     tx: &Transaction<'_>,
     path: &str,
+    collector: LeaseOwner,
     read_before: Timestamp,
     limit: usize,
+    now: Timestamp,
 ) -> Result<usize> {
     let err = |e| super::store_error(path, "could not delete read notifications from", e);
+    if others_turn(tx, collector, now).map_err(err)? {
+        return Ok(0);
+    }
     let ids: Vec<i64> = tx
         .prepare_cached(
             "SELECT id FROM notification
@@ -49,12 +80,30 @@ pub fn delete_read(
             s.execute([id]).map_err(err)?;
         }
     }
+    if !ids.is_empty() {
+        let turn = format!("{} {}", collector.get(), now.plus(TURN).as_millis());
+        tx.prepare_cached(
+            "INSERT INTO setting (key, value) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .and_then(|mut s| s.execute([TURN_KEY, turn.as_str()]))
+        .map_err(err)?;
+    }
     Ok(ids.len())
 }
 
-/// Whether any notification was read at or before `read_before` (a read, so that an idle
-/// collector never takes the write lock).
-pub fn any_read(conn: &Connection, read_before: Timestamp) -> rusqlite::Result<bool> {
+/// Whether `collector` may find something to delete: no other collector's turn is live, and
+/// some notification was read at or before `read_before` (a read, so that an idle collector
+/// never takes the write lock).
+pub fn any_read(
+    conn: &Connection,
+    collector: LeaseOwner,
+    read_before: Timestamp,
+    now: Timestamp,
+) -> rusqlite::Result<bool> {
+    if others_turn(conn, collector, now)? {
+        return Ok(false);
+    }
     conn.prepare_cached(
         "SELECT EXISTS (SELECT 1 FROM notification
                         WHERE read_at IS NOT NULL AND read_at <= ?1)",

@@ -120,11 +120,17 @@ impl Datastore for Recording {
         *self.next_due.lock().unwrap() += 1;
         self.inner.next_due()
     }
-    fn delete_read(&self, read_before: Timestamp, limit: usize) -> Result<usize> {
+    fn delete_read(
+        &self,
+        collector: LeaseOwner,
+        read_before: Timestamp,
+        limit: usize,
+        now: Timestamp,
+    ) -> Result<usize> {
         if self.panic_on_delete.load(Ordering::SeqCst) {
             panic!("the recording store panics on a delete, as told");
         }
-        let n = self.inner.delete_read(read_before, limit)?;
+        let n = self.inner.delete_read(collector, read_before, limit, now)?;
         self.deletes.lock().unwrap().push(n);
         Ok(n)
     }
