@@ -215,6 +215,15 @@ pub struct ApiConfig {
     pub pagination_key: String,
     /// When set, GET and DELETE need `Authorization: Bearer <token>`. Empty by default.
     pub token: String,
+    /// With `keyfile`, the PEM certificate chain the read API is served with over TLS.
+    pub certfile: String,
+    /// With `certfile`, its PEM private key.
+    pub keyfile: String,
+    /// A PEM bundle of CAs: with TLS on, every client must present a certificate that chains
+    /// to one of them.
+    pub cafile: String,
+    /// A second, plain-HTTP listener for `/health` and `/metrics` only. Empty: none.
+    pub health_addr: String,
 }
 
 impl Default for ApiConfig {
@@ -223,6 +232,10 @@ impl Default for ApiConfig {
             addr: "127.0.0.1:6060".to_string(),
             pagination_key: String::new(),
             token: String::new(),
+            certfile: String::new(),
+            keyfile: String::new(),
+            cafile: String::new(),
+            health_addr: String::new(),
         }
     }
 }
@@ -251,7 +264,9 @@ debug_config!(HttpConfig {
     endpoint, timeout, servername, cafile, certfile, keyfile,
     proxy => crate::text::redact_url, headers => names, signing_secret => redacted,
 });
-debug_config!(ApiConfig { addr, pagination_key => redacted, token => redacted });
+debug_config!(ApiConfig {
+    addr, pagination_key => redacted, token => redacted, certfile, keyfile, cafile, health_addr,
+});
 
 fn names<V>(map: &BTreeMap<String, V>) -> Vec<&String> {
     map.keys().collect()

@@ -3,6 +3,8 @@
 
 #[cfg(feature = "api")]
 mod api;
+#[cfg(feature = "api")]
+mod api_tls;
 #[cfg(feature = "cli")]
 mod bad_input;
 #[cfg(feature = "cli")]

@@ -168,7 +168,7 @@ impl SqliteStore {
     }
 
     /// Whether owner locks work beside this database (tested once, when the folder exists).
-    fn owner_locks_work(&self) -> bool {
+    fn can_judge_owners(&self) -> bool {
         let dir = owners::dir_of(&self.path);
         if let Some(&known) = self.locks_work.get() {
             return known;
@@ -343,7 +343,7 @@ impl Datastore for SqliteStore {
 
     fn hold_owner(&self, owner: LeaseOwner) -> Result<OwnerGuard> {
         let held = owners::hold(&owners::dir_of(&self.path), owner)?;
-        Ok(if self.owner_locks_work() {
+        Ok(if self.can_judge_owners() {
             OwnerGuard::new(held)
         } else {
             OwnerGuard::none()
@@ -353,7 +353,7 @@ impl Datastore for SqliteStore {
     fn release_dead_owners(&self, _now: Timestamp) -> Result<Vec<(LeaseOwner, usize)>> {
         // Freed notifications keep the due time they had when claimed, which is past: due at
         // once without writing them.
-        if !self.owner_locks_work() {
+        if !self.can_judge_owners() {
             return Ok(Vec::new());
         }
         let dead = owners::dead(&owners::dir_of(&self.path));

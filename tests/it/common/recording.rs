@@ -5,7 +5,7 @@
 //! custom datastore with a bug might.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use clair_notifier::notification::{
@@ -36,6 +36,9 @@ pub struct Recording {
     pub panic_on_claim: AtomicBool,
     /// Set: the next `delete_read` panics.
     pub panic_on_delete: AtomicBool,
+    /// How many more `delete_read` calls reach the store; past them, a call deletes nothing
+    /// (a collector paused between two batches). Unlimited by default.
+    pub deletes_let_through: AtomicUsize,
 }
 
 impl Recording {
@@ -47,6 +50,7 @@ impl Recording {
             deletes: Mutex::new(Vec::new()),
             panic_on_claim: AtomicBool::new(false),
             panic_on_delete: AtomicBool::new(false),
+            deletes_let_through: AtomicUsize::new(usize::MAX),
         }
     }
 
@@ -130,7 +134,15 @@ impl Datastore for Recording {
         if self.panic_on_delete.load(Ordering::SeqCst) {
             panic!("the recording store panics on a delete, as told");
         }
-        let n = self.inner.delete_read(collector, read_before, limit, now)?;
+        let through = self
+            .deletes_let_through
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        let n = if through {
+            self.inner.delete_read(collector, read_before, limit, now)?
+        } else {
+            0
+        };
         self.deletes.lock().unwrap().push(n);
         Ok(n)
     }
