@@ -184,6 +184,10 @@ pub struct HttpConfig {
     pub headers: BTreeMap<String, String>,
     /// `whsec_<base64>`: sign each POST per the Standard Webhooks spec. Empty by default.
     pub signing_secret: String,
+    /// Permit connections to link-local and cloud metadata addresses. `false` by default.
+    pub allow_link_local: bool,
+    /// Also refuse connections to loopback and private addresses. `false` by default.
+    pub deny_private: bool,
 }
 
 impl Default for HttpConfig {
@@ -198,6 +202,8 @@ impl Default for HttpConfig {
             proxy: String::new(),
             headers: BTreeMap::new(),
             signing_secret: String::new(),
+            allow_link_local: false,
+            deny_private: false,
         }
     }
 }
@@ -263,6 +269,7 @@ debug_config!(NotifierConfig {
 debug_config!(HttpConfig {
     endpoint, timeout, servername, cafile, certfile, keyfile,
     proxy => crate::text::redact_url, headers => names, signing_secret => redacted,
+    allow_link_local, deny_private,
 });
 debug_config!(ApiConfig {
     addr, pagination_key => redacted, token => redacted, certfile, keyfile, cafile, health_addr,

@@ -68,9 +68,15 @@
 #[cfg(feature = "api")]
 pub mod api;
 pub mod config;
+mod document;
 mod error;
+#[cfg(unix)]
+pub mod exec;
+#[cfg(unix)]
+pub mod jsonl;
 pub mod notification;
 mod notifier;
+mod params;
 mod pem;
 pub mod service;
 pub mod store;
