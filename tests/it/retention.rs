@@ -400,6 +400,16 @@ fn vacuum_converts_an_older_database_and_refuses_while_it_is_in_use() {
     let (code, stdout, _) = vacuum(d);
     assert_eq!(code, Some(0));
     assert!(stdout.contains("already"), "{stdout}");
+    let help = std::process::Command::new(crate::common::bin::BIN)
+        .args(["vacuum", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        help.starts_with("Usage: clair-notifier [--config FILE] vacuum\n")
+            && help.contains("refuses, changing nothing, while another process has the database open.\nNeeds free disk about the size of the file"),
+        "{help}"
+    );
 }
 
 /// Bad `[retention]` values are refused by `check-config` (and so by `serve`) with the key and

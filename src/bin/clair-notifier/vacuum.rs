@@ -13,10 +13,12 @@ Usage: clair-notifier [--config FILE] vacuum
 
 Rewrites the database file in full (SQLite's VACUUM): the file shrinks to what its rows take,
 and a database made by a version without retention is converted to incremental auto-vacuum,
-after which serve returns the space of deleted notifications by itself. Needs the
-database to itself while it runs: stop serve (and every other command using the file) first; it
-refuses, changing nothing, while another process has the database open. Needs free disk about
-the size of the file, for the copy it writes. Exit 1 if it could not run.
+after which serve returns the space of deleted notifications by itself.
+
+Needs the database to itself while it runs: stop serve (and every other command using the
+file) first; it refuses, changing nothing, while another process has the database open.
+Needs free disk about the size of the file, for the copy it writes. Exit 1 if it could not
+run.
 ";
 
 pub fn run(global: &Global) -> Result<(), CliError> {
