@@ -583,3 +583,33 @@ fn with_two_services_on_one_file_one_collects() {
     assert!(db.iter().all(|&n| n == 0), "b deleted: {db:?}");
     assert_eq!(a.counts(Timestamp::now()).unwrap().total(), 0);
 }
+
+/// `vacuum` refuses while `serve` runs on the database, and works once it has stopped.
+#[cfg(feature = "cli")]
+#[test]
+fn vacuum_refuses_while_serve_runs() {
+    use crate::common::bin::{log_tail, sigterm, spawn_serve, wait_exit, wait_started};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let toml = "[database]\npath = \"n.db\"\n[notifier.http]\nendpoint = \"http://127.0.0.1:9/\"\n\
+                [api]\naddr = \"\"\n";
+    std::fs::write(d.join("serve.toml"), toml).unwrap();
+    std::fs::write(d.join("c.toml"), toml).unwrap();
+    let mut serve = spawn_serve(d);
+    wait_started(d, 0);
+    let before = std::fs::read(d.join("n.db")).unwrap();
+    let (code, stdout, stderr) = vacuum(d);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(stdout, "");
+    assert!(
+        stderr.contains("n.db is open in another process (stop serve"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(d.join("n.db")).unwrap(), before, "unchanged");
+    sigterm(&serve);
+    let status = wait_exit(&mut serve, Duration::from_secs(30), d);
+    assert_eq!(status.code(), Some(0), "{}", log_tail(d, 20));
+    let (code, stdout, stderr) = vacuum(d);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("already"), "{stdout}");
+}
