@@ -348,7 +348,8 @@ pub trait Datastore: Send + Sync + 'static {
     /// gone for every other operation, as if never stored: [`page`](Datastore::page) and
     /// [`summary`](Datastore::summary) answer `None`, [`mark_read`](Datastore::mark_read)
     /// `false`, it is not counted, and an outcome or lease naming it is passed over. A store
-    /// may also return the freed space to the file system here, a little each call. Each call
+    /// may also return the freed space to the file system here, a little each call (also in
+    /// calls that find nothing to delete). Each call
     /// is one short transaction; the caller paces the calls so that delivery is not held up.
     ///
     /// Instances take turns: a call that deletes gives `collector` a turn that lasts a while

@@ -278,6 +278,9 @@ fn under_a_steady_cycle_the_file_stops_growing() {
             store.deletes().iter().sum::<usize>() == want
         });
         assert_eq!(store.counts(clock.now()).unwrap().total(), 0);
+        wait_for("the freed pages returned", Duration::from_secs(30), || {
+            sql(&path, "PRAGMA freelist_count") == 0
+        });
         ends.push(checkpointed_size(&path));
     }
     handle.stop();

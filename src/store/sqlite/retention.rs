@@ -3,7 +3,8 @@
 //!
 //! A database created by this version uses `auto_vacuum = INCREMENTAL`: deleted rows leave
 //! free pages, and [`return_free_pages`] moves up to [`VACUUM_STEP`] of them to the end of the
-//! file and cuts it there, one short write each time. An older database (`auto_vacuum = NONE`)
+//! file and cuts it there, one short write after each batch of deletes and at each look of an
+//! idle collector, until none is left. An older database (`auto_vacuum = NONE`)
 //! keeps its free pages for later inserts (the pragma does nothing there) until
 //! [`SqliteStore::vacuum`](super::SqliteStore::vacuum) converts it.
 
@@ -15,9 +16,9 @@ use crate::error::Result;
 use crate::store::LeaseOwner;
 use crate::time::Timestamp;
 
-/// The most pages returned after one batch of deletes (2 MiB with 8 KiB pages): one short
-/// write transaction, so that the scanner's claims are not held up behind it.
-pub const VACUUM_STEP: u32 = 256;
+/// The most pages returned at once (1 MiB with 8 KiB pages): one short write transaction, so
+/// that the scanner's claims are not held up behind it.
+pub const VACUUM_STEP: u32 = 128;
 
 /// How long a collector's turn lasts past its last batch: meanwhile other instances' calls
 /// delete nothing, so that one instance at a time collects.
@@ -109,6 +110,16 @@ pub fn any_read(
                         WHERE read_at IS NOT NULL AND read_at <= ?1)",
     )?
     .query_row([read_before.as_millis()], |r| r.get(0))
+}
+
+/// How many free pages there are to return: none unless the database is in incremental
+/// auto-vacuum mode (a read).
+pub fn free_pages(conn: &Connection) -> rusqlite::Result<i64> {
+    let mode: i64 = conn.query_row("PRAGMA auto_vacuum", [], |r| r.get(0))?;
+    if mode != 2 {
+        return Ok(0);
+    }
+    conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))
 }
 
 /// Returns up to [`VACUUM_STEP`] free pages to the file system (a database in incremental
