@@ -67,6 +67,7 @@
 
 #[cfg(feature = "api")]
 pub mod api;
+mod builtins;
 pub mod config;
 mod document;
 mod error;

@@ -131,18 +131,6 @@ impl Registry {
         Registry::default()
     }
 
-    /// A registry holding the built-in notifiers: `webhook`, and on Unix `exec` and `jsonl`.
-    pub fn with_builtins() -> Registry {
-        let mut r = Registry::new();
-        r.register("webhook", crate::webhook::Webhook::default());
-        #[cfg(unix)]
-        {
-            r.register("exec", crate::exec::Exec::default());
-            r.register("jsonl", crate::jsonl::Jsonl::default());
-        }
-        r
-    }
-
     /// Gives every notifier the datastore (see [`Notifier::bind`]).
     pub(crate) fn bind(&mut self, store: &Arc<dyn Datastore>) {
         for n in self.notifiers.values_mut() {
@@ -238,23 +226,13 @@ pub fn register(name: &str, notifier: impl Notifier) {
         .register(name, notifier);
 }
 
-impl Registry {
-    /// The built-in notifiers plus everything registered with [`register`], which is moved
-    /// out of the process-wide registry (a notifier instance serves one service).
-    ///
-    /// # Panics
-    ///
-    /// If a notifier was registered globally under a built-in's name (`webhook`).
-    pub fn take_global() -> Registry {
-        let taken = GLOBAL
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-            .unwrap_or_default();
-        let mut r = Registry::with_builtins();
-        r.extend(taken);
-        r
-    }
+/// Moves what [`register`] made available out of the process-wide registry.
+pub(crate) fn take_registered() -> Registry {
+    GLOBAL
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
