@@ -12,6 +12,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::Shared;
+use crate::store::DeleteRequest;
 
 /// Notifications deleted per transaction, at most.
 pub const BATCH: usize = 200;
@@ -25,10 +26,13 @@ pub(crate) fn run(shared: Arc<Shared>, retention: Duration, every: Duration) {
     loop {
         let now = shared.clock.now();
         let read_before = now.minus(retention);
-        let wait = match shared
-            .store
-            .delete_read(shared.owner, read_before, BATCH, now)
-        {
+        let request = DeleteRequest {
+            collector: shared.owner,
+            read_before,
+            limit: BATCH,
+            now,
+        };
+        let wait = match shared.store.delete_read(request) {
             Ok(n) => {
                 shared
                     .metrics

@@ -164,6 +164,19 @@ impl std::fmt::Debug for OwnerGuard {
     }
 }
 
+/// What [`Datastore::delete_read`] is asked to delete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeleteRequest {
+    /// The instance collecting: the turn it takes or keeps (see [`Datastore::delete_read`]).
+    pub collector: LeaseOwner,
+    /// Notifications read at or before this are deleted.
+    pub read_before: Timestamp,
+    /// At most this many; 0 deletes nothing.
+    pub limit: usize,
+    /// The time of the call.
+    pub now: Timestamp,
+}
+
 /// What [`Datastore::record_and_claim`] is asked to claim.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClaimRequest {
@@ -343,7 +356,7 @@ pub trait Datastore: Send + Sync + 'static {
     fn mark_read(&self, name: &str, now: Timestamp) -> Result<bool>;
 
     /// Deletes up to `limit` notifications marked read at or before `read_before` (those read
-    /// longest ago first), with everything stored with them, and returns how many it deleted.
+    /// longest ago first; the fields of `request`), with everything stored with them, and returns how many it deleted.
     /// An unread notification is never deleted, whatever its age. A deleted notification is
     /// gone for every other operation, as if never stored: [`page`](Datastore::page) and
     /// [`summary`](Datastore::summary) answer `None`, [`mark_read`](Datastore::mark_read)
@@ -361,14 +374,8 @@ pub trait Datastore: Send + Sync + 'static {
     /// # Errors
     ///
     /// A store failure (then nothing was deleted).
-    fn delete_read(
-        &self,
-        collector: LeaseOwner,
-        read_before: Timestamp,
-        limit: usize,
-        now: Timestamp,
-    ) -> Result<usize> {
-        let _ = (collector, read_before, limit, now);
+    fn delete_read(&self, request: DeleteRequest) -> Result<usize> {
+        let _ = request;
         Ok(0)
     }
 

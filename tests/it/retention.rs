@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clair_notifier::notification::PageCursor;
-use clair_notifier::store::LeaseOwner;
+use clair_notifier::store::{DeleteRequest, LeaseOwner};
 use clair_notifier::{Datastore, NotifierConfig, RetentionConfig, Service, SqliteStore, Timestamp};
 
 use crate::common::receiver::Receiver;
@@ -18,6 +18,22 @@ const DAY: Duration = Duration::from_secs(86_400);
 
 /// The collector of the tests that call the store themselves.
 const ME: LeaseOwner = LeaseOwner::new(1);
+
+/// A request of `collector` for `limit` notifications read at or before `read_before`, at
+/// `now`.
+fn req(
+    collector: LeaseOwner,
+    read_before: Timestamp,
+    limit: usize,
+    now: Timestamp,
+) -> DeleteRequest {
+    DeleteRequest {
+        collector,
+        read_before,
+        limit,
+        now,
+    }
+}
 
 fn t(ms: i64) -> Timestamp {
     Timestamp::from_millis(1_800_000_000_000 + ms)
@@ -63,12 +79,12 @@ fn delete_read_takes_the_longest_read_first_and_never_an_unread_one() {
     }
     // names[3] and names[4] stay unread, though older than every cut-off below.
     assert_eq!(
-        store.delete_read(ME, t(500), 10, t(30_000)).unwrap(),
+        store.delete_read(req(ME, t(500), 10, t(30_000))).unwrap(),
         0,
         "none read by then"
     );
     assert_eq!(
-        store.delete_read(ME, t(10_000), 1, t(30_000)).unwrap(),
+        store.delete_read(req(ME, t(10_000), 1, t(30_000))).unwrap(),
         1,
         "a batch of one"
     );
@@ -78,10 +94,13 @@ fn delete_read_takes_the_longest_read_first_and_never_an_unread_one() {
         "the oldest read went first"
     );
     assert!(store.summary(&names[1]).unwrap().is_some());
-    assert_eq!(store.delete_read(ME, t(2000), 10, t(30_000)).unwrap(), 1);
+    assert_eq!(
+        store.delete_read(req(ME, t(2000), 10, t(30_000))).unwrap(),
+        1
+    );
     assert_eq!(
         store
-            .delete_read(ME, t(i64::MAX / 2), 0, t(30_000))
+            .delete_read(req(ME, t(i64::MAX / 2), 0, t(30_000)))
             .unwrap(),
         0,
         "limit 0"
@@ -90,7 +109,7 @@ fn delete_read_takes_the_longest_read_first_and_never_an_unread_one() {
     assert_eq!((c.read, c.total()), (1, 3), "{c:?}");
     assert_eq!(
         store
-            .delete_read(ME, t(i64::MAX / 2), 10, t(30_000))
+            .delete_read(req(ME, t(i64::MAX / 2), 10, t(30_000)))
             .unwrap(),
         1
     );
@@ -205,7 +224,7 @@ fn a_get_of_a_deleted_notification_is_404() {
     assert_eq!(agent.get(&url).call().unwrap().status(), 200);
     store.mark_read(&name, t(1)).unwrap();
     assert_eq!(agent.get(&url).call().unwrap().status(), 200, "read, kept");
-    assert_eq!(store.delete_read(ME, t(1), 10, t(30_000)).unwrap(), 1);
+    assert_eq!(store.delete_read(req(ME, t(1), 10, t(30_000))).unwrap(), 1);
     let mut gone = agent.get(&url).call().unwrap();
     assert_eq!(gone.status(), 404);
     assert_eq!(
@@ -360,7 +379,10 @@ fn vacuum_converts_an_older_database_and_refuses_while_it_is_in_use() {
 
     let store = SqliteStore::open(&path).unwrap();
     let full = checkpointed_size(&path);
-    assert_eq!(store.delete_read(ME, t(1), 1000, t(30_000)).unwrap(), 300);
+    assert_eq!(
+        store.delete_read(req(ME, t(1), 1000, t(30_000))).unwrap(),
+        300
+    );
     let after_delete = checkpointed_size(&path);
     assert_eq!(after_delete, full, "an older database keeps its pages");
     assert!(sql(&path, "PRAGMA freelist_count") > 0);
@@ -514,30 +536,30 @@ fn collectors_take_turns() {
         store.mark_read(n, t(1)).unwrap();
     }
     let minute = 60_000;
-    assert_eq!(store.delete_read(other, t(1), 0, t(0)).unwrap(), 0);
-    assert_eq!(store.delete_read(ME, t(1), 1, t(10_000)).unwrap(), 1);
+    assert_eq!(store.delete_read(req(other, t(1), 0, t(0))).unwrap(), 0);
+    assert_eq!(store.delete_read(req(ME, t(1), 1, t(10_000))).unwrap(), 1);
     assert_eq!(
-        store.delete_read(other, t(1), 1, t(20_000)).unwrap(),
+        store.delete_read(req(other, t(1), 1, t(20_000))).unwrap(),
         0,
         "ME's turn"
     );
-    assert_eq!(store.delete_read(ME, t(1), 1, t(20_000)).unwrap(), 1);
+    assert_eq!(store.delete_read(req(ME, t(1), 1, t(20_000))).unwrap(), 1);
     assert_eq!(
         store
-            .delete_read(other, t(1), 1, t(20_000 + minute - 1))
+            .delete_read(req(other, t(1), 1, t(20_000 + minute - 1)))
             .unwrap(),
         0,
         "extended by ME's second batch"
     );
     assert_eq!(
         store
-            .delete_read(other, t(1), 1, t(20_000 + minute + 1))
+            .delete_read(req(other, t(1), 1, t(20_000 + minute + 1)))
             .unwrap(),
         1,
         "ME's turn is over"
     );
     assert_eq!(
-        store.delete_read(ME, t(1), 1, t(90_000)).unwrap(),
+        store.delete_read(req(ME, t(1), 1, t(90_000))).unwrap(),
         0,
         "other's turn"
     );

@@ -44,7 +44,8 @@ use crate::notification::{
     NewNotification, NotificationId, NotificationPage, NotificationSummary, PageCursor,
 };
 use crate::store::{
-    ClaimRequest, Claimed, Counts, Datastore, LeaseOwner, ListFilter, Outcome, OwnerGuard,
+    ClaimRequest, Claimed, Counts, Datastore, DeleteRequest, LeaseOwner, ListFilter, Outcome,
+    OwnerGuard,
 };
 use crate::time::Timestamp;
 use crate::wake::Waker;
@@ -395,16 +396,10 @@ impl Datastore for SqliteStore {
         )
     }
 
-    fn delete_read(
-        &self,
-        collector: LeaseOwner,
-        read_before: Timestamp,
-        limit: usize,
-        now: Timestamp,
-    ) -> Result<usize> {
+    fn delete_read(&self, request: DeleteRequest) -> Result<usize> {
         let doing = "could not delete read notifications from";
-        let found = |c: &Connection| retention::any_read(c, collector, read_before, now);
-        if limit == 0 {
+        let found = |c: &Connection| retention::any_read(c, &request);
+        if request.limit == 0 {
             return Ok(0);
         }
         if !self.read(found, doing)? {
@@ -418,7 +413,7 @@ impl Datastore for SqliteStore {
         }
         let mut conn = self.writer();
         let deleted = write(&mut conn, &self.path, doing, false, |tx| {
-            retention::delete_read(tx, &self.path, collector, read_before, limit, now)
+            retention::delete_read(tx, &self.path, &request)
         })?;
         if let Err(e) = retention::return_free_pages(&conn) {
             // Only leaves the file larger for now: the next batch tries again.

@@ -13,7 +13,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::error::Result;
-use crate::store::LeaseOwner;
+use crate::store::{DeleteRequest, LeaseOwner};
 use crate::time::Timestamp;
 
 /// The most pages returned at once (1 MiB with 8 KiB pages): one short write transaction, so
@@ -45,14 +45,13 @@ fn others_turn(conn: &Connection, collector: LeaseOwner, now: Timestamp) -> rusq
 /// Deletes up to `limit` notifications read at or before `read_before`, oldest read first,
 /// with their content, layers and progress, unless another collector's turn is live; returns
 /// how many. A call that deletes takes (or extends) `collector`'s turn.
-pub fn delete_read(
-    tx: &Transaction<'_>,
-    path: &str,
-    collector: LeaseOwner,
-    read_before: Timestamp,
-    limit: usize,
-    now: Timestamp,
-) -> Result<usize> {
+pub fn delete_read(tx: &Transaction<'_>, path: &str, request: &DeleteRequest) -> Result<usize> {
+    let &DeleteRequest {
+        collector,
+        read_before,
+        limit,
+        now,
+    } = request;
     let err = |e| super::store_error(path, "could not delete read notifications from", e);
     if others_turn(tx, collector, now).map_err(err)? {
         return Ok(0);
@@ -96,20 +95,15 @@ pub fn delete_read(
 /// Whether `collector` may find something to delete: no other collector's turn is live, and
 /// some notification was read at or before `read_before` (a read, so that an idle collector
 /// never takes the write lock).
-pub fn any_read(
-    conn: &Connection,
-    collector: LeaseOwner,
-    read_before: Timestamp,
-    now: Timestamp,
-) -> rusqlite::Result<bool> {
-    if others_turn(conn, collector, now)? {
+pub fn any_read(conn: &Connection, request: &DeleteRequest) -> rusqlite::Result<bool> {
+    if others_turn(conn, request.collector, request.now)? {
         return Ok(false);
     }
     conn.prepare_cached(
         "SELECT EXISTS (SELECT 1 FROM notification
                         WHERE read_at IS NOT NULL AND read_at <= ?1)",
     )?
-    .query_row([read_before.as_millis()], |r| r.get(0))
+    .query_row([request.read_before.as_millis()], |r| r.get(0))
 }
 
 /// How many free pages there are to return: none unless the database is in incremental

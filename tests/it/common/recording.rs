@@ -12,7 +12,7 @@ use clair_notifier::notification::{
     NewNotification, NotificationId, NotificationPage, NotificationSummary, PageCursor,
 };
 use clair_notifier::store::{
-    ClaimRequest, Claimed, Counts, LeaseOwner, ListFilter, Outcome, OwnerGuard,
+    ClaimRequest, Claimed, Counts, DeleteRequest, LeaseOwner, ListFilter, Outcome, OwnerGuard,
 };
 use clair_notifier::{Datastore, Result, SqliteStore, Timestamp, Waker};
 
@@ -124,13 +124,7 @@ impl Datastore for Recording {
         *self.next_due.lock().unwrap() += 1;
         self.inner.next_due()
     }
-    fn delete_read(
-        &self,
-        collector: LeaseOwner,
-        read_before: Timestamp,
-        limit: usize,
-        now: Timestamp,
-    ) -> Result<usize> {
+    fn delete_read(&self, request: DeleteRequest) -> Result<usize> {
         if self.panic_on_delete.load(Ordering::SeqCst) {
             panic!("the recording store panics on a delete, as told");
         }
@@ -139,7 +133,7 @@ impl Datastore for Recording {
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok();
         let n = if through {
-            self.inner.delete_read(collector, read_before, limit, now)?
+            self.inner.delete_read(request)?
         } else {
             0
         };
