@@ -355,15 +355,15 @@ pub trait Datastore: Send + Sync + 'static {
     /// A store failure.
     fn mark_read(&self, name: &str, now: Timestamp) -> Result<bool>;
 
-    /// Deletes up to `limit` notifications marked read at or before `read_before` (those read
-    /// longest ago first; the fields of `request`), with everything stored with them, and returns how many it deleted.
-    /// An unread notification is never deleted, whatever its age. A deleted notification is
-    /// gone for every other operation, as if never stored: [`page`](Datastore::page) and
-    /// [`summary`](Datastore::summary) answer `None`, [`mark_read`](Datastore::mark_read)
-    /// `false`, it is not counted, and an outcome or lease naming it is passed over. A store
-    /// may also return the freed space to the file system here, a little each call (also in
-    /// calls that find nothing to delete). Each call
-    /// is one short transaction; the caller paces the calls so that delivery is not held up.
+    /// Deletes up to `limit` notifications marked read at or before `read_before` (fields of
+    /// `request`), those read longest ago first, with everything stored with them, and returns
+    /// how many it deleted. An unread notification is never deleted, whatever its age. A
+    /// deleted notification is gone for every other operation, as if never stored:
+    /// [`page`](Datastore::page) and [`summary`](Datastore::summary) answer `None`,
+    /// [`mark_read`](Datastore::mark_read) `false`, it is not counted, and an outcome or lease
+    /// naming it is passed over. A store may also return the freed space to the file system
+    /// here, a little each call (also in calls that find nothing to delete). Each call is one
+    /// short transaction; the caller paces the calls so that delivery is not held up.
     ///
     /// Instances take turns: a call that deletes gives `collector` a turn that lasts a while
     /// past it (the SQLite store: a minute), during which other collectors' calls delete

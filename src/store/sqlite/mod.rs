@@ -397,12 +397,11 @@ impl Datastore for SqliteStore {
     }
 
     fn delete_read(&self, request: DeleteRequest) -> Result<usize> {
-        let doing = "could not delete read notifications from";
-        let found = |c: &Connection| retention::any_read(c, &request);
         if request.limit == 0 {
             return Ok(0);
         }
-        if !self.read(found, doing)? {
+        let doing = "could not delete read notifications from";
+        if !self.read(|c| retention::any_read(c, &request), doing)? {
             // Pages freed by earlier batches go back a step at each look.
             if self.read(retention::free_pages, doing)? > 0
                 && let Err(e) = retention::return_free_pages(&self.writer())

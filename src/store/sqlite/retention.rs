@@ -4,9 +4,9 @@
 //! A database created by this version uses `auto_vacuum = INCREMENTAL`: deleted rows leave
 //! free pages, and [`return_free_pages`] moves up to [`VACUUM_STEP`] of them to the end of the
 //! file and cuts it there, one short write after each batch of deletes and at each look of an
-//! idle collector, until none is left. An older database (`auto_vacuum = NONE`)
-//! keeps its free pages for later inserts (the pragma does nothing there) until
-//! [`SqliteStore::vacuum`](super::SqliteStore::vacuum) converts it.
+//! idle collector, until none is left. An older database (`auto_vacuum = NONE`) keeps its free
+//! pages for later inserts until [`SqliteStore::vacuum`](super::SqliteStore::vacuum) converts
+//! it.
 
 use std::time::Duration;
 
