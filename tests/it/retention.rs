@@ -638,3 +638,49 @@ fn vacuum_refuses_while_serve_runs() {
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stdout.contains("already"), "{stdout}");
 }
+
+/// A notification deleted while another instance still held it (claimed, then read, then past
+/// retention): the holder's outcome and release pass it over, nothing comes back, and the
+/// next claim finds nothing.
+#[test]
+fn an_outcome_or_release_for_a_deleted_notification_is_passed_over() {
+    use clair_notifier::store::{NotifierProgress, Outcome};
+    let (_dir, path) = temp_db();
+    let store = SqliteStore::open(&path).unwrap();
+    let names = store
+        .insert(&[sample("CVE-1", 50), sample("CVE-2", 50)], t(0))
+        .unwrap();
+    let holder = LeaseOwner::new(7);
+    let claimed = store.claim(holder, 10, t(1), t(600_000)).unwrap();
+    assert_eq!(claimed.len(), 2);
+    for n in &names {
+        store.mark_read(n, t(2)).unwrap();
+    }
+    assert_eq!(store.delete_read(req(ME, t(2), 10, t(3))).unwrap(), 2);
+    let failed = Outcome {
+        id: claimed[0].id,
+        notified: false,
+        next_due: t(5),
+        attempts: 1,
+        last_error: Some("webhook: got status 500".into()),
+        progress: vec![NotifierProgress {
+            notifier: "webhook".into(),
+            attempts: 1,
+            succeeded: false,
+            last_error: Some("webhook: got status 500".into()),
+        }],
+    };
+    store.record(holder, &[failed], t(4)).unwrap();
+    store.release(holder, &[claimed[1].id], t(4)).unwrap();
+    assert_eq!(store.counts(t(10)).unwrap().total(), 0);
+    assert_eq!(store.next_due().unwrap(), None);
+    assert!(
+        store
+            .claim(LeaseOwner::new(8), 10, t(10), t(20))
+            .unwrap()
+            .is_empty()
+    );
+    for table in ["content", "layer_chunk", "progress"] {
+        assert_eq!(orphans(&path, table), 0, "{table} rows left behind");
+    }
+}
