@@ -14,11 +14,13 @@ mod breaker;
 mod duration;
 #[cfg(feature = "config-file")]
 mod file;
+mod retention;
 mod validate;
 
 pub use breaker::BreakerConfig;
 use duration::de_duration;
 pub use duration::{format_duration, parse_duration};
+pub use retention::RetentionConfig;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -39,6 +41,8 @@ pub struct Config {
     pub notifier: NotifierConfig,
     /// `[api]`.
     pub api: ApiConfig,
+    /// `[retention]`.
+    pub retention: RetentionConfig,
 }
 
 /// `[database]`: where notifications are stored.

@@ -30,6 +30,7 @@ mod pacing;
 #[cfg(feature = "cli")]
 mod promises;
 mod receiver_faults;
+mod retention;
 #[cfg(feature = "cli")]
 mod secrets;
 mod service;

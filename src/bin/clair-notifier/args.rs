@@ -43,6 +43,7 @@ pub enum Command {
         json: bool,
     },
     CheckConfig,
+    Vacuum,
     Receive {
         addr: String,
     },
@@ -69,6 +70,7 @@ Commands:
   resend NAME    send a notification again at once, with a fresh round (--failing: every failing one)
   pause NOTIFIER stop sending through a notifier (its notifications wait); resume NOTIFIER goes on
   check-config   validate the configuration and say what would run
+  vacuum         rewrite the database file to its smallest (stop serve first)
   receive        a webhook receiver for trying it out: print each POST's body
   help [COMMAND] show this help, or a command's
 
@@ -196,6 +198,7 @@ fn help_for(command: &str) -> Option<&'static str> {
         "mark-read" => MARK_READ_HELP,
         "stats" => STATS_HELP,
         "check-config" => CHECK_CONFIG_HELP,
+        "vacuum" => crate::vacuum::HELP,
         "receive" => RECEIVE_HELP,
         "resend" => crate::operate::RESEND_HELP,
         "pause" => crate::operate::PAUSE_HELP,
@@ -353,6 +356,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Global, Comman
     let cmd = match command.as_str() {
         "serve" => Command::Serve,
         "check-config" => Command::CheckConfig,
+        "vacuum" => Command::Vacuum,
         "demo" => Command::Demo {
             count: match count {
                 Some(v) => number("--count", v, 1, 100_000)?,

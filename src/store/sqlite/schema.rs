@@ -139,7 +139,11 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ALTER TABLE notification DROP COLUMN lease_until;
     ALTER TABLE notification DROP COLUMN lease_owner;
     ",
-    // 5: what operators set per notifier (a pause), and an index to find the notifications
+    // 5: read notifications by the time they were read, for deleting them past retention.
+    "
+    CREATE INDEX notification_read ON notification (read_at) WHERE read_at IS NOT NULL;
+    ",
+    // 6: what operators set per notifier (a pause), and an index to find the notifications
     // whose round waits for one notifier (made due at once when it resumes).
     "
     CREATE TABLE notifier (
@@ -148,7 +152,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX progress_waiting ON progress (notifier, notification_id) WHERE succeeded = 0;
     ",
-    // 6: the attempt log. Rows are numbered per notification (`logged` counts them), so that
+    // 7: the attempt log. Rows are numbered per notification (`logged` counts them), so that
     // the oldest beyond the last 100 are one range of the key to delete. The last success may
     // be kept in the notification's row instead (see `AttemptLog`): it is rewritten anyway.
     "
@@ -170,7 +174,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ALTER TABLE notification ADD COLUMN ok_ms INTEGER;
     ALTER TABLE notification ADD COLUMN ok_next_due INTEGER;
     ",
-    // 7: each notifier's circuit (the breaker).
+    // 8: each notifier's circuit (the breaker).
     "
     ALTER TABLE notifier ADD COLUMN failures INTEGER NOT NULL DEFAULT 0;  -- consecutive
     ALTER TABLE notifier ADD COLUMN open_since INTEGER;      -- set while the circuit is open
