@@ -18,9 +18,11 @@
 //! (every notifier succeeds on the first try) writes one row.
 
 mod operator;
+mod owner;
 mod sqlite;
 
 pub use operator::{Breaker, CircuitChange, NotifierState, Resend, Sends};
+pub use owner::{LeaseOwner, OwnerGuard};
 pub use sqlite::{AttemptLog, SqliteStore, Vacuumed};
 
 use std::time::Duration;
@@ -32,31 +34,6 @@ use crate::notification::{
 };
 use crate::time::Timestamp;
 use crate::wake::Waker;
-
-/// Identifies one running service instance as the holder of leases.
-///
-/// Each service draws a random one when it starts; a store keeps it beside what the instance
-/// holds. It is a positive 63-bit number, so that any store can keep it as a signed 64-bit
-/// integer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct LeaseOwner(i64);
-
-impl LeaseOwner {
-    /// A fresh random owner id.
-    pub fn random() -> LeaseOwner {
-        LeaseOwner((uuid::Uuid::new_v4().as_u128() as i64) & i64::MAX)
-    }
-
-    /// The owner a store kept as `raw` (a value [`get`](LeaseOwner::get) returned).
-    pub const fn new(raw: i64) -> LeaseOwner {
-        LeaseOwner(raw)
-    }
-
-    /// The number to keep in a store.
-    pub const fn get(self) -> i64 {
-        self.0
-    }
-}
 
 /// The state of one notifier within the current round of one notification.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,35 +118,6 @@ pub struct ListFilter {
     pub state: Option<State>,
     /// At most this many, newest first.
     pub limit: usize,
-}
-
-/// Keeps an owner provably alive to the other users of a store while it lives (see
-/// [`Datastore::hold_owner`]); dropping it ends the proof.
-pub struct OwnerGuard(Option<Box<dyn std::any::Any + Send + Sync>>);
-
-impl OwnerGuard {
-    /// A guard that keeps `proof` (a lock, a connection) until it is dropped.
-    pub fn new(proof: impl std::any::Any + Send + Sync) -> OwnerGuard {
-        OwnerGuard(Some(Box::new(proof)))
-    }
-
-    /// A guard that proves nothing, for stores that cannot tell whether an owner is alive.
-    pub fn none() -> OwnerGuard {
-        OwnerGuard(None)
-    }
-
-    /// Whether this guard holds a proof.
-    pub fn proves(&self) -> bool {
-        self.0.is_some()
-    }
-}
-
-impl std::fmt::Debug for OwnerGuard {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OwnerGuard")
-            .field("proves", &self.proves())
-            .finish()
-    }
 }
 
 /// What [`Datastore::delete_read`] is asked to delete.

@@ -1,9 +1,10 @@
-//! Opening a connection with the store's settings, and running a write transaction on one.
+//! Opening a connection with the store's settings, running a write transaction on one, and
+//! saying what a driver error means.
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::{BUSY_TIMEOUT, store_error};
-use crate::error::Result;
+use super::BUSY_TIMEOUT;
+use crate::error::{Error, ErrorKind, Result};
 
 /// Opens one connection with this store's settings. `synchronous` is NORMAL; the durable
 /// operations raise it to FULL around their commit.
@@ -52,4 +53,33 @@ pub(super) fn write<T>(
             .map_err(err)?;
     }
     result
+}
+
+/// Maps a driver error to this crate's error, saying what was being done to which file.
+pub(crate) fn store_error(path: &str, doing: &str, e: rusqlite::Error) -> Error {
+    let detail = match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DiskFull) => Some("the disk is full"),
+        Some(rusqlite::ErrorCode::NotADatabase) => Some("the file is not an SQLite database"),
+        Some(rusqlite::ErrorCode::DatabaseCorrupt) => Some("the database file is corrupt"),
+        Some(rusqlite::ErrorCode::ReadOnly) => Some("the database is read-only"),
+        Some(rusqlite::ErrorCode::DatabaseBusy) | Some(rusqlite::ErrorCode::DatabaseLocked) => {
+            Some("another connection held the write lock too long")
+        }
+        Some(rusqlite::ErrorCode::CannotOpen) => Some("the file cannot be opened"),
+        Some(rusqlite::ErrorCode::SystemIoFailure) => Some(
+            "the operating system failed a read or write of the file (is it immutable, or the disk failing?)",
+        ),
+        _ => None,
+    };
+    let message = match detail {
+        Some(d) => format!("{doing} {path}: {d}"),
+        None => format!("{doing} {path}"),
+    };
+    let kind = match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) => {
+            ErrorKind::NotADatabase
+        }
+        _ => ErrorKind::Store,
+    };
+    Error::with_source(kind, message, e)
 }

@@ -45,6 +45,7 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
+pub(crate) use connection::store_error;
 use connection::{open_connection, write};
 
 use crate::attempt::Attempt;
@@ -87,35 +88,6 @@ impl std::fmt::Debug for SqliteStore {
             .field("path", &self.path)
             .finish()
     }
-}
-
-/// Maps a driver error to this crate's error, saying what was being done to which file.
-pub(crate) fn store_error(path: &str, doing: &str, e: rusqlite::Error) -> Error {
-    let detail = match e.sqlite_error_code() {
-        Some(rusqlite::ErrorCode::DiskFull) => Some("the disk is full"),
-        Some(rusqlite::ErrorCode::NotADatabase) => Some("the file is not an SQLite database"),
-        Some(rusqlite::ErrorCode::DatabaseCorrupt) => Some("the database file is corrupt"),
-        Some(rusqlite::ErrorCode::ReadOnly) => Some("the database is read-only"),
-        Some(rusqlite::ErrorCode::DatabaseBusy) | Some(rusqlite::ErrorCode::DatabaseLocked) => {
-            Some("another connection held the write lock too long")
-        }
-        Some(rusqlite::ErrorCode::CannotOpen) => Some("the file cannot be opened"),
-        Some(rusqlite::ErrorCode::SystemIoFailure) => Some(
-            "the operating system failed a read or write of the file (is it immutable, or the disk failing?)",
-        ),
-        _ => None,
-    };
-    let message = match detail {
-        Some(d) => format!("{doing} {path}: {d}"),
-        None => format!("{doing} {path}"),
-    };
-    let kind = match e.sqlite_error_code() {
-        Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) => {
-            ErrorKind::NotADatabase
-        }
-        _ => ErrorKind::Store,
-    };
-    Error::with_source(kind, message, e)
 }
 
 impl SqliteStore {
