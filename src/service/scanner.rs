@@ -190,6 +190,12 @@ impl Scanner {
                 }
                 for name in changes.resumed {
                     log::info!("notifier {name} resumed: what waited for it is due at once");
+                    // What this instance put aside between the resume and this look is made
+                    // due too (the resume itself freed only what was written before it).
+                    if let Err(e) = shared.store.end_wait(&name, now) {
+                        shared.metrics.store_errors.fetch_add(1, Ordering::Relaxed);
+                        log::error!("{}", e.chain());
+                    }
                 }
                 st.want_probes(breaker::probes_due(shared, &states, now));
             }

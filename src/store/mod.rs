@@ -423,6 +423,16 @@ pub trait Datastore: Send + Sync + 'static {
     /// A store failure (then nothing changed).
     fn set_paused(&self, notifier: &str, paused: bool, now: Timestamp) -> Result<bool>;
 
+    /// Makes due at `now` every unread notification whose round waits for `notifier`
+    /// (progress of it, not succeeded), as a resume does, without changing the notifier's
+    /// state; returns how many. A service calls it when it sees a resume, for what it put
+    /// aside between the resume and its look. Leased notifications keep their lease.
+    ///
+    /// # Errors
+    ///
+    /// A store failure (then nothing changed).
+    fn end_wait(&self, notifier: &str, now: Timestamp) -> Result<usize>;
+
     /// What the store keeps of each notifier an operator or a failure touched, at `now`, in
     /// name order (a notifier never paused and never failing may be missing: it is neither).
     ///

@@ -6,29 +6,21 @@ use std::time::Duration;
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::notifiers::end_wait;
-use crate::error::Result;
 use crate::store::{CircuitChange, Sends};
 use crate::time::Timestamp;
 
-fn error(path: &str, e: rusqlite::Error) -> crate::Error {
-    super::store_error(path, "could not record a notifier's circuit in", e)
-}
-
 pub fn record_sends(
     tx: &Transaction<'_>,
-    path: &str,
     sends: &Sends,
     now: Timestamp,
-) -> Result<CircuitChange> {
-    let err = |e| error(path, e);
+) -> rusqlite::Result<CircuitChange> {
     let (notifier, breaker) = (sends.notifier.as_str(), sends.breaker);
     let row: Option<(u32, Option<i64>)> = tx
         .prepare_cached("SELECT failures, open_since FROM notifier WHERE name = ?1")
         .and_then(|mut s| {
             s.query_row([notifier], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()
-        })
-        .map_err(err)?;
+        })?;
     let (mut failures, opened) = row.unwrap_or((0, None));
     let (was_open, mut open, mut probe_moved) = (opened.is_some(), opened.is_some(), false);
     for &ok in &sends.results {
@@ -64,12 +56,11 @@ pub fn record_sends(
             open.then_some(next_probe),
             probe_moved
         ])
-    })
-    .map_err(err)?;
+    })?;
     Ok(match (was_open, open) {
         (false, true) => CircuitChange::Opened(failures),
         (true, false) => {
-            end_wait(tx, notifier, now).map_err(err)?;
+            end_wait(tx, notifier, now)?;
             CircuitChange::Closed
         }
         _ => CircuitChange::Unchanged,

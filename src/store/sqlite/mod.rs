@@ -195,6 +195,18 @@ impl SqliteStore {
         write(&mut self.writer(), &self.path, doing, true, f)
     }
 
+    /// Runs `f` in a transaction on the writer, its driver errors said to be `doing`.
+    fn write_sql<T>(
+        &self,
+        doing: &str,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
+    ) -> Result<T> {
+        let path = &self.path;
+        write(&mut self.writer(), path, doing, false, |tx| {
+            f(tx).map_err(|e| store_error(path, doing, e))
+        })
+    }
+
     /// Runs `f` on a reader connection from the pool.
     fn read<T>(
         &self,
@@ -438,34 +450,27 @@ impl Datastore for SqliteStore {
         })
     }
 
+    fn end_wait(&self, notifier: &str, now: Timestamp) -> Result<usize> {
+        self.write_sql("could not make waiting notifications due in", |tx| {
+            notifiers::end_wait(tx, notifier, now)
+        })
+    }
+
     fn notifiers(&self, now: Timestamp) -> Result<Vec<NotifierState>> {
         let doing = "could not read the notifiers' state in";
         self.read(|c| notifiers::notifiers(c, now), doing)
     }
 
     fn record_sends(&self, sends: &Sends, now: Timestamp) -> Result<CircuitChange> {
-        let mut conn = self.writer();
-        write(
-            &mut conn,
-            &self.path,
-            "could not record sends in",
-            false,
-            |tx| circuit::record_sends(tx, &self.path, sends, now),
-        )
+        self.write_sql("could not record sends in", |tx| {
+            circuit::record_sends(tx, sends, now)
+        })
     }
 
     fn take_probe(&self, notifier: &str, probe: Duration, now: Timestamp) -> Result<bool> {
-        let mut conn = self.writer();
-        write(
-            &mut conn,
-            &self.path,
-            "could not take a probe in",
-            false,
-            |tx| {
-                circuit::take_probe(tx, notifier, probe, now)
-                    .map_err(|e| store_error(&self.path, "could not take a probe in", e))
-            },
-        )
+        self.write_sql("could not take a probe in", |tx| {
+            circuit::take_probe(tx, notifier, probe, now)
+        })
     }
 
     fn attempts(&self, name: &str) -> Result<Option<Vec<Attempt>>> {

@@ -143,6 +143,9 @@ fn resume_makes_due_what_waits_for_that_notifier_only() {
     let (_dir, store, c) = three_recorded("other");
     store.set_paused("webhook", true, t(11)).unwrap();
     assert!(store.claim(A, 10, t(12), lease(t(12))).unwrap().is_empty());
+    // Ending the wait alone leaves the pause as it is.
+    assert_eq!(store.end_wait("webhook", t(12)).unwrap(), 1);
+    assert_eq!(store.notifiers(t(12)).unwrap()[0].paused, Some(t(11)));
     store.set_paused("webhook", false, t(13)).unwrap();
     let due = store.claim(A, 10, t(13), lease(t(13))).unwrap();
     assert_eq!(due.len(), 1);
