@@ -168,7 +168,7 @@ impl Service {
             });
         }
         let workers = self.config.workers;
-        let collects = !self.retention.read.is_zero();
+        let collects = !self.retention.read.is_zero() || !self.retention.attempts.is_zero();
         // The workers, the scanner and the collector.
         let (liveness, mut alive) =
             Liveness::new(workers + 1 + usize::from(collects), self.stopper.clone());
@@ -219,7 +219,7 @@ impl Service {
         }
         drop((job_rx, outcome_tx));
         if collects {
-            let (shared, keep, alive) = (Arc::clone(&shared), self.retention.read, alive.pop());
+            let (shared, keep, alive) = (Arc::clone(&shared), self.retention, alive.pop());
             let every = shared.config.poll_interval;
             let t = std::thread::Builder::new()
                 .name("notify-retention".to_string())

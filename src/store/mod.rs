@@ -352,6 +352,20 @@ pub trait Datastore: Send + Sync + 'static {
         Ok(0)
     }
 
+    /// Deletes up to `limit` rows of the attempt log that started at or before `before`,
+    /// oldest first, and returns how many (`[retention] attempts`). A last success a store
+    /// keeps with its notification (see [`attempts`](Datastore::attempts)) goes with the
+    /// notification. The default deletes nothing: the log stays bounded by its count per
+    /// notification.
+    ///
+    /// # Errors
+    ///
+    /// A store failure (then nothing was deleted).
+    fn delete_attempts(&self, before: Timestamp, limit: usize) -> Result<usize> {
+        let _ = (before, limit);
+        Ok(0)
+    }
+
     /// One page of the notification `name`: up to `limit` layers of each side starting at
     /// `cursor`, and the cursor of the next page (`None` on the last). Read notifications stay
     /// readable. `None` if there is no such notification.

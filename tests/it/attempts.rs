@@ -192,3 +192,41 @@ fn a_panic_is_logged_as_one() {
     );
     assert!(log[0].next_due.unwrap() <= log[1].started);
 }
+
+#[test]
+fn the_collector_deletes_attempts_past_retention_attempts() {
+    let (_dir, path) = crate::common::temp_db();
+    let store = Arc::new(SqliteStore::open(&path).unwrap());
+    let mut registry = clair_notifier::Registry::new();
+    registry.register("custom", PanicsOnce(AtomicUsize::new(0)));
+    let config = clair_notifier::NotifierConfig {
+        max_backoff: Duration::from_millis(50),
+        poll_interval: Duration::from_millis(50),
+        ..Default::default()
+    };
+    let clock = crate::common::OffsetClock::default();
+    let retention = clair_notifier::config::RetentionConfig {
+        read: Duration::ZERO,
+        attempts: Duration::from_secs(3600),
+    };
+    let handle = clair_notifier::Service::new(config, store.clone())
+        .registry(registry)
+        .clock(clock.clock())
+        .retention(retention)
+        .start()
+        .unwrap();
+    let name = store.insert(&[sample("CVE-1", 0)], clock.now()).unwrap()[0].clone();
+    wait_for(
+        "the delivery after the panic",
+        Duration::from_secs(30),
+        || store.summary(&name).unwrap().unwrap().notified.is_some(),
+    );
+    assert_eq!(store.attempts(&name).unwrap().unwrap().len(), 2);
+    clock.advance(Duration::from_secs(2 * 3600));
+    wait_for("the failed try deleted", Duration::from_secs(30), || {
+        store.attempts(&name).unwrap().unwrap().len() == 1
+    });
+    let left = store.attempts(&name).unwrap().unwrap();
+    assert_eq!(left[0].class, AttemptClass::Ok, "the last success stays");
+    handle.stop();
+}

@@ -159,3 +159,20 @@ pub(super) fn read(conn: &Connection, name: &str) -> rusqlite::Result<Option<Vec
     }
     Ok(Some(log))
 }
+
+/// Deletes up to `limit` rows that started at or before `before`, oldest first.
+pub(super) fn delete_before(
+    tx: &Transaction<'_>,
+    before: Timestamp,
+    limit: usize,
+) -> rusqlite::Result<usize> {
+    tx.prepare_cached(
+        "DELETE FROM attempt WHERE (notification_id, seq) IN
+             (SELECT notification_id, seq FROM attempt INDEXED BY attempt_started
+              WHERE started_at <= ?1 ORDER BY started_at LIMIT ?2)",
+    )?
+    .execute(params![
+        before.as_millis(),
+        limit.min(i64::MAX as usize) as i64
+    ])
+}

@@ -186,23 +186,16 @@ impl SqliteStore {
         self.writer.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Runs `f` in a synced transaction on the writer (an operator's change: durable).
-    fn write_durably<T>(
-        &self,
-        doing: &str,
-        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>,
-    ) -> Result<T> {
-        write(&mut self.writer(), &self.path, doing, true, f)
-    }
-
-    /// Runs `f` in a transaction on the writer, its driver errors said to be `doing`.
+    /// Runs `f` in a transaction on the writer (synced if `durable`: an operator's change),
+    /// its driver errors said to be `doing`.
     fn write_sql<T>(
         &self,
         doing: &str,
+        durable: bool,
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
     ) -> Result<T> {
         let path = &self.path;
-        write(&mut self.writer(), path, doing, false, |tx| {
+        write(&mut self.writer(), path, doing, durable, |tx| {
             f(tx).map_err(|e| store_error(path, doing, e))
         })
     }
@@ -429,29 +422,27 @@ impl Datastore for SqliteStore {
     }
 
     fn resend(&self, name: &str, unread: bool, now: Timestamp) -> Result<Resend> {
-        self.write_durably("could not resend a notification in", |tx| {
-            resend::resend(tx, &self.path, name, unread, now)
-        })
+        let doing = "could not resend a notification in";
+        self.write_sql(doing, true, |tx| resend::resend(tx, name, unread, now))
     }
 
     fn resend_failing(&self, now: Timestamp) -> Result<u64> {
-        self.write_durably("could not resend failing notifications in", |tx| {
-            resend::resend_failing(tx, &self.path, now)
-        })
+        let doing = "could not resend failing notifications in";
+        self.write_sql(doing, true, |tx| resend::resend_failing(tx, now))
     }
 
     fn set_paused(&self, notifier: &str, paused: bool, now: Timestamp) -> Result<bool> {
-        self.write_durably("could not change a notifier's state in", |tx| {
+        self.write_sql("could not change a notifier's state in", true, |tx| {
             if paused {
-                notifiers::pause(tx, &self.path, notifier, now)
+                notifiers::pause(tx, notifier, now)
             } else {
-                notifiers::resume(tx, &self.path, notifier, now)
+                notifiers::resume(tx, notifier, now)
             }
         })
     }
 
     fn end_wait(&self, notifier: &str, now: Timestamp) -> Result<usize> {
-        self.write_sql("could not make waiting notifications due in", |tx| {
+        self.write_sql("could not make waiting notifications due in", false, |tx| {
             notifiers::end_wait(tx, notifier, now)
         })
     }
@@ -462,14 +453,20 @@ impl Datastore for SqliteStore {
     }
 
     fn record_sends(&self, sends: &Sends, now: Timestamp) -> Result<CircuitChange> {
-        self.write_sql("could not record sends in", |tx| {
+        self.write_sql("could not record sends in", false, |tx| {
             circuit::record_sends(tx, sends, now)
         })
     }
 
     fn take_probe(&self, notifier: &str, probe: Duration, now: Timestamp) -> Result<bool> {
-        self.write_sql("could not take a probe in", |tx| {
+        self.write_sql("could not take a probe in", false, |tx| {
             circuit::take_probe(tx, notifier, probe, now)
+        })
+    }
+
+    fn delete_attempts(&self, before: Timestamp, limit: usize) -> Result<usize> {
+        self.write_sql("could not delete old attempts in", false, |tx| {
+            attempts::delete_before(tx, before, limit)
         })
     }
 

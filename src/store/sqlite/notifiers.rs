@@ -2,37 +2,30 @@
 
 use rusqlite::{Connection, Transaction, params};
 
-use crate::error::Result;
 use crate::store::NotifierState;
 use crate::time::Timestamp;
 
-fn error(path: &str, e: rusqlite::Error) -> crate::Error {
-    super::store_error(path, "could not change a notifier's state in", e)
-}
-
 /// Pauses `notifier` at `now`; a second pause keeps the first one's time.
-pub fn pause(tx: &Transaction<'_>, path: &str, notifier: &str, now: Timestamp) -> Result<bool> {
+pub fn pause(tx: &Transaction<'_>, notifier: &str, now: Timestamp) -> rusqlite::Result<bool> {
     let changed = tx
         .prepare_cached(
             "INSERT INTO notifier (name, paused_at) VALUES (?1, ?2)
              ON CONFLICT (name) DO UPDATE SET paused_at = ?2 WHERE paused_at IS NULL",
         )
-        .and_then(|mut s| s.execute(params![notifier, now.as_millis()]))
-        .map_err(|e| error(path, e))?;
+        .and_then(|mut s| s.execute(params![notifier, now.as_millis()]))?;
     Ok(changed > 0)
 }
 
 /// Ends the pause of `notifier`, and makes due at `now` what waits for it.
-pub fn resume(tx: &Transaction<'_>, path: &str, notifier: &str, now: Timestamp) -> Result<bool> {
+pub fn resume(tx: &Transaction<'_>, notifier: &str, now: Timestamp) -> rusqlite::Result<bool> {
     let changed = tx
         .prepare_cached(
             "UPDATE notifier SET paused_at = NULL WHERE name = ?1 AND paused_at IS NOT NULL",
         )
-        .and_then(|mut s| s.execute([notifier]))
-        .map_err(|e| error(path, e))?;
+        .and_then(|mut s| s.execute([notifier]))?;
     // Also when nothing changed: a repeated resume picks up what a service wrote while it had
     // not yet seen the first one.
-    end_wait(tx, notifier, now).map_err(|e| error(path, e))?;
+    end_wait(tx, notifier, now)?;
     Ok(changed > 0)
 }
 

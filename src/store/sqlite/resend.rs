@@ -3,7 +3,6 @@
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::encoding::name_key;
-use crate::error::Result;
 use crate::store::Resend;
 use crate::time::Timestamp;
 
@@ -12,12 +11,10 @@ const FRESH: &str = "due_at = ?1, attempts = 0, last_error = NULL, has_progress 
 
 pub fn resend(
     tx: &Transaction<'_>,
-    path: &str,
     name: &str,
     unread: bool,
     now: Timestamp,
-) -> Result<Resend> {
-    let err = |e| super::store_error(path, "could not resend a notification in", e);
+) -> rusqlite::Result<Resend> {
     let Some(key) = name_key(name) else {
         return Ok(Resend::Unknown);
     };
@@ -30,25 +27,22 @@ pub fn resend(
         .and_then(|mut s| {
             s.query_row(params![now.as_millis(), unread, &key[..]], |r| r.get(0))
                 .optional()
-        })
-        .map_err(err)?;
+        })?;
     let Some(id) = id else {
         let exists = tx
             .prepare_cached("SELECT 1 FROM notification WHERE name = ?1")
-            .and_then(|mut s| s.exists([&key[..]]))
-            .map_err(err)?;
+            .and_then(|mut s| s.exists([&key[..]]))?;
         return Ok(if exists {
             Resend::Read
         } else {
             Resend::Unknown
         });
     };
-    forget_progress(tx, &[id]).map_err(err)?;
+    forget_progress(tx, &[id])?;
     Ok(Resend::Resent)
 }
 
-pub fn resend_failing(tx: &Transaction<'_>, path: &str, now: Timestamp) -> Result<u64> {
-    let err = |e| super::store_error(path, "could not resend failing notifications in", e);
+pub fn resend_failing(tx: &Transaction<'_>, now: Timestamp) -> rusqlite::Result<u64> {
     let ids: Vec<i64> = tx
         .prepare_cached(&format!(
             "UPDATE notification SET {FRESH}
@@ -57,9 +51,8 @@ pub fn resend_failing(tx: &Transaction<'_>, path: &str, now: Timestamp) -> Resul
         .and_then(|mut s| {
             s.query_map([now.as_millis()], |r| r.get(0))?
                 .collect::<rusqlite::Result<_>>()
-        })
-        .map_err(err)?;
-    forget_progress(tx, &ids).map_err(err)?;
+        })?;
+    forget_progress(tx, &ids)?;
     Ok(ids.len() as u64)
 }
 

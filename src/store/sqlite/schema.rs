@@ -168,6 +168,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         next_due        INTEGER,
         PRIMARY KEY (notification_id, seq)
     ) WITHOUT ROWID;
+    CREATE INDEX attempt_started ON attempt (started_at);  -- for [retention] attempts
     ALTER TABLE notification ADD COLUMN logged INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE notification ADD COLUMN ok_notifier TEXT;  -- the last success, when kept here
     ALTER TABLE notification ADD COLUMN ok_at INTEGER;

@@ -105,3 +105,24 @@ fn an_ignored_outcome_logs_nothing_and_off_logs_nothing() {
     assert_eq!(store.attempts(&names[0]).unwrap().unwrap(), []);
     assert_eq!(store.attempts("nope").unwrap(), None);
 }
+
+#[test]
+fn old_attempts_are_deleted_oldest_first_in_batches() {
+    let (_dir, store, names) = stored(1);
+    for i in 0..5 {
+        one_round(&store, i * 10, AttemptClass::Status);
+    }
+    one_round(&store, 50, AttemptClass::Ok);
+    assert_eq!(store.delete_attempts(t(25), 2).unwrap(), 2);
+    assert_eq!(store.delete_attempts(t(25), 2).unwrap(), 1);
+    assert_eq!(store.delete_attempts(t(25), 2).unwrap(), 0);
+    let left: Vec<i64> = store
+        .attempts(&names[0])
+        .unwrap()
+        .unwrap()
+        .iter()
+        .map(|a| a.started.as_millis())
+        .collect();
+    // The last success is kept with its notification.
+    assert_eq!(left, [30, 40, 50]);
+}

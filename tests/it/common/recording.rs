@@ -174,6 +174,9 @@ impl Datastore for Recording {
     fn set_paused(&self, notifier: &str, paused: bool, now: Timestamp) -> Result<bool> {
         self.inner.set_paused(notifier, paused, now)
     }
+    fn delete_attempts(&self, before: Timestamp, limit: usize) -> Result<usize> {
+        self.inner.delete_attempts(before, limit)
+    }
     fn end_wait(&self, notifier: &str, now: Timestamp) -> Result<usize> {
         self.inner.end_wait(notifier, now)
     }
