@@ -158,29 +158,45 @@ impl Notifier for PanicsOnce {
     }
 }
 
-#[test]
-fn a_panic_is_logged_as_one() {
-    let (_dir, path) = crate::common::temp_db();
+/// A service over a new store whose one notifier, "custom", panics once and then succeeds,
+/// with `clock` and `retention`; one notification inserted and delivered after the panic.
+fn panic_then_delivery(
+    clock: &crate::common::OffsetClock,
+    retention: clair_notifier::config::RetentionConfig,
+) -> (
+    tempfile::TempDir,
+    Arc<SqliteStore>,
+    clair_notifier::Handle,
+    String,
+) {
+    let (dir, path) = crate::common::temp_db();
     let store = Arc::new(SqliteStore::open(&path).unwrap());
     let mut registry = clair_notifier::Registry::new();
     registry.register("custom", PanicsOnce(AtomicUsize::new(0)));
     let config = clair_notifier::NotifierConfig {
         max_backoff: Duration::from_millis(50),
+        poll_interval: Duration::from_millis(50),
         ..Default::default()
     };
     let handle = clair_notifier::Service::new(config, store.clone())
         .registry(registry)
+        .clock(clock.clock())
+        .retention(retention)
         .start()
         .unwrap();
-    let name = store
-        .insert(&[sample("CVE-1", 0)], Timestamp::now())
-        .unwrap()[0]
-        .clone();
+    let name = store.insert(&[sample("CVE-1", 0)], clock.now()).unwrap()[0].clone();
     wait_for(
         "the delivery after the panic",
         Duration::from_secs(30),
         || store.summary(&name).unwrap().unwrap().notified.is_some(),
     );
+    (dir, store, handle, name)
+}
+
+#[test]
+fn a_panic_is_logged_as_one() {
+    let clock = crate::common::OffsetClock::default();
+    let (_dir, store, handle, name) = panic_then_delivery(&clock, Default::default());
     handle.stop();
     let log = store.attempts(&name).unwrap().unwrap();
     let classes: Vec<AttemptClass> = log.iter().map(|a| a.class).collect();
@@ -195,32 +211,12 @@ fn a_panic_is_logged_as_one() {
 
 #[test]
 fn the_collector_deletes_attempts_past_retention_attempts() {
-    let (_dir, path) = crate::common::temp_db();
-    let store = Arc::new(SqliteStore::open(&path).unwrap());
-    let mut registry = clair_notifier::Registry::new();
-    registry.register("custom", PanicsOnce(AtomicUsize::new(0)));
-    let config = clair_notifier::NotifierConfig {
-        max_backoff: Duration::from_millis(50),
-        poll_interval: Duration::from_millis(50),
-        ..Default::default()
-    };
     let clock = crate::common::OffsetClock::default();
     let retention = clair_notifier::config::RetentionConfig {
         read: Duration::ZERO,
         attempts: Duration::from_secs(3600),
     };
-    let handle = clair_notifier::Service::new(config, store.clone())
-        .registry(registry)
-        .clock(clock.clock())
-        .retention(retention)
-        .start()
-        .unwrap();
-    let name = store.insert(&[sample("CVE-1", 0)], clock.now()).unwrap()[0].clone();
-    wait_for(
-        "the delivery after the panic",
-        Duration::from_secs(30),
-        || store.summary(&name).unwrap().unwrap().notified.is_some(),
-    );
+    let (_dir, store, handle, name) = panic_then_delivery(&clock, retention);
     assert_eq!(store.attempts(&name).unwrap().unwrap().len(), 2);
     clock.advance(Duration::from_secs(2 * 3600));
     wait_for("the failed try deleted", Duration::from_secs(30), || {
