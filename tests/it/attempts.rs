@@ -226,3 +226,22 @@ fn the_collector_deletes_attempts_past_retention_attempts() {
     assert_eq!(left[0].class, AttemptClass::Ok, "the last success stays");
     handle.stop();
 }
+
+#[test]
+fn check_config_says_how_long_attempts_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let hook = "[notifier.http]\nendpoint = \"http://127.0.0.1:9/hook\"";
+    for (keep, said) in [
+        (
+            "\"2d\"",
+            "attempt-log rows deleted 2d after they were written",
+        ),
+        ("\"0\"", "attempt-log rows kept with their notification"),
+    ] {
+        let body = format!("[retention]\nattempts = {keep}\n{hook}\n");
+        std::fs::write(d.join("c.toml"), body).unwrap();
+        let r = run_in(d, &["--config", "c.toml", "check-config"], None).ok();
+        assert!(r.stdout.contains(said), "{r:?}");
+    }
+}

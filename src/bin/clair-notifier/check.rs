@@ -93,13 +93,15 @@ pub fn describe(
             format_duration(n.lease)
         ));
         lines.push(crate::operate::describe_breaker(n));
-        lines.push(match config.retention.read {
-            d if d.is_zero() => "retention      read notifications kept forever".to_string(),
-            d => format!(
-                "retention      read notifications deleted {} after they were read",
-                format_duration(d)
-            ),
-        });
+        lines.push(
+            match config.retention.read {
+                d if d.is_zero() => "retention      read notifications kept forever".to_string(),
+                d => format!(
+                    "retention      read notifications deleted {} after they were read",
+                    format_duration(d)
+                ),
+            } + &crate::operate::describe_attempt_retention(config.retention.attempts),
+        );
     }
     let a = &config.api;
     if a.addr.is_empty() {

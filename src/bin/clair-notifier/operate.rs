@@ -282,3 +282,15 @@ pub fn describe_rate(rate: u32) -> String {
         r => format!(", at most {r} a second"),
     }
 }
+
+/// What `check-config` adds to its retention line for `[retention] attempts`.
+pub fn describe_attempt_retention(keep: std::time::Duration) -> String {
+    if keep.is_zero() {
+        "; attempt-log rows kept with their notification".to_string()
+    } else {
+        format!(
+            "; attempt-log rows deleted {} after they were written",
+            clair_notifier::config::format_duration(keep)
+        )
+    }
+}
