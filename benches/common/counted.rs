@@ -4,8 +4,12 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+use std::time::Duration;
+
+use clair_notifier::attempt::Attempt;
 use clair_notifier::store::{
-    ClaimRequest, Claimed, Counts, LeaseOwner, ListFilter, Outcome, OwnerGuard,
+    CircuitChange, ClaimRequest, Claimed, Counts, DeleteRequest, LeaseOwner, ListFilter,
+    NotifierState, Outcome, OwnerGuard, Resend, Sends,
 };
 use clair_notifier::{
     Datastore, NewNotification, NotificationId, NotificationPage, NotificationSummary, PageCursor,
@@ -103,6 +107,36 @@ impl Datastore for Counted {
     }
     fn setting_or_insert(&self, key: &str, value: &str) -> Result<String> {
         self.inner.setting_or_insert(key, value)
+    }
+    fn delete_read(&self, request: DeleteRequest) -> Result<usize> {
+        self.inner.delete_read(request)
+    }
+    fn delete_attempts(&self, before: Timestamp, limit: usize) -> Result<usize> {
+        self.inner.delete_attempts(before, limit)
+    }
+    fn resend(&self, name: &str, unread: bool, now: Timestamp) -> Result<Resend> {
+        self.inner.resend(name, unread, now)
+    }
+    fn resend_failing(&self, now: Timestamp) -> Result<u64> {
+        self.inner.resend_failing(now)
+    }
+    fn set_paused(&self, notifier: &str, paused: bool, now: Timestamp) -> Result<bool> {
+        self.inner.set_paused(notifier, paused, now)
+    }
+    fn end_wait(&self, notifier: &str, now: Timestamp) -> Result<usize> {
+        self.inner.end_wait(notifier, now)
+    }
+    fn notifiers(&self, now: Timestamp) -> Result<Vec<NotifierState>> {
+        self.inner.notifiers(now)
+    }
+    fn record_sends(&self, sends: &Sends, now: Timestamp) -> Result<CircuitChange> {
+        self.inner.record_sends(sends, now)
+    }
+    fn take_probe(&self, notifier: &str, probe: Duration, now: Timestamp) -> Result<bool> {
+        self.inner.take_probe(notifier, probe, now)
+    }
+    fn attempts(&self, name: &str) -> Result<Option<Vec<Attempt>>> {
+        self.inner.attempts(name)
     }
     fn watch(&self, waker: Waker) {
         self.inner.watch(waker)

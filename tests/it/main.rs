@@ -6,7 +6,11 @@ mod api;
 #[cfg(feature = "api")]
 mod api_tls;
 #[cfg(feature = "cli")]
+mod attempts;
+#[cfg(feature = "cli")]
 mod bad_input;
+#[cfg(feature = "cli")]
+mod breaker;
 #[cfg(feature = "cli")]
 mod cli;
 mod common;
@@ -20,8 +24,13 @@ mod health;
 #[cfg(unix)]
 mod jsonl;
 #[cfg(feature = "cli")]
+mod operate;
+#[cfg(feature = "cli")]
+mod pacing;
+#[cfg(feature = "cli")]
 mod promises;
 mod receiver_faults;
+mod retention;
 #[cfg(feature = "cli")]
 mod secrets;
 mod service;

@@ -43,9 +43,12 @@ pub enum Command {
         json: bool,
     },
     CheckConfig,
+    Vacuum,
     Receive {
         addr: String,
     },
+    /// `resend`, `pause`, `resume`.
+    Operate(crate::operate::Op),
     /// Print this help text and exit 0.
     Help(&'static str),
     Version,
@@ -61,10 +64,13 @@ Commands:
   demo           run everything on a temporary database with a built-in receiver; show a summary
   add [FILE]     insert notifications from JSON lines (FILE, or stdin); print their names
   list           list notifications, one a line, starting with the name
-  show NAME      print what GET /v1/notifications/NAME returns
+  show NAME      print what GET /v1/notifications/NAME returns (--attempts: every try)
   mark-read NAME mark a notification read (as DELETE /v1/notifications/NAME does)
   stats          counts by state and delivery figures
+  resend NAME    send a notification again at once, with a fresh round (--failing: every failing one)
+  pause NOTIFIER stop sending through a notifier (its notifications wait); resume NOTIFIER goes on
   check-config   validate the configuration and say what would run
+  vacuum         rewrite the database file to its smallest (stop serve first)
   receive        a webhook receiver for trying it out: print each POST's body
   help [COMMAND] show this help, or a command's
 
@@ -129,6 +135,7 @@ Options:
 
 const SHOW_HELP: &str = "\
 Usage: clair-notifier [--config FILE] show NAME [--limit N] [--page TOKEN]
+       clair-notifier [--config FILE] show NAME --attempts [--json]
 
 Prints exactly what GET /v1/notifications/NAME?limit=N&page=TOKEN returns: one page of the
 notification in Clair v1's JSON. Follow its NextPage token with --page for the next page.
@@ -137,6 +144,9 @@ Options:
   --limit N      layers per side on the page (default 100; more than 1000 is served as
                  1000, as the API does, and Limit says so)
   --page TOKEN   a Page or NextPage token from an earlier answer (default: the first page)
+  --attempts     the notification's attempt log instead, oldest first, one line a try:
+                 STARTED NOTIFIER OUTCOME STATUS DURATION NEXT-DUE EXCERPT (tab-separated)
+  --json         with --attempts: what GET /v1/notifications/NAME/attempts returns
 ";
 
 const MARK_READ_HELP: &str = "\
@@ -188,7 +198,11 @@ fn help_for(command: &str) -> Option<&'static str> {
         "mark-read" => MARK_READ_HELP,
         "stats" => STATS_HELP,
         "check-config" => CHECK_CONFIG_HELP,
+        "vacuum" => crate::vacuum::HELP,
         "receive" => RECEIVE_HELP,
+        "resend" => crate::operate::RESEND_HELP,
+        "pause" => crate::operate::PAUSE_HELP,
+        "resume" => crate::operate::RESUME_HELP,
         _ => return None,
     })
 }
@@ -255,6 +269,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Global, Comman
                 seen.push("--addr");
                 addr = Some(p.value().map_err(err)?.to_string_lossy().into_owned());
             }
+            Long("unread") => seen.push("--unread"),
+            Long("attempts") => seen.push("--attempts"),
+            Long("failing") => seen.push("--failing"),
             Long("count") => {
                 seen.push("--count");
                 count = Some(p.value().map_err(err)?);
@@ -307,10 +324,11 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Global, Comman
     }
     let allowed: &[&str] = match command.as_str() {
         "list" => &["--state", "--limit"],
-        "show" => &["--limit", "--page"],
+        "show" => &["--limit", "--page", "--attempts", "--json"],
         "stats" => &["--json"],
         "demo" => &["--count"],
         "receive" => &["--addr"],
+        "resend" => &["--unread", "--failing"],
         _ => &[],
     };
     if let Some(bad) = seen.iter().find(|o| !allowed.contains(o)) {
@@ -319,7 +337,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Global, Comman
         )));
     }
     let max_positional = match command.as_str() {
-        "add" | "show" | "mark-read" => 1,
+        "add" | "show" | "mark-read" | "resend" | "pause" | "resume" => 1,
         _ => 0,
     };
     if positional.len() > max_positional {
@@ -338,6 +356,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Global, Comman
     let cmd = match command.as_str() {
         "serve" => Command::Serve,
         "check-config" => Command::CheckConfig,
+        "vacuum" => Command::Vacuum,
         "demo" => Command::Demo {
             count: match count {
                 Some(v) => number("--count", v, 1, 100_000)?,
@@ -368,6 +387,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Global, Comman
                 None => 100,
             },
         },
+        "show" if seen.contains(&"--attempts") || json => {
+            Command::Operate(crate::operate::show_attempts(name()?, &seen)?)
+        }
         "show" => Command::Show {
             name: name()?,
             limit: limit.map_or_else(|| "100".to_string(), |v| v.to_string_lossy().into_owned()),
@@ -378,6 +400,11 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Global, Comman
         "receive" => Command::Receive {
             addr: addr.unwrap_or_else(|| "127.0.0.1:8080".to_string()),
         },
+        "resend" | "pause" | "resume" => Command::Operate(crate::operate::parse(
+            &command,
+            positional.first().map(String::as_str),
+            &seen,
+        )?),
         _ => unreachable!("help_for knows every command"),
     };
     Ok((global, cmd))

@@ -4,7 +4,7 @@ use super::*;
 use crate::notification::{State, Vulnerability, VulnerabilityWithLayers};
 use crate::store::NotifierProgress;
 
-fn t(ms: i64) -> Timestamp {
+pub(super) fn t(ms: i64) -> Timestamp {
     Timestamp::from_millis(ms)
 }
 
@@ -19,24 +19,24 @@ fn vuln(name: &str, layers: usize) -> VulnerabilityWithLayers {
     }
 }
 
-fn new_only(layers: usize) -> NewNotification {
+pub(super) fn new_only(layers: usize) -> NewNotification {
     NewNotification {
         old: None,
         new: Some(vuln("CVE-1", layers)),
     }
 }
 
-fn open() -> (tempfile::TempDir, SqliteStore) {
+pub(super) fn open() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path().join("test.db")).unwrap();
     (dir, store)
 }
 
-const A: LeaseOwner = LeaseOwner::new(1);
-const B: LeaseOwner = LeaseOwner::new(2);
+pub(super) const A: LeaseOwner = LeaseOwner::new(1);
+pub(super) const B: LeaseOwner = LeaseOwner::new(2);
 
 /// A new store holding `n` notifications inserted at 0, and their names.
-fn stored(n: usize) -> (tempfile::TempDir, SqliteStore, Vec<String>) {
+pub(super) fn stored(n: usize) -> (tempfile::TempDir, SqliteStore, Vec<String>) {
     let (dir, store) = open();
     let batch: Vec<_> = (0..n).map(|_| new_only(0)).collect();
     let names = store.insert(&batch, t(0)).unwrap();
@@ -55,8 +55,9 @@ fn user_version(conn: &Connection) -> i64 {
         .unwrap()
 }
 
-fn done(id: NotificationId, next_due: Timestamp) -> Outcome {
+pub(super) fn done(id: NotificationId, next_due: Timestamp) -> Outcome {
     Outcome {
+        log: Vec::new(),
         id,
         notified: true,
         next_due,
@@ -407,6 +408,7 @@ fn round_progress_is_kept_and_cleared() {
         },
     ];
     let retry = Outcome {
+        log: Vec::new(),
         id: c[0].id,
         notified: false,
         next_due: t(10),
@@ -767,10 +769,12 @@ fn a_first_schema_database_is_migrated() {
     assert_eq!(
         tables,
         [
+            "attempt",
             "content",
             "layer_chunk",
             "lease",
             "notification",
+            "notifier",
             "progress",
             "setting"
         ]
@@ -864,6 +868,7 @@ fn dead_owners_lose_their_leases_at_once_and_live_ones_never() {
     );
     let a = store.claim(A, 2, t(0), t(600_000)).unwrap();
     let retry = Outcome {
+        log: Vec::new(),
         attempts: 1,
         last_error: Some("w: 500".into()),
         progress: vec![NotifierProgress {

@@ -5,14 +5,15 @@
 //! custom datastore with a bug might.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use clair_notifier::notification::{
     NewNotification, NotificationId, NotificationPage, NotificationSummary, PageCursor,
 };
 use clair_notifier::store::{
-    ClaimRequest, Claimed, Counts, LeaseOwner, ListFilter, Outcome, OwnerGuard,
+    CircuitChange, ClaimRequest, Claimed, Counts, DeleteRequest, LeaseOwner, ListFilter,
+    NotifierState, Outcome, OwnerGuard, Resend, Sends,
 };
 use clair_notifier::{Datastore, Result, SqliteStore, Timestamp, Waker};
 
@@ -31,8 +32,14 @@ pub struct Recording {
     pub inner: SqliteStore,
     claims: Mutex<Vec<Claim>>,
     next_due: Mutex<usize>,
+    deletes: Mutex<Vec<usize>>,
     /// Set: the next claim panics.
     pub panic_on_claim: AtomicBool,
+    /// Set: the next `delete_read` panics.
+    pub panic_on_delete: AtomicBool,
+    /// How many more `delete_read` calls reach the store; past them, a call deletes nothing
+    /// (a collector paused between two batches). Unlimited by default.
+    pub deletes_let_through: AtomicUsize,
 }
 
 impl Recording {
@@ -41,7 +48,10 @@ impl Recording {
             inner,
             claims: Mutex::new(Vec::new()),
             next_due: Mutex::new(0),
+            deletes: Mutex::new(Vec::new()),
             panic_on_claim: AtomicBool::new(false),
+            panic_on_delete: AtomicBool::new(false),
+            deletes_let_through: AtomicUsize::new(usize::MAX),
         }
     }
 
@@ -58,6 +68,11 @@ impl Recording {
     /// How many times the scanner asked when work is next due.
     pub fn next_due_calls(&self) -> usize {
         *self.next_due.lock().unwrap()
+    }
+
+    /// How many each finished call of `delete_read` deleted, in order.
+    pub fn deletes(&self) -> Vec<usize> {
+        self.deletes.lock().unwrap().clone()
     }
 
     /// Whether the scanner has looked at the store at all yet.
@@ -110,6 +125,22 @@ impl Datastore for Recording {
         *self.next_due.lock().unwrap() += 1;
         self.inner.next_due()
     }
+    fn delete_read(&self, request: DeleteRequest) -> Result<usize> {
+        if self.panic_on_delete.load(Ordering::SeqCst) {
+            panic!("the recording store panics on a delete, as told");
+        }
+        let through = self
+            .deletes_let_through
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        let n = if through {
+            self.inner.delete_read(request)?
+        } else {
+            0
+        };
+        self.deletes.lock().unwrap().push(n);
+        Ok(n)
+    }
     fn mark_read(&self, name: &str, now: Timestamp) -> Result<bool> {
         self.inner.mark_read(name, now)
     }
@@ -133,6 +164,33 @@ impl Datastore for Recording {
     }
     fn release_dead_owners(&self, now: Timestamp) -> Result<Vec<(LeaseOwner, usize)>> {
         self.inner.release_dead_owners(now)
+    }
+    fn resend(&self, name: &str, unread: bool, now: Timestamp) -> Result<Resend> {
+        self.inner.resend(name, unread, now)
+    }
+    fn resend_failing(&self, now: Timestamp) -> Result<u64> {
+        self.inner.resend_failing(now)
+    }
+    fn set_paused(&self, notifier: &str, paused: bool, now: Timestamp) -> Result<bool> {
+        self.inner.set_paused(notifier, paused, now)
+    }
+    fn delete_attempts(&self, before: Timestamp, limit: usize) -> Result<usize> {
+        self.inner.delete_attempts(before, limit)
+    }
+    fn end_wait(&self, notifier: &str, now: Timestamp) -> Result<usize> {
+        self.inner.end_wait(notifier, now)
+    }
+    fn notifiers(&self, now: Timestamp) -> Result<Vec<NotifierState>> {
+        self.inner.notifiers(now)
+    }
+    fn record_sends(&self, sends: &Sends, now: Timestamp) -> Result<CircuitChange> {
+        self.inner.record_sends(sends, now)
+    }
+    fn take_probe(&self, notifier: &str, probe: Duration, now: Timestamp) -> Result<bool> {
+        self.inner.take_probe(notifier, probe, now)
+    }
+    fn attempts(&self, name: &str) -> Result<Option<Vec<clair_notifier::attempt::Attempt>>> {
+        self.inner.attempts(name)
     }
     fn watch(&self, waker: Waker) {
         self.inner.watch(waker)
