@@ -10,9 +10,12 @@
 //! key and line. Library users may also build a [`Config`] in code or deserialize it from any
 //! serde format.
 
+mod database;
 #[cfg(feature = "config-file")]
 mod file;
 mod validate;
+
+pub use database::{DatabaseConfig, NO_POSTGRES};
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -33,23 +36,6 @@ pub struct Config {
     pub notifier: NotifierConfig,
     /// `[api]`.
     pub api: ApiConfig,
-}
-
-/// `[database]`: where notifications are stored.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct DatabaseConfig {
-    /// Path of the SQLite database file, created with its schema if missing.
-    /// Defaults to `clair-notifier.db`.
-    pub path: String,
-}
-
-impl Default for DatabaseConfig {
-    fn default() -> Self {
-        DatabaseConfig {
-            path: "clair-notifier.db".to_string(),
-        }
-    }
 }
 
 /// `[notifier]`: how and how often notifications are delivered.

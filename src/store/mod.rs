@@ -17,16 +17,36 @@
 //! (attempts, success, last error) is kept only while a round is unfinished; the common case
 //! (every notifier succeeds on the first try) writes one row.
 
+#[cfg(test)]
+mod contract_tests;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod sqlite;
 
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresOptions, PostgresStore, STATEMENT_TIMEOUT, SslMode};
 pub use sqlite::SqliteStore;
 
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
 use crate::notification::{
     NewNotification, NotificationId, NotificationPage, NotificationSummary, PageCursor, State,
 };
 use crate::time::Timestamp;
 use crate::wake::Waker;
+
+/// Checks every notification of a batch before anything is written, so that a bad one
+/// inserts nothing: [`InvalidInput`](ErrorKind::InvalidInput) naming its index.
+fn check_all(notifications: &[NewNotification]) -> Result<()> {
+    for (i, n) in notifications.iter().enumerate() {
+        n.check().map_err(|why| {
+            Error::new(
+                ErrorKind::InvalidInput,
+                format!("notification {} of {}: {why}", i + 1, notifications.len()),
+            )
+        })?;
+    }
+    Ok(())
+}
 
 /// Identifies one running service instance as the holder of leases.
 ///

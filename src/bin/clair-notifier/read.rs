@@ -47,7 +47,7 @@ pub fn list(global: &Global, state: Option<State>, limit: usize) -> Result<(), C
 /// `show`: one page, exactly as the read API serves it.
 pub fn show(global: &Global, name: &str, limit: &str, page: Option<&str>) -> Result<(), CliError> {
     let config = load(global)?;
-    let store: Arc<dyn Datastore> = Arc::new(open_existing(&config)?);
+    let store: Arc<dyn Datastore> = open_existing(&config)?;
     let api = Api::new(&config.api, store)?;
     match api.read_page(name, Some(limit), page) {
         Ok(body) => {

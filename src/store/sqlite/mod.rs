@@ -253,18 +253,14 @@ fn write<T>(
 
 impl Datastore for SqliteStore {
     fn insert(&self, notifications: &[NewNotification], now: Timestamp) -> Result<Vec<String>> {
-        insert::check_all(notifications)?;
+        super::check_all(notifications)?;
         let names = {
             let mut conn = self.writer();
             write(&mut conn, &self.path, "could not insert into", true, |tx| {
                 insert::insert(tx, &self.path, notifications, now)
             })?
         };
-        let mut watchers = self.watchers.lock().unwrap_or_else(|e| e.into_inner());
-        watchers.retain(|w| {
-            w.wake();
-            !w.is_closed()
-        });
+        crate::wake::wake_all(&mut self.watchers.lock().unwrap_or_else(|e| e.into_inner()));
         Ok(names)
     }
 
