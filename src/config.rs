@@ -165,6 +165,10 @@ pub struct HttpConfig {
     pub headers: BTreeMap<String, String>,
     /// `whsec_<base64>`: sign each POST per the Standard Webhooks spec. Empty by default.
     pub signing_secret: String,
+    /// Permit connections to link-local and cloud metadata addresses. `false` by default.
+    pub allow_link_local: bool,
+    /// Also refuse connections to loopback and private addresses. `false` by default.
+    pub deny_private: bool,
 }
 
 impl Default for HttpConfig {
@@ -179,6 +183,8 @@ impl Default for HttpConfig {
             proxy: String::new(),
             headers: BTreeMap::new(),
             signing_secret: String::new(),
+            allow_link_local: false,
+            deny_private: false,
         }
     }
 }
@@ -196,6 +202,15 @@ pub struct ApiConfig {
     pub pagination_key: String,
     /// When set, GET and DELETE need `Authorization: Bearer <token>`. Empty by default.
     pub token: String,
+    /// With `keyfile`, the PEM certificate chain the read API is served with over TLS.
+    pub certfile: String,
+    /// With `certfile`, its PEM private key.
+    pub keyfile: String,
+    /// A PEM bundle of CAs: with TLS on, every client must present a certificate that chains
+    /// to one of them.
+    pub cafile: String,
+    /// A second, plain-HTTP listener for `/health` and `/metrics` only. Empty: none.
+    pub health_addr: String,
 }
 
 impl Default for ApiConfig {
@@ -204,6 +219,10 @@ impl Default for ApiConfig {
             addr: "127.0.0.1:6060".to_string(),
             pagination_key: String::new(),
             token: String::new(),
+            certfile: String::new(),
+            keyfile: String::new(),
+            cafile: String::new(),
+            health_addr: String::new(),
         }
     }
 }
@@ -231,8 +250,11 @@ debug_config!(NotifierConfig {
 debug_config!(HttpConfig {
     endpoint, timeout, servername, cafile, certfile, keyfile,
     proxy => crate::text::redact_url, headers => names, signing_secret => redacted,
+    allow_link_local, deny_private,
 });
-debug_config!(ApiConfig { addr, pagination_key => redacted, token => redacted });
+debug_config!(ApiConfig {
+    addr, pagination_key => redacted, token => redacted, certfile, keyfile, cafile, health_addr,
+});
 
 fn names<V>(map: &BTreeMap<String, V>) -> Vec<&String> {
     map.keys().collect()

@@ -13,7 +13,8 @@
 //!   and programs register their own in a [`Registry`] or with [`register`];
 //! - a [`Stopper`] stops everything promptly;
 //! - with the cargo feature `api` (on by default), `api::Server` serves Clair v1's read API
-//!   (`GET`/`DELETE /v1/notifications/{name}`, `/health`, `/metrics`) on a fixed pool of threads.
+//!   (`GET`/`DELETE /v1/notifications/{name}`, `/health`, `/metrics`) on a fixed pool of threads,
+//!   over TLS with client certificates when `[api] certfile`, `keyfile` and `cafile` say so.
 //!
 //! # Embedding
 //!
@@ -66,10 +67,18 @@
 
 #[cfg(feature = "api")]
 pub mod api;
+mod builtins;
 pub mod config;
+mod document;
 mod error;
+#[cfg(unix)]
+pub mod exec;
+#[cfg(unix)]
+pub mod jsonl;
 pub mod notification;
 mod notifier;
+mod params;
+mod pem;
 pub mod service;
 pub mod store;
 mod text;

@@ -7,11 +7,12 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::config::NotifierConfig;
 use crate::error::Result;
+use crate::store::Datastore;
 use crate::time::Timestamp;
 
 /// Anything that can tell a receiver about a notification.
@@ -54,6 +55,11 @@ pub trait Notifier: Send + Sync + 'static {
     /// A failed attempt; the service schedules the next one (after
     /// [`SendError::retry_after`], when the receiver asked for a delay).
     fn send(&self, delivery: &Delivery) -> std::result::Result<(), SendError>;
+
+    /// Gives the notifier the datastore the service delivers from, before
+    /// [`configure`](Notifier::configure). The built-in `exec` and `jsonl` notifiers read the
+    /// whole notification through it; by default it is ignored.
+    fn bind(&mut self, _store: &Arc<dyn Datastore>) {}
 }
 
 /// What a notifier is asked to send: the notification's name and a little context.
@@ -125,11 +131,11 @@ impl Registry {
         Registry::default()
     }
 
-    /// A registry holding the built-in notifiers: `webhook`.
-    pub fn with_builtins() -> Registry {
-        let mut r = Registry::new();
-        r.register("webhook", crate::webhook::Webhook::default());
-        r
+    /// Gives every notifier the datastore (see [`Notifier::bind`]).
+    pub(crate) fn bind(&mut self, store: &Arc<dyn Datastore>) {
+        for n in self.notifiers.values_mut() {
+            n.bind(store);
+        }
     }
 
     /// Makes `notifier` available under `name`.
@@ -220,23 +226,13 @@ pub fn register(name: &str, notifier: impl Notifier) {
         .register(name, notifier);
 }
 
-impl Registry {
-    /// The built-in notifiers plus everything registered with [`register`], which is moved
-    /// out of the process-wide registry (a notifier instance serves one service).
-    ///
-    /// # Panics
-    ///
-    /// If a notifier was registered globally under a built-in's name (`webhook`).
-    pub fn take_global() -> Registry {
-        let taken = GLOBAL
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-            .unwrap_or_default();
-        let mut r = Registry::with_builtins();
-        r.extend(taken);
-        r
-    }
+/// Moves what [`register`] made available out of the process-wide registry.
+pub(crate) fn take_registered() -> Registry {
+    GLOBAL
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -276,8 +272,8 @@ mod tests {
         let mut r = Registry::with_builtins();
         r.register("good", Fixed(true));
         r.register("bad", Fixed(false));
-        assert_eq!(r.names(), ["bad", "good", "webhook"]);
-        // The webhook has no endpoint by default, so it is disabled.
+        assert_eq!(r.names(), ["bad", "exec", "good", "jsonl", "webhook"]);
+        // The built-ins have no endpoint, command or path by default, so they are disabled.
         let enabled = r.configure(&NotifierConfig::default());
         let names: Vec<_> = enabled.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["good"]);
@@ -291,6 +287,9 @@ mod tests {
                 .names()
                 .contains(&"global-test".to_string())
         );
-        assert_eq!(Registry::take_global().names(), ["webhook"]);
+        assert_eq!(
+            Registry::take_global().names(),
+            ["exec", "jsonl", "webhook"]
+        );
     }
 }

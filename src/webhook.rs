@@ -19,6 +19,7 @@
 //!
 //! Header values and secrets never appear in an error, a log line or a `Debug` output.
 
+mod guard;
 mod post;
 mod settings;
 mod signature;
@@ -93,7 +94,8 @@ impl Webhook {
 impl Configured {
     fn new(http: &HttpConfig) -> Result<Configured> {
         let endpoint = http.endpoint.trim().to_string();
-        let uri = parse_endpoint(&endpoint)?;
+        let policy = guard::Policy::of(http);
+        let uri = parse_endpoint(&endpoint, policy)?;
         if http.timeout.is_zero() {
             return Err(Error::config(
                 "notifier.http.timeout must be more than 0 (e.g. \"5s\")",
@@ -115,7 +117,7 @@ impl Configured {
         // `servername` when set (the proxy resolves it). Asking for the endpoint's resolved
         // address instead (ureq's `resolve_target`) is broken in ureq 3.5.2: it writes the
         // port twice (`CONNECT 10.0.0.5:443:443`).
-        let proxy = parse_proxy(&http.proxy)?;
+        let proxy = parse_proxy(&http.proxy, policy)?;
 
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
@@ -131,7 +133,7 @@ impl Configured {
             .build();
         let agent = ureq::Agent::with_parts(
             config,
-            transport::connector(http.timeout),
+            transport::connector(http.timeout, policy),
             resolver.unwrap_or_else(tls::ServerNameResolver::direct),
         );
         Ok(Configured {

@@ -28,7 +28,7 @@ use crate::store::Counts;
 use crate::time::Timestamp;
 
 /// The `Content-Type` of the Prometheus text format.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 fn head(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
@@ -44,7 +44,7 @@ fn label(value: &str) -> String {
 
 /// The Prometheus text of `counts` (read from the store at `now`) and, when a service runs
 /// in this process, of its counters.
-pub fn render(counts: &Counts, now: Timestamp, service: Option<&ServiceView>) -> String {
+pub(crate) fn render(counts: &Counts, now: Timestamp, service: Option<&ServiceView>) -> String {
     let mut out = String::new();
     let empty = Metrics::default();
     let m = service.map_or(&empty, |s| s.metrics.as_ref());

@@ -16,12 +16,16 @@
 //!
 //! The routes are plain functions from a [`Request`] to a [`Response`] ([`Api::handle`]),
 //! testable without sockets; [`Server`] serves them over HTTP with bounded connections, sizes
-//! and times (see its module for the limits).
+//! and times (see its module for the limits), over TLS when `[api] certfile` and `keyfile`
+//! are set (with client certificates required when `cafile` is), and `/health` and
+//! `/metrics` on a second, plain listener when `health_addr` is.
 
 mod http1;
 pub mod metrics;
 mod routes;
 mod server;
+mod tls;
+mod tls_stream;
 mod token;
 
 use std::sync::Arc;
@@ -235,15 +239,21 @@ impl Api {
     }
 }
 
-/// Checks `[api]` without starting anything: the address, the pagination key.
+/// Checks `[api]` without starting anything: the addresses, the pagination key, the token,
+/// and every TLS file (read and checked as the server would: the certificate and key belong
+/// together, the certificate has not expired, the CA can be used).
 ///
 /// # Errors
 ///
 /// A configuration error naming the key at fault.
 pub fn validate_config(config: &ApiConfig) -> Result<()> {
     if !config.addr.is_empty() {
-        server::parse_addr(&config.addr)?;
+        server::parse_addr("api.addr", &config.addr)?;
     }
+    if !config.health_addr.is_empty() {
+        server::parse_addr("api.health_addr", &config.health_addr)?;
+    }
+    tls::server_config(config)?;
     if !config.pagination_key.is_empty() {
         PageKey::from_base64(&config.pagination_key)?;
     }

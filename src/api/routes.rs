@@ -1,11 +1,9 @@
 //! The routes: pure functions from a [`Request`] to a [`Response`] over the store.
 
-use serde::Serialize;
-
 use super::{Api, MAX_LIMIT, Request, Response, metrics};
+use crate::document::render_page;
 use crate::error::Error;
-use crate::notification::{NotificationPage, PageCursor, VulnerabilityWithLayers};
-use crate::time::Timestamp;
+use crate::notification::PageCursor;
 
 const PREFIX: &str = "/v1/notifications/";
 const NOT_FOUND: &str = "the resource cannot be found";
@@ -26,71 +24,6 @@ pub enum PageError {
     NotFound,
     /// The store failed.
     Store(Error),
-}
-
-/// Clair v1's notification JSON, fields in Clair's order, empty ones left out.
-#[derive(Serialize)]
-struct Envelope<'a> {
-    #[serde(rename = "Notification")]
-    notification: Body<'a>,
-}
-
-#[derive(Serialize)]
-struct Body<'a> {
-    #[serde(rename = "Name")]
-    name: &'a str,
-    #[serde(rename = "Created")]
-    created: String,
-    #[serde(rename = "Notified", skip_serializing_if = "Option::is_none")]
-    notified: Option<String>,
-    #[serde(rename = "Deleted", skip_serializing_if = "Option::is_none")]
-    deleted: Option<String>,
-    #[serde(rename = "Limit", skip_serializing_if = "is_zero")]
-    limit: u32,
-    #[serde(rename = "Page", skip_serializing_if = "str::is_empty")]
-    page: &'a str,
-    #[serde(rename = "NextPage", skip_serializing_if = "Option::is_none")]
-    next_page: Option<String>,
-    #[serde(rename = "Old", skip_serializing_if = "Option::is_none")]
-    old: Option<&'a VulnerabilityWithLayers>,
-    #[serde(rename = "New", skip_serializing_if = "Option::is_none")]
-    new: Option<&'a VulnerabilityWithLayers>,
-}
-
-fn is_zero(n: &u32) -> bool {
-    *n == 0
-}
-
-fn secs(t: Timestamp) -> String {
-    t.as_secs().to_string()
-}
-
-/// Renders one page as the body of `GET /v1/notifications/{name}`, byte for byte: Clair
-/// v1's shape, then a newline. `page_token` is the token of this page (echoed as `Page`),
-/// `next_token` that of the next one (`NextPage`, absent on the last page).
-fn render_page(
-    page: &NotificationPage,
-    limit: u32,
-    page_token: &str,
-    next_token: Option<String>,
-) -> Vec<u8> {
-    let s = &page.summary;
-    let envelope = Envelope {
-        notification: Body {
-            name: &s.name,
-            created: secs(s.created),
-            notified: s.notified.map(secs),
-            deleted: s.read.map(secs),
-            limit,
-            page: page_token,
-            next_page: next_token,
-            old: page.old.as_ref(),
-            new: page.new.as_ref(),
-        },
-    };
-    let mut body = serde_json::to_vec(&envelope).unwrap_or_default();
-    body.push(b'\n');
-    body
 }
 
 /// The value of query parameter `key` (the first one, percent-decoded), if present.

@@ -2,8 +2,11 @@
 //! limits on connections and concurrent requests, and shutdown. Reading requests and writing
 //! answers (HTTP/1.1 framing, its size limits and request deadlines) is [`super::http1`]'s.
 //!
-//! One accept thread, one thread per open connection (at most [`MAX_CONNECTIONS`]; one more
-//! is answered 503 and closed), and at most [`THREADS`] requests answered at once. Limits
+//! One accept thread per listener (the API's, and the plain `/health` and `/metrics` one of
+//! `api.health_addr`), one thread per open connection (at most [`MAX_CONNECTIONS`] in all; one
+//! more is answered 503 and closed, or only closed over TLS), and at most [`THREADS`] requests
+//! answered at once. Over TLS ([`super::tls`]) the handshake runs on the connection's thread
+//! under the deadlines of a request head ([`super::tls_stream`]). Limits
 //! enforced before a request reaches the routes: the URL ([`MAX_URL_BYTES`], else 414), the
 //! header block ([`MAX_HEADER_BYTES`] and 100 headers, else 431), the body
 //! ([`MAX_BODY_BYTES`], else 413, without reading it when `Content-Length` says so; the API
@@ -26,12 +29,14 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
+use rustls::ServerConfig;
 
 use super::http1::{Conn, ReadFailure, check_and_drain, path_of, read_head, write_response};
 #[cfg(doc)]
 use super::http1::{
     IDLE_TIMEOUT, MAX_BODY_BYTES, MAX_HEADER_BYTES, MAX_URL_BYTES, REQUEST_TIMEOUT,
 };
+use super::tls_stream::handshake;
 use super::{Api, Request, Response, ServiceView};
 use crate::config::ApiConfig;
 use crate::error::{Error, ErrorKind, Result};
@@ -39,7 +44,8 @@ use crate::store::Datastore;
 
 /// Requests answered at once (the rest wait for a turn).
 pub const THREADS: usize = 4;
-/// Connections open at once; one more is answered 503 and closed.
+/// Connections open at once, on every listener; one more is answered 503 and closed (over
+/// TLS, closed).
 pub const MAX_CONNECTIONS: usize = 512;
 /// How long writing an answer may block on a client that does not read it.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -48,12 +54,24 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug)]
 pub struct Server;
 
-/// The read API while it serves, as [`Server::start`] returns it: its address, and the way
+/// The read API while it serves, as [`Server::start`] returns it: its addresses, and the way
 /// to stop it ([`stop`](RunningServer::stop), or dropping it).
 pub struct RunningServer {
     addr: SocketAddr,
+    health_addr: Option<SocketAddr>,
+    tls: bool,
     shared: Arc<Shared>,
-    accept: Option<JoinHandle<()>>,
+    /// The accept threads (the API's, then the health listener's), until stopped.
+    accept: Vec<(SocketAddr, JoinHandle<()>)>,
+}
+
+/// What a listener serves.
+#[derive(Clone)]
+enum Role {
+    /// The whole API, over TLS when there is a configuration.
+    Api(Option<Arc<ServerConfig>>),
+    /// `/health` and `/metrics` only, plain HTTP.
+    Health,
 }
 
 /// What the accept thread and the connection threads share.
@@ -68,60 +86,74 @@ struct Shared {
     turns: (Sender<()>, Receiver<()>),
 }
 
-pub(crate) fn parse_addr(addr: &str) -> Result<SocketAddr> {
+/// The address `addr` given as `key`.
+pub(crate) fn parse_addr(key: &str, addr: &str) -> Result<SocketAddr> {
     let mut found = addr.to_socket_addrs().map_err(|e| {
         Error::with_source(
             ErrorKind::Config,
-            format!("api.addr \"{addr}\" is not a host:port address"),
+            format!("{key} \"{addr}\" is not a host:port address"),
             e,
         )
     })?;
-    found.next().ok_or_else(|| {
-        Error::config(format!(
-            "api.addr \"{addr}\" does not resolve to any address"
-        ))
-    })
+    found
+        .next()
+        .ok_or_else(|| Error::config(format!("{key} \"{addr}\" does not resolve to any address")))
+}
+
+/// A listener on `addr` (the setting `key`), and the address it got.
+fn bind(key: &str, addr: &str) -> Result<(TcpListener, SocketAddr)> {
+    let listener = listen(parse_addr(key, addr)?).map_err(|e| {
+        Error::with_source(
+            ErrorKind::Other,
+            format!("could not listen on {addr} for the read API ({key})"),
+            e,
+        )
+    })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| Error::with_source(ErrorKind::Other, "the read API has no address", e))?;
+    Ok((listener, bound))
 }
 
 impl Server {
-    /// Serves the read API for `store` on `config.addr` (`127.0.0.1:0` picks a free port;
-    /// see [`RunningServer::addr`]), showing `service` in `/health` and `/metrics`.
+    /// Serves the read API for `store` as `config` says: on `addr` (`127.0.0.1:0` picks a
+    /// free port; see [`RunningServer::addr`]), over TLS with `certfile` and `keyfile`,
+    /// requiring client certificates with `cafile`, and `/health` and `/metrics` on
+    /// `health_addr` too if set; showing `service` in `/health` and `/metrics`.
     ///
     /// # Errors
     ///
-    /// A configuration error (bad `api.addr` or `api.pagination_key`; an empty `api.addr`
-    /// means the API is off and is refused here), the address could not be bound, or a store
-    /// failure while resolving the page key.
+    /// A configuration error (a bad `api.addr`, `api.health_addr`, `api.pagination_key` or
+    /// TLS file; an empty `api.addr` means the API is off and is refused here), an address
+    /// that could not be bound, or a store failure while resolving the page key.
     pub fn start(
         config: &ApiConfig,
         store: Arc<dyn Datastore>,
         service: Option<ServiceView>,
     ) -> Result<RunningServer> {
-        Server::serve(&config.addr, Api::new(config, store)?, service)
+        Server::serve(config, Api::new(config, store)?, service)
     }
 
-    /// Serves `api` on `addr` (built with, say, a clock of its own: [`Api::clock`]), showing
-    /// `service` in `/health` and `/metrics`.
+    /// Serves `api` (built with, say, a clock of its own: [`Api::clock`]) where `config`
+    /// says, as [`start`](Server::start) does.
     ///
     /// # Errors
     ///
-    /// A bad address, one that could not be bound, or a thread that could not be spawned.
-    pub fn serve(addr: &str, mut api: Api, service: Option<ServiceView>) -> Result<RunningServer> {
+    /// As [`start`](Server::start), or a thread that could not be spawned.
+    pub fn serve(
+        config: &ApiConfig,
+        mut api: Api,
+        service: Option<ServiceView>,
+    ) -> Result<RunningServer> {
         api.service = service;
-        if addr.is_empty() {
+        if config.addr.is_empty() {
             return Err(Error::config("api.addr is empty: the read API is off"));
         }
-        let socket = parse_addr(addr)?;
-        let listener = listen(socket).map_err(|e| {
-            Error::with_source(
-                ErrorKind::Other,
-                format!("could not listen on {addr} for the read API"),
-                e,
-            )
-        })?;
-        let bound = listener
-            .local_addr()
-            .map_err(|e| Error::with_source(ErrorKind::Other, "the read API has no address", e))?;
+        let tls = super::tls::server_config(config)?;
+        let mut listeners = vec![(bind("api.addr", &config.addr)?, Role::Api(tls.clone()))];
+        if !config.health_addr.is_empty() {
+            listeners.push((bind("api.health_addr", &config.health_addr)?, Role::Health));
+        }
         let turns = crossbeam_channel::bounded(THREADS);
         for _ in 0..THREADS {
             let _ = turns.0.send(());
@@ -134,17 +166,28 @@ impl Server {
             closed: Condvar::new(),
             turns,
         });
-        let s = Arc::clone(&shared);
-        let accept = std::thread::Builder::new()
-            .name("api-accept".into())
-            .spawn(move || accept_loop(&listener, &s))
-            .map_err(|e| Error::with_source(ErrorKind::Other, "could not start a thread", e))?;
-        log::info!("read API listening on http://{bound}");
-        Ok(RunningServer {
-            addr: bound,
+        let mut server = RunningServer {
+            addr: listeners[0].0.1,
+            health_addr: listeners.get(1).map(|l| l.0.1),
+            tls: tls.is_some(),
             shared,
-            accept: Some(accept),
-        })
+            accept: Vec::new(),
+        };
+        for ((listener, bound), role) in listeners {
+            let s = Arc::clone(&server.shared);
+            let what = match role {
+                Role::Api(None) => "read API listening on http",
+                Role::Api(Some(_)) => "read API listening on https",
+                Role::Health => "read API health checks listening on http",
+            };
+            let accept = std::thread::Builder::new()
+                .name("api-accept".into())
+                .spawn(move || accept_loop(&listener, &s, &role))
+                .map_err(|e| Error::with_source(ErrorKind::Other, "could not start a thread", e))?;
+            server.accept.push((bound, accept));
+            log::info!("{what}://{bound}");
+        }
+        Ok(server)
     }
 }
 
@@ -167,6 +210,12 @@ impl RunningServer {
         self.addr
     }
 
+    /// The address of the plain-HTTP listener for `/health` and `/metrics` (`api.health_addr`),
+    /// if there is one.
+    pub fn health_addr(&self) -> Option<SocketAddr> {
+        self.health_addr
+    }
+
     /// Stops taking connections, lets the requests being answered finish, closes every
     /// connection, and waits for their threads.
     pub fn stop(mut self) {
@@ -174,20 +223,21 @@ impl RunningServer {
     }
 
     fn shutdown(&mut self) {
-        let Some(accept) = self.accept.take() else {
+        if self.accept.is_empty() {
             return;
-        };
-        self.shared.stopping.store(true, Ordering::SeqCst);
-        // Wake the accept thread with a connection of our own.
-        let mut wake = self.addr;
-        if wake.ip().is_unspecified() {
-            wake.set_ip(match wake {
-                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-            });
         }
-        let _ = TcpStream::connect_timeout(&wake, Duration::from_secs(1));
-        let _ = accept.join();
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        for (mut wake, accept) in self.accept.drain(..) {
+            // Wake the accept thread with a connection of our own.
+            if wake.ip().is_unspecified() {
+                wake.set_ip(match wake {
+                    SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                    SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+                });
+            }
+            let _ = TcpStream::connect_timeout(&wake, Duration::from_secs(1));
+            let _ = accept.join();
+        }
         // Idle connections wait in a read: end it. A connection answering a request finishes
         // its answer first (its write fails at worst).
         let mut open = self.shared.open.lock().unwrap_or_else(|e| e.into_inner());
@@ -206,7 +256,7 @@ impl RunningServer {
             };
         }
         drop(open);
-        log::info!("read API on http://{} stopped", self.addr);
+        log::info!("read API on {} stopped", self.addr);
     }
 }
 
@@ -220,11 +270,13 @@ impl std::fmt::Debug for RunningServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RunningServer")
             .field("addr", &self.addr)
+            .field("health_addr", &self.health_addr)
+            .field("tls", &self.tls)
             .finish()
     }
 }
 
-fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
+fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, role: &Role) {
     let mut backoff = Duration::from_millis(10);
     loop {
         let accepted = listener.accept();
@@ -253,19 +305,31 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
             if open.len() >= MAX_CONNECTIONS {
                 drop(open);
                 log::warn!("read API: {MAX_CONNECTIONS} connections open; refusing one more");
-                let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
-                let r = Response::error(503, "too many connections; try again later");
-                let _ = write_response(&mut &*stream, &r, false, true);
+                // Over TLS, an answer would need a handshake first: the connection is closed.
+                if !matches!(role, Role::Api(Some(_))) {
+                    let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
+                    let r = Response::error(503, "too many connections; try again later");
+                    let _ = write_response(&mut &*stream, &r, false, true);
+                }
                 let _ = stream.shutdown(Shutdown::Both);
                 continue;
             }
             open.insert(id, Arc::clone(&stream));
         }
         let s = Arc::clone(shared);
+        let role = role.clone();
         let spawned = std::thread::Builder::new()
             .name("api-conn".into())
             .spawn(move || {
-                serve_connection(&mut &*stream, &s);
+                match role {
+                    Role::Api(None) => serve_connection(&mut &*stream, &s, false),
+                    Role::Api(Some(tls)) => {
+                        if let Some(mut conn) = handshake(tls, &stream) {
+                            serve_connection(&mut conn, &s, false);
+                        }
+                    }
+                    Role::Health => serve_connection(&mut &*stream, &s, true),
+                }
                 let mut open = s.open.lock().unwrap_or_else(|e| e.into_inner());
                 open.remove(&id);
                 s.closed.notify_all();
@@ -280,8 +344,9 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
     }
 }
 
-/// Reads requests from one connection and answers them until it closes.
-fn serve_connection(stream: &mut impl Conn, shared: &Shared) {
+/// Reads requests from one connection and answers them until it closes; with `health_only`,
+/// every path but `/health` and `/metrics` is 404.
+fn serve_connection(stream: &mut impl Conn, shared: &Shared, health_only: bool) {
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     loop {
         let head = match read_head(stream, &mut buf) {
@@ -300,6 +365,12 @@ fn serve_connection(stream: &mut impl Conn, shared: &Shared) {
             Err(r) => {
                 close = true;
                 r
+            }
+            Ok(())
+                if health_only
+                    && !matches!(path_of(&head.target).as_str(), "/health" | "/metrics") =>
+            {
+                Response::error(404, "page not found")
             }
             Ok(()) => {
                 let request = Request {

@@ -56,7 +56,7 @@ impl Config {
     /// assert_eq!(c.notifier.params["mine"]["url"], "x");
     ///
     /// let err = Config::from_toml("[api]\npaginationKey = \"k\"\n").unwrap_err();
-    /// assert_eq!(err.to_string(), "line 2: unknown key `api.paginationKey` (expected addr, pagination_key or token)");
+    /// assert_eq!(err.to_string(), "line 2: unknown key `api.paginationKey` (expected addr, pagination_key, token, certfile, keyfile, cafile or health_addr)");
     /// # Ok::<(), clair_notifier::Error>(())
     /// ```
     pub fn from_toml(text: &str) -> Result<Config> {

@@ -12,7 +12,8 @@ impl Config {
     /// Checks the whole configuration as starting would, without starting anything: a
     /// `database.path` that can be created (not empty, in a directory that exists), the
     /// `[notifier]` limits ([`NotifierConfig::validate`](super::NotifierConfig::validate)),
-    /// the webhook (URLs, files, certificates, headers, signing secret), `[api]` (with the
+    /// the webhook (URLs, files, certificates, headers, signing secret), on Unix the `exec`
+    /// and `jsonl` tables (the program, the file's directory), `[api]` (with the
     /// cargo feature `api`: the address, the pagination key, the token), and that every
     /// `[notifier.<name>]` table names a notifier of `registry`.
     ///
@@ -54,6 +55,11 @@ impl Config {
         #[cfg(feature = "api")]
         crate::api::validate_config(&self.api)?;
         Webhook::from_config(&self.notifier.http)?;
+        #[cfg(unix)]
+        {
+            crate::exec::Exec::check(&self.notifier)?;
+            crate::jsonl::Jsonl::check(&self.notifier)?;
+        }
         let known = registry.names();
         for name in self.notifier.params.keys() {
             if name == "webhook" {

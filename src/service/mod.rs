@@ -128,7 +128,8 @@ impl Service {
     /// folder of owner locks that cannot be created), or a thread that could not be spawned.
     pub fn start(self) -> Result<Handle> {
         self.config.validate()?;
-        let registry = self.registry.unwrap_or_else(Registry::with_builtins);
+        let mut registry = self.registry.unwrap_or_else(Registry::with_builtins);
+        registry.bind(&self.store);
         let enabled = registry.configure(&self.config);
         let names: Vec<String> = enabled.iter().map(|(n, _)| n.clone()).collect();
         let metrics = Arc::new(Metrics::new(&names));

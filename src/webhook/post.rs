@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use ureq::http::StatusCode;
 use ureq::http::header::{self, HeaderValue};
 
+use super::guard::Refused;
 use super::{Configured, MAX_RESPONSE_BODY, signature};
 use crate::notifier::{Delivery, SendError};
 use crate::text::{one_line, truncate};
@@ -51,9 +52,12 @@ impl Configured {
                 .header("webhook-id", id);
         }
         let mut resp = req.send(&body).map_err(|e| {
-            let why = match e {
-                ureq::Error::Timeout(_) => format!("timed out after {:?}", self.http.timeout),
-                e => e.to_string(),
+            let why = match (&e, Refused::find(&e)) {
+                (ureq::Error::Timeout(_), _) => {
+                    format!("timed out after {:?}", self.http.timeout)
+                }
+                (_, Some(refused)) => refused.to_string(),
+                _ => e.to_string(),
             };
             SendError::new(one_line(&format!("POST {}: {why}", self.endpoint)))
         })?;

@@ -4,6 +4,7 @@
 use ureq::http::Uri;
 use ureq::http::header::{HeaderName, HeaderValue};
 
+use super::guard::Policy;
 use super::tls::{ServerNameResolver, servername_host};
 use crate::config::HttpConfig;
 use crate::error::{Error, ErrorKind, Result};
@@ -80,7 +81,7 @@ pub(super) fn servername_alias(
 }
 
 /// Parses and checks the endpoint URL.
-pub(super) fn parse_endpoint(endpoint: &str) -> Result<Uri> {
+pub(super) fn parse_endpoint(endpoint: &str, policy: Policy) -> Result<Uri> {
     let uri: Uri = endpoint.parse().map_err(|e| {
         Error::with_source(
             ErrorKind::Config,
@@ -104,9 +105,17 @@ pub(super) fn parse_endpoint(endpoint: &str) -> Result<Uri> {
              sent; use notifier.http.headers (e.g. Authorization) instead",
         ));
     }
-    if uri.host().is_none_or(str::is_empty) {
+    let host = uri.host().unwrap_or_default();
+    if host.is_empty() {
         return Err(Error::config(format!(
             "notifier.http.endpoint \"{endpoint}\" has no host"
+        )));
+    }
+    if let Some(class) = policy.refuses_literal(host) {
+        return Err(Error::config(format!(
+            "notifier.http.endpoint \"{endpoint}\" is {} ({})",
+            class.describe(),
+            class.rule()
         )));
     }
     Ok(uri)
@@ -145,7 +154,7 @@ pub(super) fn parse_headers(
 }
 
 /// The configured proxy, or none (never the environment's).
-pub(super) fn parse_proxy(proxy: &str) -> Result<Option<ureq::Proxy>> {
+pub(super) fn parse_proxy(proxy: &str, policy: Policy) -> Result<Option<ureq::Proxy>> {
     let raw = proxy.trim();
     if raw.is_empty() {
         return Ok(None);
@@ -171,6 +180,14 @@ pub(super) fn parse_proxy(proxy: &str) -> Result<Option<ureq::Proxy>> {
     })?;
     if parsed.host().is_empty() {
         return Err(bad("it has no host"));
+    }
+    if let Some(class) = policy.refuses_literal(parsed.host()) {
+        return Err(Error::config(format!(
+            "notifier.http.proxy \"{shown}\" is {} ({}; the guard judges the proxy's \
+             address when a proxy is set)",
+            class.describe(),
+            class.rule()
+        )));
     }
     Ok(Some(parsed))
 }
@@ -213,11 +230,66 @@ mod tests {
             "socks5://user:hunter2@127.0.0.1:1080",
             "http://user:hunter2@a b:1",
         ];
-        for err in refused_naming("notifier.http.proxy", &bad, parse_proxy) {
+        let parse = |p: &str| parse_proxy(p, Policy::default());
+        for err in refused_naming("notifier.http.proxy", &bad, parse) {
             assert!(!err.contains("hunter2"), "{err}");
         }
-        assert!(parse_proxy("http://127.0.0.1:3128").unwrap().is_some());
-        assert!(parse_proxy("  ").unwrap().is_none());
+        assert!(parse("http://127.0.0.1:3128").unwrap().is_some());
+        assert!(parse("  ").unwrap().is_none());
+    }
+
+    #[test]
+    fn address_literals_the_guard_refuses_are_configuration_errors() {
+        let deny_private = Policy {
+            deny_private: true,
+            ..Policy::default()
+        };
+        let allow_link_local = Policy {
+            allow_link_local: true,
+            ..Policy::default()
+        };
+        let metadata = [
+            "http://169.254.169.254/latest/meta-data/",
+            "http://[fd00:ec2::254]/",
+            "https://[::ffff:169.254.169.254]:8443/",
+            "http://[fe80::1]:8080/",
+        ];
+        for err in refused_naming("notifier.http.endpoint", &metadata, |e| {
+            parse_endpoint(e, Policy::default())
+        }) {
+            assert!(err.contains("allow_link_local = true permits it"), "{err}");
+        }
+        for e in metadata {
+            assert!(parse_endpoint(e, allow_link_local).is_ok(), "{e}");
+        }
+        let private = [
+            "http://127.0.0.1:8080/",
+            "http://[::1]/",
+            "http://10.0.0.5/",
+        ];
+        for err in refused_naming("notifier.http.endpoint", &private, |e| {
+            parse_endpoint(e, deny_private)
+        }) {
+            assert!(err.contains("deny_private = true refuses it"), "{err}");
+        }
+        for e in private {
+            assert!(parse_endpoint(e, Policy::default()).is_ok(), "{e}");
+        }
+        // A name is judged when it is connected to, not here.
+        assert!(parse_endpoint("http://localhost:8080/", deny_private).is_ok());
+
+        let proxies = ["http://u:hunter2@169.254.1.1:3128", "http://[fe80::9]:3128"];
+        for err in refused_naming("notifier.http.proxy", &proxies, |p| {
+            parse_proxy(p, Policy::default())
+        }) {
+            assert!(err.contains("allow_link_local"), "{err}");
+            assert!(!err.contains("hunter2"), "{err}");
+        }
+        let err = parse_proxy("http://127.0.0.1:3128", deny_private).unwrap_err();
+        assert!(
+            err.to_string().contains("notifier.http.deny_private"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -23,12 +23,13 @@ use std::fmt;
 
 use ureq::config::Config;
 use ureq::http::Uri;
-use ureq::tls::{Certificate, ClientCert, PemItem, PrivateKey, RootCerts, TlsConfig};
+use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig};
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::NextTimeout;
 
 use crate::config::HttpConfig;
 use crate::error::{Error, ErrorKind, Result};
+use crate::pem::{certificates, private_key, read_file};
 
 /// The [`TlsConfig`] for `http`: the CAs of `cafile` (else the built-in Mozilla roots) and
 /// the client certificate of `certfile` + `keyfile`, if set.
@@ -89,33 +90,13 @@ pub(crate) fn tls_config(http: &HttpConfig) -> Result<TlsConfig> {
     Ok(builder.build())
 }
 
-fn read_file(key: &str, path: &str) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| {
-        Error::with_source(
-            ErrorKind::Config,
-            format!("{key}: could not read \"{path}\""),
-            e,
-        )
-    })
-}
-
 /// Every certificate in the PEM file at `path`; at least one.
 fn read_certs(key: &str, path: &str) -> Result<Vec<Certificate<'static>>> {
-    let pem = read_file(key, path)?;
-    let mut certs = Vec::new();
-    for item in ureq::tls::parse_pem(&pem) {
-        match item {
-            Ok(PemItem::Certificate(c)) => certs.push(c),
-            Ok(_) => {}
-            Err(e) => return Err(not_pem(key, path, e)),
-        }
-    }
-    if certs.is_empty() {
-        return Err(Error::config(format!(
-            "{key} \"{path}\" contains no PEM certificate (\"-----BEGIN CERTIFICATE-----\")"
-        )));
-    }
-    Ok(certs)
+    let certs = certificates(key, path, &read_file(key, path)?)?;
+    Ok(certs
+        .iter()
+        .map(|c| Certificate::from_der(c.as_ref()).to_owned())
+        .collect())
 }
 
 /// The first private key in the PEM file at `path`, for ureq and for rustls (which checks
@@ -127,16 +108,8 @@ fn read_key(
     PrivateKey<'static>,
     rustls::pki_types::PrivateKeyDer<'static>,
 )> {
-    use rustls::pki_types::PrivateKeyDer;
-    use rustls::pki_types::pem::{Error as PemError, PemObject};
     let pem = read_file(key, path)?;
-    let der = PrivateKeyDer::from_pem_slice(&pem).map_err(|e| match e {
-        PemError::NoItemsFound => Error::config(format!(
-            "{key} \"{path}\" contains no unencrypted PEM private key (PKCS#8, PKCS#1 or SEC1)"
-        )),
-        // The parser's message says what is malformed, not what the key is.
-        e => not_pem(key, path, e),
-    })?;
+    let der = private_key(key, path, &pem)?;
     let ureq_key = PrivateKey::from_pem(&pem).map_err(|e| {
         Error::with_source(
             ErrorKind::Config,
@@ -145,15 +118,6 @@ fn read_key(
         )
     })?;
     Ok((ureq_key, der))
-}
-
-/// The error of a file at `path` (for `key`) that the PEM parser refused with `cause`.
-fn not_pem(key: &str, path: &str, cause: impl std::error::Error + Send + Sync + 'static) -> Error {
-    Error::with_source(
-        ErrorKind::Config,
-        format!("{key} \"{path}\" is not a valid PEM file"),
-        cause,
-    )
 }
 
 /// Checks what rustls checks when ureq builds its client configuration (where a failure would

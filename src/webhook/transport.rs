@@ -1,5 +1,6 @@
 //! The connector chain of the webhook's agent: ureq's own (HTTP CONNECT proxy, TCP, rustls),
-//! with one link added between TCP and TLS that keeps socket timeouts steady.
+//! with the address guard (see `guard`) before TCP, and one link between TCP and TLS that keeps
+//! socket timeouts steady.
 //!
 //! ureq hands each socket operation the time that remains of the exchange, and its TCP
 //! transport sets the socket's timeout whenever that value changes; this link rounds it down
@@ -11,17 +12,22 @@ use std::fmt;
 use std::time::Duration;
 
 use ureq::Error;
+
+use super::guard::{Guarded, Policy};
 use ureq::unversioned::transport::time::Duration as Remaining;
 use ureq::unversioned::transport::{
     Buffers, ConnectProxyConnector, ConnectionDetails, Connector, NextTimeout, RustlsConnector,
     TcpConnector, Transport,
 };
 
-/// ureq's connector chain for HTTP CONNECT proxies, TCP and rustls, with [`SteadyTimeouts`]
-/// between TCP and TLS.
-pub(crate) fn connector(timeout: Duration) -> impl Connector<(), Out = impl Transport> {
+/// ureq's connector chain for HTTP CONNECT proxies, TCP and rustls, with the address guard
+/// before TCP and [`SteadyTimeouts`] between TCP and TLS.
+pub(crate) fn connector(
+    timeout: Duration,
+    policy: Policy,
+) -> impl Connector<(), Out = impl Transport> {
     ().chain(ConnectProxyConnector::default())
-        .chain(TcpConnector::default())
+        .chain(Guarded::new(policy, TcpConnector::default()))
         .chain(SteadyTimeouts::new(timeout))
         .chain(RustlsConnector::default())
 }

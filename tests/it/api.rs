@@ -295,7 +295,7 @@ fn delete_marks_read_repeatably_and_the_notification_stays_readable() {
     let api = Api::new(&loopback(), store.clone())
         .unwrap()
         .clock(clock.clock());
-    let server = Server::serve("127.0.0.1:0", api, None).unwrap();
+    let server = Server::serve(&loopback(), api, None).unwrap();
     let f = Fixture {
         _dir,
         path,

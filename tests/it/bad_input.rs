@@ -30,6 +30,20 @@ fn every_configuration_key_wrong_in_every_way_is_named_with_exit_2() {
     let key = crate::common::tls::path(&pki.client_key);
     let http =
         |rest: &str| format!("[notifier.http]\nendpoint = \"https://127.0.0.1:1/\"\n{rest}\n");
+    let server_cert = crate::common::tls::path(&pki.server_cert);
+    let server_key = crate::common::tls::path(&pki.server_key);
+    let tls = |cert: &str, key: &str, ca: &str| {
+        format!("[api]\ncertfile = \"{cert}\"\nkeyfile = \"{key}\"\ncafile = \"{ca}\"\n")
+    };
+    {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+        params.not_before = rcgen::date_time_ymd(2001, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2002, 1, 1);
+        let cert = params.self_signed(&key).unwrap();
+        std::fs::write(d.join("expired.pem"), cert.pem()).unwrap();
+        std::fs::write(d.join("expired.key"), key.serialize_pem()).unwrap();
+    }
     let cases: Vec<(String, &str)> = vec![
         // [database]
         (
@@ -249,6 +263,48 @@ fn every_configuration_key_wrong_in_every_way_is_named_with_exit_2() {
             "line 2: api.token: expected a string, found a list.",
         ),
         ("[api]\nport = 1\n".into(), "unknown key `api.port`"),
+        // [api] over TLS
+        ("[api]\ncertfile = 1\n".into(), "line 2: api.certfile: expected a string, found the number 1."),
+        (
+            format!("[api]\ncertfile = \"{server_cert}\"\n"),
+            "api.certfile is set but api.keyfile is not",
+        ),
+        (
+            format!("[api]\nkeyfile = \"{server_key}\"\n"),
+            "api.keyfile is set but api.certfile is not",
+        ),
+        (
+            format!("[api]\ncafile = \"{ca}\"\n"),
+            "api.cafile is set but api.certfile and api.keyfile are not",
+        ),
+        (
+            tls("missing.pem", &server_key, ""),
+            "api.certfile: could not read \"missing.pem\"",
+        ),
+        (
+            tls("garbage.pem", &server_key, ""),
+            "api.certfile \"garbage.pem\" contains no PEM certificate",
+        ),
+        (
+            tls(&server_cert, "empty.pem", ""),
+            "api.keyfile \"empty.pem\" contains no unencrypted PEM private key",
+        ),
+        (
+            tls(&server_cert, &key, ""),
+            "cannot be used with api.certfile",
+        ),
+        (
+            tls("expired.pem", "expired.key", ""),
+            "api.certfile \"expired.pem\": the certificate expired",
+        ),
+        (
+            tls(&server_cert, &server_key, "garbage.pem"),
+            "api.cafile \"garbage.pem\" contains no PEM certificate",
+        ),
+        (
+            "[api]\nhealth_addr = \"nowhere\"\n".into(),
+            "api.health_addr \"nowhere\" is not a host:port address",
+        ),
         // The file itself
         ("[api\n".into(), "line 1: "),
         ("\u{feff}[api]\n= 1\n".into(), "line "),
@@ -271,6 +327,16 @@ fn every_configuration_key_wrong_in_every_way_is_named_with_exit_2() {
         .fails(2, "could not read the configuration file latin1.toml");
     run_in(d, &["--config", ".", "check-config"], None)
         .fails(2, "could not read the configuration file .");
+    // Every TLS file good: accepted, and said.
+    let good = tls(&server_cert, &server_key, &ca) + "health_addr = \"127.0.0.1:6061\"\n";
+    std::fs::write(d.join("tls.toml"), good).unwrap();
+    let r = run_in(d, &["--config", "tls.toml", "check-config"], None).ok();
+    for said in [
+        "read API       https://127.0.0.1:6060 (client certificate required; ",
+        "health checks  http://127.0.0.1:6061 (/health and /metrics)",
+    ] {
+        assert!(r.stdout.contains(said), "{said:?}: {r:?}");
+    }
     assert!(!d.join("clair-notifier.db").exists(), "nothing was created");
     eprintln!("{} configuration mistakes tried", cases.len() + 2);
 }

@@ -3,6 +3,8 @@
 
 #[cfg(feature = "api")]
 mod api;
+#[cfg(feature = "api")]
+mod api_tls;
 #[cfg(feature = "cli")]
 mod bad_input;
 #[cfg(feature = "cli")]
@@ -10,9 +12,13 @@ mod cli;
 mod common;
 #[cfg(feature = "cli")]
 mod crash;
+#[cfg(unix)]
+mod exec;
 mod generated;
 #[cfg(feature = "api")]
 mod health;
+#[cfg(unix)]
+mod jsonl;
 #[cfg(feature = "cli")]
 mod promises;
 mod receiver_faults;

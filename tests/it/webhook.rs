@@ -742,3 +742,101 @@ fn service_delivers_over_mutual_tls() {
         server.connections()
     );
 }
+
+/// The receiver's URL with the name `localhost` for its address: an address literal that the
+/// guard refuses is refused when the webhook is configured, a name only when it is connected
+/// to.
+fn by_name(url: &str) -> String {
+    assert!(url.contains("127.0.0.1"), "{url}");
+    url.replace("127.0.0.1", "localhost")
+}
+
+#[test]
+fn deny_private_refuses_a_receiver_on_loopback_which_gets_nothing() {
+    let server = RawServer::http(|_| response(204, &[], b""));
+    let mut h = http(&by_name(&server.http_url("/hook")));
+    // The control: by default loopback is allowed, and the name reaches the receiver.
+    send(&webhook(&h), NAME).unwrap();
+    assert_eq!(server.connections(), 1);
+
+    h.deny_private = true;
+    let w = webhook(&h);
+    for _ in 0..2 {
+        let err = send(&w, NAME).unwrap_err();
+        let msg = err.message();
+        assert!(msg.starts_with("POST http://localhost:"), "{msg}");
+        assert!(
+            msg.contains(", a loopback address (notifier.http.deny_private = true refuses it)"),
+            "{msg}"
+        );
+        assert!(!msg.contains('\n'), "{msg}");
+    }
+    // Each send returned the guard's refusal, given before TCP connects: nothing reached
+    // the receiver.
+    assert_eq!(server.connections(), 1);
+    assert_eq!(server.requests().len(), 1);
+}
+
+#[test]
+fn the_service_records_a_refused_connection_as_a_failed_attempt() {
+    let server = RawServer::http(|_| response(204, &[], b""));
+    let (_dir, db) = temp_db();
+    let store = Arc::new(SqliteStore::open(&db).unwrap());
+    let mut c = NotifierConfig {
+        http: http(&by_name(&server.http_url("/hook"))),
+        ..NotifierConfig::default()
+    };
+    c.http.deny_private = true;
+    c.attempts = 2;
+    c.poll_interval = Duration::from_millis(50);
+    c.max_backoff = Duration::from_millis(50);
+    let handle = Service::new(c, store.clone()).start().unwrap();
+    let name = store
+        .insert(&[sample("CVE-G", 1)], Timestamp::now())
+        .unwrap()[0]
+        .clone();
+    wait_for(
+        "two refused attempts recorded",
+        Duration::from_secs(30),
+        || {
+            let s = store.summary(&name).unwrap().unwrap();
+            s.attempts == 2 && s.last_error.is_some()
+        },
+    );
+    handle.stop();
+    let s = store.summary(&name).unwrap().unwrap();
+    assert_eq!(s.notified, None);
+    let error = s.last_error.unwrap();
+    assert!(error.contains("refused to connect to"), "{error}");
+    assert!(error.contains("notifier.http.deny_private"), "{error}");
+    assert_eq!(server.connections(), 0, "the receiver got nothing");
+}
+
+#[test]
+fn the_guard_keys_are_read_and_checked_from_the_file() {
+    let c = clair_notifier::Config::from_toml(
+        "[notifier.http]\nendpoint = \"http://localhost:1/\"\nallow_link_local = true\n\
+         deny_private = true\n",
+    )
+    .unwrap();
+    assert!(c.notifier.http.allow_link_local && c.notifier.http.deny_private);
+    let d =
+        clair_notifier::Config::from_toml("[notifier.http]\nendpoint = \"http://x/\"\n").unwrap();
+    assert!(!d.notifier.http.allow_link_local && !d.notifier.http.deny_private);
+    for key in ["allow_link_local", "deny_private"] {
+        let err = clair_notifier::Config::from_toml(&format!("[notifier.http]\n{key} = \"yes\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(&format!("notifier.http.{key}")), "{err}");
+    }
+    // A literal the guard refuses is a configuration error naming the key that decides.
+    let mut h = http("http://169.254.169.254/latest/meta-data/");
+    let err = config_error(&h);
+    assert!(err.contains("notifier.http.allow_link_local"), "{err}");
+    h.allow_link_local = true;
+    assert!(Webhook::from_config(&h).is_ok());
+    let mut h = http("http://127.0.0.1:1/hook");
+    h.deny_private = true;
+    let err = config_error(&h);
+    assert!(err.contains("notifier.http.deny_private"), "{err}");
+}

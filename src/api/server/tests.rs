@@ -55,11 +55,14 @@ fn an_address_that_cannot_be_bound_is_an_error_with_its_cause() {
     let e = Server::start(&config, store, None).unwrap_err();
     assert_eq!(
         e.to_string(),
-        format!("could not listen on {} for the read API", first.addr())
+        format!(
+            "could not listen on {} for the read API (api.addr)",
+            first.addr()
+        )
     );
     let cause = std::error::Error::source(&e).expect("the OS error as the source");
     assert!(cause.downcast_ref::<std::io::Error>().is_some(), "{cause}");
-    let e = parse_addr("no port").unwrap_err();
+    let e = parse_addr("api.addr", "no port").unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Config);
     assert!(std::error::Error::source(&e).is_some());
 }

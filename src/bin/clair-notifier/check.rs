@@ -20,6 +20,14 @@ pub fn check_config(global: &Global) -> Result<(), CliError> {
         Ok(false) => "will be created",
         Err(e) => return Err(refused(e)),
     };
+    if !config.database.is_postgres() && !SqliteStore::owner_locks_work(&config.database.path) {
+        log::warn!(
+            "file locks do not work beside {} (a network file system?): the work of a crashed \
+             instance will wait for its lease ({}) to expire",
+            config.database.path,
+            format_duration(config.notifier.lease)
+        );
+    }
     let enabled: Vec<String> = registry
         .configure(&config.notifier)
         .into_iter()
@@ -89,8 +97,18 @@ pub fn describe(
         lines.push("read API       off ([api] addr is empty)".to_string());
     } else {
         lines.push(format!(
-            "read API       http://{} ({}; page tokens keyed by {})",
+            "read API       {}://{} ({}{}; page tokens keyed by {})",
+            if a.certfile.is_empty() {
+                "http"
+            } else {
+                "https"
+            },
             a.addr,
+            if a.cafile.is_empty() {
+                ""
+            } else {
+                "client certificate required; "
+            },
             if a.token.is_empty() {
                 "no token needed"
             } else {
@@ -102,6 +120,12 @@ pub fn describe(
                 "the configured pagination_key"
             }
         ));
+        if !a.health_addr.is_empty() {
+            lines.push(format!(
+                "health checks  http://{} (/health and /metrics)",
+                a.health_addr
+            ));
+        }
     }
     lines
 }

@@ -37,6 +37,25 @@ impl SqliteStore {
         schema::readable_version(&conn, &shown)?;
         Ok(true)
     }
+
+    /// Whether exclusive file locks work where the database at `path` keeps its owner locks
+    /// (`<database>.owners/`, or the database's folder while that does not exist yet: a probe
+    /// file is made there and removed). Where they do not (some network file systems), the
+    /// work of a crashed instance waits for its lease to expire instead of being taken over at
+    /// once.
+    pub fn owner_locks_work(path: impl AsRef<Path>) -> bool {
+        let shown = path.as_ref().to_string_lossy().into_owned();
+        let owners = super::owners::dir_of(&shown);
+        let dir = if owners.is_dir() {
+            owners
+        } else {
+            match path.as_ref().parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => Path::new(".").to_path_buf(),
+            }
+        };
+        super::owners::locks_work(&dir)
+    }
 }
 
 /// A read-only connection. SQLite creates `-wal` and `-shm` files for a read-only reader of a
@@ -132,5 +151,31 @@ mod tests {
             assert_eq!(checked.to_string(), opened.to_string());
             assert_eq!((checked.kind(), opened.kind()), (kind, kind));
         }
+    }
+
+    #[test]
+    fn owner_locks_are_tested_where_they_will_live_and_leave_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("n.db");
+        assert!(SqliteStore::owner_locks_work(&db));
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "no probe left"
+        );
+        let store = SqliteStore::open(&db).unwrap();
+        let _held = crate::Datastore::hold_owner(&store, crate::store::LeaseOwner::new(5)).unwrap();
+        assert!(SqliteStore::owner_locks_work(&db), "tested in n.db.owners");
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("n.db.owners"))
+                .unwrap()
+                .count(),
+            1,
+            "only the owner's own lock file"
+        );
+        // A folder where no file can be made cannot hold locks either.
+        assert!(!SqliteStore::owner_locks_work(
+            dir.path().join("missing/n.db")
+        ));
     }
 }

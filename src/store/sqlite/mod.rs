@@ -108,7 +108,7 @@ impl SqliteStore {
     ///
     /// A [`Store`](ErrorKind::Store) error if the file cannot be opened or created, belongs to
     /// another program, or has a newer schema; [`NotADatabase`](ErrorKind::NotADatabase) if it
-    /// is not an SQLite database or is corrupt, and then it is left untouched.
+    /// is not an SQLite database or is corrupt. A file that is refused is left untouched.
     pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore> {
         let path = path.as_ref().to_string_lossy().into_owned();
         if Path::new(&path).is_dir() {
@@ -118,6 +118,12 @@ impl SqliteStore {
             ));
         }
         let mut writer = open_connection(&path)?;
+        // A file that is not ours is refused before anything is written to it (switching to
+        // WAL rewrites its header).
+        writer
+            .query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
+            .map_err(|e| store_error(&path, "could not open", e))?;
+        schema::readable_version(&writer, &path)?;
         // A new database gets 8 KiB pages (a file that exists keeps its own): the size that
         // measured best for inserts with layers and for synced commits (BENCHMARKS.md).
         writer
@@ -157,7 +163,7 @@ impl SqliteStore {
     }
 
     /// Whether owner locks work beside this database (tested once, when the folder exists).
-    fn owner_locks_work(&self) -> bool {
+    fn can_judge_owners(&self) -> bool {
         let dir = owners::dir_of(&self.path);
         if let Some(&known) = self.locks_work.get() {
             return known;
@@ -328,7 +334,7 @@ impl Datastore for SqliteStore {
 
     fn hold_owner(&self, owner: LeaseOwner) -> Result<OwnerGuard> {
         let held = owners::hold(&owners::dir_of(&self.path), owner)?;
-        Ok(if self.owner_locks_work() {
+        Ok(if self.can_judge_owners() {
             OwnerGuard::new(held)
         } else {
             OwnerGuard::none()
@@ -338,7 +344,7 @@ impl Datastore for SqliteStore {
     fn release_dead_owners(&self, _now: Timestamp) -> Result<Vec<(LeaseOwner, usize)>> {
         // Freed notifications keep the due time they had when claimed, which is past: due at
         // once without writing them.
-        if !self.owner_locks_work() {
+        if !self.can_judge_owners() {
             return Ok(Vec::new());
         }
         let dead = owners::dead(&owners::dir_of(&self.path));

@@ -98,8 +98,14 @@ fn foreign_and_garbage_files_are_refused_untouched() {
         .unwrap()
         .execute_batch("CREATE TABLE mine (x)")
         .unwrap();
+    let before = std::fs::read(&foreign).unwrap();
     let err = SqliteStore::open(&foreign).unwrap_err();
     assert!(err.to_string().contains("another program"), "{err}");
+    assert_eq!(
+        std::fs::read(&foreign).unwrap(),
+        before,
+        "not switched to WAL"
+    );
 }
 
 /// Leases are one row per owner: written by its claims, emptied by its outcomes and releases
@@ -485,7 +491,9 @@ fn unknown_schema_versions_are_refused_and_left_alone() {
             conn.execute_batch("CREATE TABLE keep (x)").unwrap();
             conn.pragma_update(None, "user_version", version).unwrap();
         }
+        let before = std::fs::read(&path).unwrap();
         let e = SqliteStore::open(&path).unwrap_err();
+        assert_eq!(std::fs::read(&path).unwrap(), before, "not a byte changed");
         assert_eq!(e.kind(), ErrorKind::Store);
         assert_eq!(
             e.to_string(),

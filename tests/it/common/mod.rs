@@ -33,6 +33,20 @@ pub fn temp_db() -> (tempfile::TempDir, std::path::PathBuf) {
     (dir, path)
 }
 
+/// The configuration error of a configuration with `notifier` (checked against the built-in
+/// notifiers).
+pub fn validate(notifier: clair_notifier::NotifierConfig) -> clair_notifier::Error {
+    let c = clair_notifier::Config {
+        notifier,
+        ..Default::default()
+    };
+    let err = c
+        .validate(&clair_notifier::Registry::with_builtins())
+        .expect_err("a configuration error");
+    assert_eq!(err.kind(), clair_notifier::ErrorKind::Config, "{err}");
+    err
+}
+
 /// A notification with a New vulnerability `name` introduced by `layers` layers.
 pub fn sample(name: &str, layers: usize) -> clair_notifier::NewNotification {
     clair_notifier::NewNotification {

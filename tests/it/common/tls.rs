@@ -105,7 +105,8 @@ pub fn path(p: &Path) -> String {
     p.to_str().unwrap().to_string()
 }
 
-fn issuer(name: &str) -> (CertifiedIssuer<'static, KeyPair>, String) {
+/// A self-signed CA named `name`, and its certificate as PEM.
+pub fn issuer(name: &str) -> (CertifiedIssuer<'static, KeyPair>, String) {
     let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
     params.distinguished_name.push(DnType::CommonName, name);
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
