@@ -19,6 +19,8 @@ mod generated;
 mod health;
 #[cfg(unix)]
 mod jsonl;
+#[cfg(all(feature = "cli", feature = "postgres"))]
+mod postgres;
 #[cfg(feature = "cli")]
 mod promises;
 mod receiver_faults;

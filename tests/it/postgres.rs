@@ -1,0 +1,229 @@
+//! Several instances of the real binary on one PostgreSQL database (`CLAIR_NOTIFIER_TEST_PG`,
+//! see contrib/pg-test-cluster; each test skips with a note when it is not set), and the
+//! server's faults.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use clair_notifier::{Datastore, PostgresOptions, PostgresStore, SslMode, Timestamp};
+
+use crate::common::bin::{BIN, log_tail, sigterm, spawn_serve, wait_exit};
+use crate::common::rawhttp::{RawServer, response};
+use crate::common::{sample, wait_for};
+
+const VAR: &str = "CLAIR_NOTIFIER_TEST_PG";
+
+/// The URL of a new, empty database on the test server; `None` (with a note) when the
+/// variable is not set.
+fn fresh_db() -> Option<String> {
+    let Ok(admin) = std::env::var(VAR) else {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "note: skipped on PostgreSQL: {VAR} is not set (contrib/pg-test-cluster starts a server)"
+        );
+        return None;
+    };
+    let mut client = postgres::Client::connect(&admin, postgres::NoTls)
+        .unwrap_or_else(|e| panic!("{VAR} is set but its server cannot be reached: {e}"));
+    let db = format!("cn_it_{}_{}", std::process::id(), fastrand::u32(..));
+    client
+        .batch_execute(&format!("CREATE DATABASE {db}"))
+        .unwrap();
+    let (base, _) = admin.rsplit_once('/').unwrap();
+    Some(format!("{base}/{db}"))
+}
+
+fn open(url: &str) -> PostgresStore {
+    PostgresStore::open(&PostgresOptions {
+        url: url.to_string(),
+        password: None,
+        sslmode: SslMode::Prefer,
+        sslrootcert: None,
+    })
+    .unwrap()
+}
+
+/// A directory with a `serve.toml` for the database `url`, POSTing to `endpoint`.
+fn instance_dir(url: &str, endpoint: &str, notifier: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("serve.toml"),
+        format!(
+            "[database]\nurl = \"{url}\"\n[notifier]\n{notifier}\n\
+             [notifier.http]\nendpoint = \"{endpoint}\"\n[api]\naddr = \"\"\n"
+        ),
+    )
+    .unwrap();
+    dir
+}
+
+/// POSTs per notification name.
+fn names_seen(rx: &RawServer) -> (HashMap<String, usize>, usize) {
+    let requests = rx.requests();
+    let mut by_name: HashMap<String, usize> = HashMap::new();
+    for r in &requests {
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        let name = v["Notification"]["Name"].as_str().unwrap().to_string();
+        *by_name.entry(name).or_default() += 1;
+    }
+    (by_name, requests.len())
+}
+
+fn insert_many(store: &PostgresStore, n: usize) -> Vec<String> {
+    let mut names = Vec::with_capacity(n);
+    for start in (0..n).step_by(1000) {
+        let batch: Vec<_> = (start..n.min(start + 1000))
+            .map(|i| sample(&format!("CVE-{i}"), 1))
+            .collect();
+        names.extend(store.insert(&batch, Timestamp::now()).unwrap());
+    }
+    names
+}
+
+fn stop_all(children: &mut [Child], dirs: &[tempfile::TempDir]) {
+    for c in children.iter() {
+        sigterm(c);
+    }
+    for (c, d) in children.iter_mut().zip(dirs) {
+        let status = wait_exit(c, Duration::from_secs(60), d.path());
+        assert!(status.success(), "{status}: {}", log_tail(d.path(), 20));
+    }
+}
+
+/// Three `serve` processes on one database deliver 20,000 notifications to one receiver: every
+/// one is POSTed exactly once (the receiver always answers 200, so any extra POST would be a
+/// double delivery), and every outcome is recorded.
+#[test]
+fn three_instances_deliver_20000_none_lost_none_doubled() {
+    const N: usize = 20_000;
+    let Some(url) = fresh_db() else { return };
+    let store = open(&url);
+    let rx = RawServer::http(|_| response(200, &[], b""));
+    let names = insert_many(&store, N);
+    let dirs: Vec<_> = (0..3)
+        .map(|_| instance_dir(&url, &rx.http_url("/hook"), "workers = 8"))
+        .collect();
+    let start = Instant::now();
+    let mut children: Vec<Child> = dirs.iter().map(|d| spawn_serve(d.path())).collect();
+    wait_for("20,000 outcomes recorded", Duration::from_secs(600), || {
+        store.counts(Timestamp::now()).unwrap().notified == N as u64
+    });
+    let took = start.elapsed();
+    stop_all(&mut children, &dirs);
+    let (by_name, total) = names_seen(&rx);
+    eprintln!(
+        "three instances: {N} delivered in {:.1} s ({:.0}/s, debug build), {total} POSTs",
+        took.as_secs_f64(),
+        N as f64 / took.as_secs_f64()
+    );
+    assert_eq!(by_name.len(), N, "none lost");
+    assert!(
+        names.iter().all(|n| by_name.get(n) == Some(&1)),
+        "none doubled"
+    );
+    assert_eq!(total, N, "no extra POST");
+    let c = store.counts(Timestamp::now()).unwrap();
+    assert_eq!((c.notified, c.leased, c.due), (N as u64, 0, 0));
+}
+
+/// One of three instances is killed with SIGKILL mid-run (default 10-minute lease): the others
+/// take its leased work over (its owner lock is gone with its connection) and nothing is lost.
+#[test]
+fn an_instance_killed_mid_run_loses_nothing() {
+    const N: usize = 6_000;
+    let Some(url) = fresh_db() else { return };
+    let store = open(&url);
+    let rx = RawServer::http(|_| {
+        std::thread::sleep(Duration::from_millis(2));
+        response(200, &[], b"")
+    });
+    let names = insert_many(&store, N);
+    let dirs: Vec<_> = (0..3)
+        .map(|_| instance_dir(&url, &rx.http_url("/hook"), "workers = 8"))
+        .collect();
+    let mut children: Vec<Child> = dirs.iter().map(|d| spawn_serve(d.path())).collect();
+    wait_for("1,500 sends", Duration::from_secs(300), || {
+        rx.requests().len() >= 1500
+    });
+    let mut killed = children.remove(0);
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    let at_kill = rx.requests().len();
+    let after = Instant::now();
+    wait_for(
+        "every notification delivered",
+        Duration::from_secs(300),
+        || store.counts(Timestamp::now()).unwrap().notified == N as u64,
+    );
+    let took = after.elapsed();
+    stop_all(&mut children, &dirs[1..]);
+    let (by_name, total) = names_seen(&rx);
+    eprintln!(
+        "killed one of three at {at_kill} POSTs: the rest delivered {:.1} s later; {} POSTs \
+         for {N} ({} sent twice)",
+        took.as_secs_f64(),
+        total,
+        total - by_name.len()
+    );
+    assert!(names.iter().all(|n| by_name.contains_key(n)), "none lost");
+    let c = store.counts(Timestamp::now()).unwrap();
+    assert_eq!((c.notified, c.leased), (N as u64, 0));
+}
+
+/// Runs `clair-notifier --config serve.toml ARGS` in `dir`; its exit code and stderr.
+fn run(dir: &Path, args: &[&str], stdin: &str) -> (i32, String) {
+    use std::io::Write;
+    let mut child = Command::new(BIN)
+        .args(["--config", "serve.toml"])
+        .args(args)
+        .current_dir(dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// With the server unreachable, `serve` and `add` exit 1 with one sentence naming host and
+/// port (never the password), and nothing is stored.
+#[test]
+fn an_unreachable_server_stops_serve_and_add_with_one_sentence() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("postgres://alice:s3cret@127.0.0.1:{port}/q");
+    let dir = instance_dir(&url, "", "");
+    let (code, err) = run(dir.path(), &["serve"], "");
+    assert_eq!(code, 1, "{err}");
+    let last = err.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with(&format!(
+            "clair-notifier: could not connect to PostgreSQL at 127.0.0.1:{port}/q"
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("s3cret"), "{err}");
+    let (code, err) = run(
+        dir.path(),
+        &["add"],
+        "{\"New\":{\"Vulnerability\":{\"Name\":\"CVE-1\"}}}\n",
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+}
