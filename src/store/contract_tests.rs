@@ -336,9 +336,9 @@ fn inserts_wake_watchers(s: &dyn Datastore) {
 }
 
 /// Calls `release_dead_owners` until it finds someone (a server notices a closed session
-/// within moments, not at once), or 10 s pass.
+/// within moments, not at once; PostgreSQL judges no one in its first seconds), or 30 s pass.
 fn dead_found(s: &dyn Datastore, now: Timestamp) -> Vec<(LeaseOwner, usize)> {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let found = s.release_dead_owners(now).unwrap();
         if !found.is_empty() || Instant::now() > deadline {

@@ -227,3 +227,87 @@ fn an_unreachable_server_stops_serve_and_add_with_one_sentence() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
 }
+
+/// A PostgreSQL cluster of the test's own (it is stopped and started under a running
+/// service), removed when dropped.
+struct OwnCluster(tempfile::TempDir);
+
+impl OwnCluster {
+    fn script(&self, command: &str) -> String {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/contrib/pg-test-cluster");
+        let out = Command::new(script)
+            .args([command, &self.0.path().join("pg").display().to_string()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pg-test-cluster {command}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+}
+
+impl Drop for OwnCluster {
+    fn drop(&mut self) {
+        self.script("stop");
+    }
+}
+
+/// The server stopped and started again under a running `serve`: the service logs, retries
+/// with backoff, keeps the outcomes it holds and resumes; `add` during the outage exits 1 and
+/// stores nothing; every notification is delivered, none lost.
+#[test]
+fn a_server_restart_under_a_running_service_loses_nothing() {
+    const N: usize = 2_000;
+    if std::env::var(VAR).is_err() {
+        let _ = fresh_db();
+        return;
+    }
+    let cluster = OwnCluster(tempfile::tempdir().unwrap());
+    let url = cluster.script("start");
+    let store = open(&url);
+    let rx = RawServer::http(|_| {
+        std::thread::sleep(Duration::from_millis(5));
+        response(200, &[], b"")
+    });
+    let names = insert_many(&store, N);
+    let dir = instance_dir(&url, &rx.http_url("/hook"), "workers = 4");
+    let mut serve = spawn_serve(dir.path());
+    wait_for("300 sends", Duration::from_secs(120), || {
+        rx.requests().len() >= 300
+    });
+    cluster.script("pause");
+    let (code, err) = run(
+        dir.path(),
+        &["add"],
+        "{\"New\":{\"Vulnerability\":{\"Name\":\"CVE-during\"}}}\n",
+    );
+    assert_eq!(code, 1, "add during the outage: {err}");
+    wait_for(
+        "serve to log a failed write",
+        Duration::from_secs(60),
+        || crate::common::bin::log_count(dir.path(), "retrying in") > 0,
+    );
+    cluster.script("resume");
+    wait_for(
+        "every notification delivered",
+        Duration::from_secs(300),
+        || open(&url).counts(Timestamp::now()).unwrap().notified == N as u64,
+    );
+    sigterm(&serve);
+    let status = wait_exit(&mut serve, Duration::from_secs(60), dir.path());
+    assert!(status.success(), "{status}: {}", log_tail(dir.path(), 20));
+    let (by_name, total) = names_seen(&rx);
+    eprintln!(
+        "server restarted under serve: {N} delivered, {total} POSTs ({} twice)",
+        total - by_name.len()
+    );
+    assert!(names.iter().all(|n| by_name.contains_key(n)), "none lost");
+    let c = open(&url).counts(Timestamp::now()).unwrap();
+    assert_eq!(
+        c.total(),
+        N as u64,
+        "the add during the outage stored nothing"
+    );
+}

@@ -49,6 +49,7 @@ pub struct PostgresStore {
     pool: pool::Pool,
     watchers: Arc<Mutex<Vec<Waker>>>,
     listening: Once,
+    held_here: owners::HeldHere,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -80,6 +81,7 @@ impl PostgresStore {
             pool,
             watchers: Arc::new(Mutex::new(Vec::new())),
             listening: Once::new(),
+            held_here: owners::HeldHere::default(),
         })
     }
 
@@ -161,14 +163,18 @@ impl Datastore for PostgresStore {
     }
 
     fn hold_owner(&self, owner: LeaseOwner) -> Result<OwnerGuard> {
-        Ok(OwnerGuard::new(owners::hold(&self.pool.target, owner)?))
+        Ok(OwnerGuard::new(owners::hold(
+            &self.pool.target,
+            owner,
+            &self.held_here,
+        )?))
     }
 
     fn release_dead_owners(&self, _now: Timestamp) -> Result<Vec<(LeaseOwner, usize)>> {
-        self.pool.with(
-            "could not free the leases of stopped instances in",
-            owners::release_dead,
-        )
+        self.pool
+            .with("could not free the leases of stopped instances in", |c| {
+                owners::release_dead(c, &self.held_here)
+            })
     }
 
     fn next_due(&self) -> Result<Option<Timestamp>> {

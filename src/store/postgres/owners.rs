@@ -8,6 +8,8 @@
 //! judge the owner dead and free its leases: its notifications may then be sent twice, never
 //! lost.
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
@@ -21,9 +23,27 @@ use crate::store::LeaseOwner;
 /// How often the keeper checks its connection.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
 
+/// After the server (re)starts, owners are given this long to take their locks again before
+/// any is judged dead: a restart ends every session at once, live owners' too.
+pub const RESTART_GRACE_SECS: i32 = 10;
+
+/// The owners held by this process's guards (alive by definition: never judged here).
+pub type HeldHere = Arc<Mutex<HashSet<i64>>>;
+
 /// The live proof of one owner: dropping it ends the keeper and its connection.
 pub struct Held {
     _stop: Sender<()>,
+    owner: LeaseOwner,
+    here: HeldHere,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.here
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.owner.get());
+    }
 }
 
 fn lock(
@@ -43,7 +63,7 @@ fn lock(
 /// # Errors
 ///
 /// The server cannot be reached, or the lock not taken.
-pub fn hold(target: &Target, owner: LeaseOwner) -> Result<Held> {
+pub fn hold(target: &Target, owner: LeaseOwner, here: &HeldHere) -> Result<Held> {
     let mut client = target.connect()?;
     lock(&mut client, owner).map_err(|e| {
         crate::error::Error::with_source(
@@ -68,7 +88,14 @@ pub fn hold(target: &Target, owner: LeaseOwner) -> Result<Held> {
                 e,
             )
         })?;
-    Ok(Held { _stop: stop })
+    here.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(owner.get());
+    Ok(Held {
+        _stop: stop,
+        owner,
+        here: here.clone(),
+    })
 }
 
 fn keep(mut client: postgres::Client, target: &Target, owner: LeaseOwner, stopped: &Receiver<()>) {
@@ -100,20 +127,34 @@ fn keep(mut client: postgres::Client, target: &Target, owner: LeaseOwner, stoppe
 
 /// Frees the leases of every listed owner whose advisory lock can be taken (its session is
 /// gone), in one statement: the try-locks are held until it commits, so two instances at once
-/// judge each owner once. Returns each owner that held leases, with how many.
+/// judge each owner once. Owners of this process, and everyone in the first seconds after the
+/// server started, are not judged. Returns each owner that held leases, with how many.
 pub fn release_dead(
     conn: &mut Conn,
+    here: &HeldHere,
 ) -> std::result::Result<Vec<(LeaseOwner, usize)>, postgres::Error> {
+    let mine: Vec<i64> = here
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .copied()
+        .collect();
     let rows = conn.query(
-        "WITH dead AS (
-             DELETE FROM owner_lock WHERE pg_try_advisory_xact_lock(owner) RETURNING owner
+        "WITH judged AS MATERIALIZED (
+             SELECT owner FROM owner_lock
+             WHERE owner <> ALL($1)
+               AND now() - pg_postmaster_start_time() > make_interval(secs => $2)
+         ), dead AS (
+             DELETE FROM owner_lock o USING judged
+             WHERE o.owner = judged.owner AND pg_try_advisory_xact_lock(o.owner)
+             RETURNING o.owner
          ), freed AS (
              UPDATE notification n SET lease_owner = NULL, lease_until = NULL
              FROM dead WHERE n.lease_owner = dead.owner
              RETURNING dead.owner
          )
          SELECT owner, count(*) FROM freed GROUP BY owner ORDER BY owner",
-        &[],
+        &[&mine, &f64::from(RESTART_GRACE_SECS)],
     )?;
     Ok(rows
         .iter()
