@@ -24,7 +24,7 @@ mod postgres;
 mod sqlite;
 
 #[cfg(feature = "postgres")]
-pub use postgres::{PostgresOptions, PostgresStore, STATEMENT_TIMEOUT, SslMode};
+pub use postgres::{Copied, PostgresOptions, PostgresStore, STATEMENT_TIMEOUT, SslMode};
 pub use sqlite::SqliteStore;
 
 use crate::error::{Error, ErrorKind, Result};

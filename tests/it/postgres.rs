@@ -311,3 +311,150 @@ fn a_server_restart_under_a_running_service_loses_nothing() {
         "the add during the outage stored nothing"
     );
 }
+
+/// `migrate --to` copies an SQLite database of 10,000 notifications with layers (some read,
+/// some delivered, some failing with their round's progress) into an empty PostgreSQL
+/// database: the same counts, the same pages, and a page token handed out by the SQLite
+/// instance reads the same next page from PostgreSQL. A second run is refused, changing
+/// nothing.
+#[test]
+fn migrate_copies_a_sqlite_database_and_refuses_a_used_target() {
+    use clair_notifier::api::Api;
+    use clair_notifier::store::{LeaseOwner, NotifierProgress, Outcome};
+    use clair_notifier::{ApiConfig, PageCursor, SqliteStore};
+    use std::sync::Arc;
+
+    const N: usize = 10_000;
+    let Some(url) = fresh_db() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("n.db");
+    let sqlite = Arc::new(SqliteStore::open(&db).unwrap());
+    let batch: Vec<_> = (0..N)
+        .map(|i| sample(&format!("CVE-{i}"), if i % 500 == 0 { 150 } else { 3 }))
+        .collect();
+    let names = sqlite.insert(&batch, Timestamp::now()).unwrap();
+    for name in names.iter().step_by(100) {
+        sqlite.mark_read(name, Timestamp::now()).unwrap();
+    }
+    let owner = LeaseOwner::new(7);
+    let now = Timestamp::now();
+    let claimed = sqlite
+        .claim(owner, 300, now, now.plus(Duration::from_secs(60)))
+        .unwrap();
+    let outcomes: Vec<Outcome> = claimed
+        .iter()
+        .enumerate()
+        .map(|(i, c)| Outcome {
+            id: c.id,
+            notified: i % 2 == 0,
+            next_due: now.plus(Duration::from_secs(3600)),
+            attempts: (i % 2) as u32,
+            last_error: (i % 2 == 1).then(|| "HTTP 503".to_string()),
+            progress: if i % 2 == 1 {
+                vec![NotifierProgress {
+                    notifier: "webhook".into(),
+                    attempts: 1,
+                    succeeded: false,
+                    last_error: Some("HTTP 503".into()),
+                }]
+            } else {
+                Vec::new()
+            },
+        })
+        .collect();
+    sqlite.record(owner, &outcomes, now).unwrap();
+    // A page token handed out before the move.
+    let api = Api::new(&ApiConfig::default(), sqlite.clone()).unwrap();
+    let big = &names[500];
+    let first: serde_json::Value =
+        serde_json::from_slice(&api.read_page(big, Some("40"), None).unwrap()).unwrap();
+    let token = first["Notification"]["NextPage"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let second_sqlite = api.read_page(big, Some("40"), Some(&token)).unwrap();
+
+    std::fs::write(
+        dir.path().join("serve.toml"),
+        format!("[database]\npath = \"{}\"\n", db.display()),
+    )
+    .unwrap();
+    let migrate = |dir: &Path| {
+        Command::new(BIN)
+            .args(["--config", "serve.toml", "migrate", "--to", &url])
+            .current_dir(dir)
+            .output()
+            .unwrap()
+    };
+    let out = migrate(dir.path());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.starts_with(&format!(
+            "copied {N} notifications (100 read, {} layer names) and 1 settings",
+            20 * 150 + (N - 20) * 3
+        )),
+        "{stdout}"
+    );
+
+    let pg = Arc::new(open(&url));
+    let now = Timestamp::now();
+    let (a, b) = (sqlite.counts(now).unwrap(), pg.counts(now).unwrap());
+    assert_eq!(
+        (a.pending, a.notified, a.failing, a.read),
+        (b.pending, b.notified, b.failing, b.read)
+    );
+    assert_eq!((b.notified, b.failing, b.read), (150, 150, 100));
+    for name in names.iter().step_by(97).chain([big]) {
+        let (x, y) = (
+            sqlite.page(name, PageCursor::FIRST, 1000).unwrap().unwrap(),
+            pg.page(name, PageCursor::FIRST, 1000).unwrap().unwrap(),
+        );
+        assert_eq!((&x.old, &x.new, x.next), (&y.old, &y.new, y.next), "{name}");
+        let (xs, ys) = (x.summary, y.summary);
+        assert_eq!(
+            (
+                xs.name,
+                xs.created,
+                xs.notified,
+                xs.read,
+                xs.attempts,
+                xs.last_error
+            ),
+            (
+                ys.name,
+                ys.created,
+                ys.notified,
+                ys.read,
+                ys.attempts,
+                ys.last_error
+            )
+        );
+    }
+    let api_pg = Api::new(&ApiConfig::default(), pg.clone()).unwrap();
+    let second_pg = api_pg.read_page(big, Some("40"), Some(&token)).unwrap();
+    assert_eq!(
+        second_sqlite, second_pg,
+        "a token handed out before the move still works"
+    );
+    // The round's progress came along: the failing ones are claimed with it.
+    let retry = pg
+        .claim(
+            owner,
+            2 * N,
+            now.plus(Duration::from_secs(7200)),
+            now.plus(Duration::from_secs(7300)),
+        )
+        .unwrap();
+    assert_eq!(retry.iter().filter(|c| !c.progress.is_empty()).count(), 150);
+
+    let again = migrate(dir.path());
+    assert_eq!(again.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(err.contains("already holds notifications"), "{err}");
+    assert_eq!(pg.counts(Timestamp::now()).unwrap().total(), N as u64);
+}

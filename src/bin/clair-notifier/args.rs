@@ -46,6 +46,9 @@ pub enum Command {
     Receive {
         addr: String,
     },
+    Migrate {
+        to: String,
+    },
     /// Print this help text and exit 0.
     Help(&'static str),
     Version,
@@ -66,6 +69,7 @@ Commands:
   stats          counts by state and delivery figures
   check-config   validate the configuration and say what would run
   receive        a webhook receiver for trying it out: print each POST's body
+  migrate --to URL  copy the SQLite database into an empty PostgreSQL database
   help [COMMAND] show this help, or a command's
 
 Options:
@@ -178,6 +182,17 @@ Options:
   --addr HOST:PORT   where to listen (default 127.0.0.1:8080)
 ";
 
+const MIGRATE_HELP: &str = "\
+Usage: clair-notifier [--config FILE] migrate --to postgres://user@host:port/database
+
+Copies the SQLite database of database.path (notifications, layers, delivery state, read marks,
+the read API's pagination key, so page tokens handed out stay valid) into an empty PostgreSQL
+database, in one transaction, and prints what it copied. A database that already holds
+notifications is refused and left untouched. The password comes from the URL, PGPASSWORD or
+database.password_file; sslmode and sslrootcert from [database]. Needs the cargo feature
+postgres. Stop serve first: what it delivers meanwhile is not copied.
+";
+
 fn help_for(command: &str) -> Option<&'static str> {
     Some(match command {
         "serve" => SERVE_HELP,
@@ -189,6 +204,7 @@ fn help_for(command: &str) -> Option<&'static str> {
         "stats" => STATS_HELP,
         "check-config" => CHECK_CONFIG_HELP,
         "receive" => RECEIVE_HELP,
+        "migrate" => MIGRATE_HELP,
         _ => return None,
     })
 }
@@ -225,6 +241,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Global, Comman
     let mut json = false;
     let mut count = None;
     let mut addr = None;
+    let mut to = None;
     let mut seen: Vec<&'static str> = Vec::new();
     let err = |e: lexopt::Error| usage(format!("{e}"));
     while let Some(arg) = p.next().map_err(err)? {
@@ -254,6 +271,10 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Global, Comman
             Long("addr") => {
                 seen.push("--addr");
                 addr = Some(p.value().map_err(err)?.to_string_lossy().into_owned());
+            }
+            Long("to") => {
+                seen.push("--to");
+                to = Some(p.value().map_err(err)?.to_string_lossy().into_owned());
             }
             Long("count") => {
                 seen.push("--count");
@@ -311,6 +332,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Global, Comman
         "stats" => &["--json"],
         "demo" => &["--count"],
         "receive" => &["--addr"],
+        "migrate" => &["--to"],
         _ => &[],
     };
     if let Some(bad) = seen.iter().find(|o| !allowed.contains(o)) {
@@ -377,6 +399,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Global, Comman
         "stats" => Command::Stats { json },
         "receive" => Command::Receive {
             addr: addr.unwrap_or_else(|| "127.0.0.1:8080".to_string()),
+        },
+        "migrate" => Command::Migrate {
+            to: to.ok_or_else(|| usage("migrate needs --to postgres://user@host:port/database"))?,
         },
         _ => unreachable!("help_for knows every command"),
     };
@@ -446,6 +471,7 @@ mod tests {
             "stats",
             "check-config",
             "receive",
+            "migrate",
         ] {
             let (_, h) = parse_str(&format!("{c} --help")).unwrap();
             let Command::Help(text) = h else {

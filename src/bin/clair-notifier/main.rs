@@ -5,6 +5,7 @@ mod add;
 mod args;
 mod check;
 mod demo;
+mod migrate;
 mod open;
 mod read;
 mod receive;
@@ -115,6 +116,7 @@ fn run(global: &args::Global, command: Command) -> Result<(), CliError> {
         Command::MarkRead { name } => read::mark_read(global, &name),
         Command::Stats { json } => read::stats(global, json),
         Command::Receive { addr } => receive::receive(&addr),
+        Command::Migrate { to } => migrate::migrate(global, &to),
     }
 }
 

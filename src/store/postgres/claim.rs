@@ -118,7 +118,7 @@ fn claimed_row(r: &Row) -> (i64, Claimed) {
 }
 
 /// The per-notifier progress of a round, as kept in the `progress` column.
-fn progress_json(progress: &[NotifierProgress]) -> String {
+pub(super) fn progress_json(progress: &[NotifierProgress]) -> String {
     let list: Vec<serde_json::Value> = progress
         .iter()
         .map(|p| {

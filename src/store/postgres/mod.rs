@@ -21,6 +21,7 @@
 
 mod claim;
 mod connect;
+mod import;
 mod insert;
 mod listen;
 mod owners;
@@ -33,6 +34,7 @@ pub(crate) mod testing;
 use std::sync::{Arc, Mutex, Once};
 
 pub use connect::{PostgresOptions, STATEMENT_TIMEOUT, SslMode};
+pub use import::Copied;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::notification::{

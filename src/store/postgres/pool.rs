@@ -97,6 +97,29 @@ impl Pool {
         }
     }
 
+    /// Runs `f` on a pooled connection, as [`with`](Pool::with) does, for work that makes its
+    /// own errors (`doing` names what failed to connect).
+    ///
+    /// # Errors
+    ///
+    /// No connection could be made, or `f` failed.
+    pub fn with_result<T>(&self, doing: &str, f: impl FnOnce(&mut Conn) -> Result<T>) -> Result<T> {
+        let mut failed = None;
+        let out = self.with(doing, |conn| match f(conn) {
+            Ok(v) => Ok(Some(v)),
+            // A transaction `f` left open was rolled back when dropped.
+            Err(e) => {
+                failed = Some(e);
+                Ok(None)
+            }
+        })?;
+        match (out, failed) {
+            (Some(v), _) => Ok(v),
+            (None, Some(e)) => Err(e),
+            (None, None) => unreachable!("f returned neither a value nor an error"),
+        }
+    }
+
     /// A driver error as this crate's, naming the server.
     pub fn error(&self, doing: &str, e: postgres::Error) -> Error {
         Error::with_source(

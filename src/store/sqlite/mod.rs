@@ -22,6 +22,8 @@ mod check;
 mod checkpoint;
 mod claim;
 mod encoding;
+#[cfg(feature = "postgres")]
+mod export;
 mod insert;
 mod lease;
 mod outcome;
@@ -44,6 +46,8 @@ use crate::store::{
 };
 use crate::time::Timestamp;
 use crate::wake::Waker;
+#[cfg(feature = "postgres")]
+pub(crate) use export::Exported;
 
 /// How long a statement waits for another connection's write lock before failing.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
