@@ -32,7 +32,9 @@ pub fn decode(id: NotificationId) -> (i64, i32) {
 
 /// Outcomes are written where the owner still holds the claim (and the notification is not
 /// read); then due work is claimed, oldest first, skipping rows other claims have locked. The
-/// `LIMIT` sits in a `MATERIALIZED` CTE so that no more rows are locked than are returned.
+/// `LIMIT` sits in a `MATERIALIZED` CTE so that no more rows are locked than are returned, and
+/// the claimed rows are updated through `= ANY(ARRAY(...))`, an index lookup each: joined to
+/// the CTE, the planner hashed the whole table for every claim.
 const RECORD_AND_CLAIM: &str = "
 WITH o AS (
     SELECT * FROM unnest($1::bigint[], $2::integer[], $3::boolean[], $4::bigint[],
@@ -54,7 +56,7 @@ WITH o AS (
 ), claimed AS (
     UPDATE notification n SET lease_owner = $9, lease_until = $11,
         lease_token = (n.lease_token + 1) % 65536
-    FROM due WHERE n.id = due.id
+    WHERE n.id = ANY(ARRAY(SELECT id FROM due))
     RETURNING n.id, n.lease_token, n.name, n.created_at, n.notified_at, n.progress, n.due_at
 )
 SELECT * FROM claimed";
