@@ -8,35 +8,17 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use clair_notifier::{Datastore, NotifierConfig, Service, SqliteStore, Timestamp};
+use clair_notifier::{NotifierConfig, Service, SqliteStore};
 use common::*;
 
 /// How long each `insert` call took (its synced commit is most of the latency).
 static INSERT_CALLS: std::sync::Mutex<Vec<Duration>> = std::sync::Mutex::new(Vec::new());
 
 fn run(rx: &Receiver, store: &SqliteStore, count: usize, gap: Duration) -> Vec<Duration> {
-    let mut sent = Vec::with_capacity(count);
-    for i in 0..count {
-        let at = Instant::now();
-        let name = store
-            .insert(&[notification(i, 0)], Timestamp::now())
-            .unwrap()
-            .remove(0);
-        INSERT_CALLS.lock().unwrap().push(at.elapsed());
-        sent.push((name, at));
-        std::thread::sleep(gap);
-    }
-    wait_until("all seen", Duration::from_secs(60), || {
-        rx.distinct() == count
-    });
-    let seen = rx.first_seen.lock().unwrap();
-    let mut lat: Vec<Duration> = sent
-        .iter()
-        .map(|(name, at)| seen[name].saturating_duration_since(*at))
-        .collect();
-    lat.sort();
+    let (lat, calls) = insert_to_post(rx, store, count, gap);
+    INSERT_CALLS.lock().unwrap().extend(calls);
     lat
 }
 

@@ -13,9 +13,11 @@
 mod database;
 #[cfg(feature = "config-file")]
 mod file;
+mod retention;
 mod validate;
 
 pub use database::{DatabaseConfig, NO_POSTGRES};
+pub use retention::RetentionConfig;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -36,6 +38,8 @@ pub struct Config {
     pub notifier: NotifierConfig,
     /// `[api]`.
     pub api: ApiConfig,
+    /// `[retention]`.
+    pub retention: RetentionConfig,
 }
 
 /// `[notifier]`: how and how often notifications are delivered.

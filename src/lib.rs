@@ -86,7 +86,7 @@ mod time;
 mod wake;
 pub mod webhook;
 
-pub use config::{ApiConfig, Config, DatabaseConfig, HttpConfig, NotifierConfig};
+pub use config::{ApiConfig, Config, DatabaseConfig, HttpConfig, NotifierConfig, RetentionConfig};
 pub use error::{Error, ErrorKind, Result};
 pub use notification::{
     FixedIn, NewNotification, NotificationId, NotificationPage, NotificationSummary, PageCursor,

@@ -151,6 +151,39 @@ pub fn notification(i: usize, layers: usize) -> NewNotification {
     }
 }
 
+/// Inserts `count` notifications one at a time through `store`, `gap` apart, waits until `rx`
+/// (reset before) has seen them all, and returns the latencies from each insert call to the
+/// receiver's first sight of its name (sorted), and how long each insert call took.
+pub fn insert_to_post(
+    rx: &Receiver,
+    store: &SqliteStore,
+    count: usize,
+    gap: Duration,
+) -> (Vec<Duration>, Vec<Duration>) {
+    let mut sent = Vec::with_capacity(count);
+    let mut calls = Vec::with_capacity(count);
+    for i in 0..count {
+        let at = Instant::now();
+        let name = store
+            .insert(&[notification(i, 0)], Timestamp::now())
+            .unwrap()
+            .remove(0);
+        calls.push(at.elapsed());
+        sent.push((name, at));
+        std::thread::sleep(gap);
+    }
+    wait_until("all seen", Duration::from_secs(120), || {
+        rx.distinct() == count
+    });
+    let seen = rx.first_seen.lock().unwrap();
+    let mut lat: Vec<Duration> = sent
+        .iter()
+        .map(|(name, at)| seen[name].saturating_duration_since(*at))
+        .collect();
+    lat.sort();
+    (lat, calls)
+}
+
 /// Prints one figure as `name value unit`.
 pub fn figure(name: &str, value: f64, unit: &str) {
     println!("{name} {value:.3} {unit}");

@@ -11,6 +11,7 @@
 //! | `clair_notifier_retries_total` | counter | retries scheduled |
 //! | `clair_notifier_claimed_total` | counter | notifications claimed for delivery |
 //! | `clair_notifier_store_errors_total` | counter | store operations that failed (and were retried) |
+//! | `clair_notifier_deleted_total` | counter | read notifications deleted past `retention.read` |
 //! | `clair_notifier_notifications{state}` | gauge | notifications by state: `pending`, `notified`, `failing`, `read` |
 //! | `clair_notifier_due` | gauge | due now (including expired leases) |
 //! | `clair_notifier_leased` | gauge | leased to a running instance |
@@ -117,6 +118,11 @@ pub(crate) fn render(counts: &Counts, now: Timestamp, service: Option<&ServiceVi
             "clair_notifier_store_errors_total",
             "Store operations that failed (and were retried).",
             m.store_errors(),
+        ),
+        (
+            "clair_notifier_deleted_total",
+            "Read notifications deleted past retention.read.",
+            m.deleted(),
         ),
     ] {
         head(&mut out, name, "counter", help);

@@ -229,7 +229,7 @@ mod tests {
         );
         assert_eq!(
             err("[databse]\n"),
-            "line 1: unknown key `databse` (expected database, notifier or api)"
+            "line 1: unknown key `databse` (expected database, notifier, api or retention)"
         );
         let e = err("[notifier]\nrenotifyInterval = \"1m\"\n");
         assert!(e.contains("notifier.renotifyInterval"), "{e}");

@@ -99,6 +99,7 @@ pub struct Metrics {
     pub(crate) retries: AtomicU64,
     pub(crate) claimed: AtomicU64,
     pub(crate) store_errors: AtomicU64,
+    pub(crate) deleted: AtomicU64,
     pub(crate) latency_ms: Histogram,
 }
 
@@ -141,6 +142,11 @@ impl Metrics {
     /// Store operations that failed (and were retried).
     pub fn store_errors(&self) -> u64 {
         read(&self.store_errors)
+    }
+
+    /// Read notifications deleted past their retention.
+    pub fn deleted(&self) -> u64 {
+        read(&self.deleted)
     }
 
     /// Time from creation to the first successful round, in milliseconds: Clair's

@@ -9,12 +9,14 @@
 //!
 //! The scanner is the only thread that writes delivery state; workers only send. Retries are
 //! scheduled in the store (an outcome sets the next due time), never slept in a worker. A
-//! [`Stopper`] stops everything; [`Handle::stop`] returns once the sends in flight have ended
+//! collector thread deletes read notifications past their retention ([`Service::retention`]).
+//! A [`Stopper`] stops everything; [`Handle::stop`] returns once the sends in flight have ended
 //! (each is bounded by its notifier's timeout) and unsent work has been released.
 
 mod backoff;
 mod liveness;
 mod metrics;
+mod retention;
 mod scanner;
 mod stopper;
 mod worker;
@@ -28,7 +30,7 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::bounded;
 
-use crate::config::NotifierConfig;
+use crate::config::{NotifierConfig, RetentionConfig};
 use crate::error::{Error, ErrorKind, Result};
 use crate::notifier::Registry;
 use crate::store::{Datastore, LeaseOwner};
@@ -84,6 +86,7 @@ pub struct Service {
     registry: Option<Registry>,
     clock: Clock,
     stopper: Stopper,
+    retention: RetentionConfig,
 }
 
 impl Service {
@@ -96,7 +99,16 @@ impl Service {
             registry: None,
             clock: Clock::system(),
             stopper: Stopper::new(),
+            retention: RetentionConfig::default(),
         }
+    }
+
+    /// How long read notifications are kept before the service deletes them (by default
+    /// [`RetentionConfig::default`]: 30 days; zero keeps them). See
+    /// [`Datastore::delete_read`].
+    pub fn retention(mut self, retention: RetentionConfig) -> Service {
+        self.retention = retention;
+        self
     }
 
     /// The notifiers to offer the configuration to (instead of [`Registry::with_builtins`]).
@@ -149,8 +161,10 @@ impl Service {
             });
         }
         let workers = self.config.workers;
-        // The workers and the scanner.
-        let (liveness, mut alive) = Liveness::new(workers + 1, self.stopper.clone());
+        let collects = !self.retention.read.is_zero();
+        // The workers, the scanner and the collector.
+        let (liveness, mut alive) =
+            Liveness::new(workers + 1 + usize::from(collects), self.stopper.clone());
         let capacity = queue_capacity(workers);
         let (job_tx, job_rx) = bounded(capacity);
         let (outcome_tx, outcome_rx) = bounded(capacity + workers);
@@ -192,6 +206,23 @@ impl Service {
             }
         }
         drop((job_rx, outcome_tx));
+        if collects {
+            let (shared, keep, alive) = (Arc::clone(&shared), self.retention.read, alive.pop());
+            let every = shared.config.poll_interval;
+            let t = std::thread::Builder::new()
+                .name("notify-retention".to_string())
+                .spawn(move || {
+                    let _alive = alive;
+                    retention::run(shared, keep, every);
+                });
+            match t {
+                Ok(t) => threads.push(t),
+                Err(e) => {
+                    self.stopper.stop();
+                    return Err(spawn_err(e));
+                }
+            }
+        }
         let scanner = scanner::Scanner {
             shared: Arc::clone(&shared),
             jobs: job_tx,

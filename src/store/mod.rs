@@ -25,7 +25,7 @@ mod sqlite;
 
 #[cfg(feature = "postgres")]
 pub use postgres::{Copied, PostgresOptions, PostgresStore, STATEMENT_TIMEOUT, SslMode};
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteStore, Vacuumed};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::notification::{
@@ -182,6 +182,19 @@ impl std::fmt::Debug for OwnerGuard {
             .field("proves", &self.proves())
             .finish()
     }
+}
+
+/// What [`Datastore::delete_read`] is asked to delete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeleteRequest {
+    /// The instance collecting: the turn it takes or keeps (see [`Datastore::delete_read`]).
+    pub collector: LeaseOwner,
+    /// Notifications read at or before this are deleted.
+    pub read_before: Timestamp,
+    /// At most this many; 0 deletes nothing.
+    pub limit: usize,
+    /// The time of the call.
+    pub now: Timestamp,
 }
 
 /// What [`Datastore::record_and_claim`] is asked to claim.
@@ -361,6 +374,30 @@ pub trait Datastore: Send + Sync + 'static {
     ///
     /// A store failure.
     fn mark_read(&self, name: &str, now: Timestamp) -> Result<bool>;
+
+    /// Deletes up to `limit` notifications marked read at or before `read_before` (fields of
+    /// `request`), those read longest ago first, with everything stored with them, and returns
+    /// how many it deleted. An unread notification is never deleted, whatever its age. A
+    /// deleted notification is gone for every other operation, as if never stored:
+    /// [`page`](Datastore::page) and [`summary`](Datastore::summary) answer `None`,
+    /// [`mark_read`](Datastore::mark_read) `false`, it is not counted, and an outcome or lease
+    /// naming it is passed over. A store may also return the freed space to the file system
+    /// here, a little each call (also in calls that find nothing to delete). Each call is one
+    /// short transaction; the caller paces the calls so that delivery is not held up.
+    ///
+    /// Instances take turns: a call that deletes gives `collector` a turn that lasts a while
+    /// past it (the SQLite store: a minute), during which other collectors' calls delete
+    /// nothing, so that with several instances on one store only one collects at a time.
+    ///
+    /// The default deletes nothing: a store without it keeps every notification.
+    ///
+    /// # Errors
+    ///
+    /// A store failure (then nothing was deleted).
+    fn delete_read(&self, request: DeleteRequest) -> Result<usize> {
+        let _ = request;
+        Ok(0)
+    }
 
     /// One page of the notification `name`: up to `limit` layers of each side starting at
     /// `cursor`, and the cursor of the next page (`None` on the last). Read notifications stay

@@ -24,6 +24,7 @@ mod postgres;
 #[cfg(feature = "cli")]
 mod promises;
 mod receiver_faults;
+mod retention;
 #[cfg(feature = "cli")]
 mod secrets;
 mod service;

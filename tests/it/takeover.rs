@@ -179,7 +179,7 @@ fn crash_restart_after_sigkill_delivers_everything_within_seconds() {
 }
 
 /// Two instances on one database, one killed: the survivor takes the dead one's leases within
-/// a poll interval and a second, long before they expire.
+/// a poll interval (and a few seconds of room), long before they expire.
 #[test]
 #[ignore = "times a takeover: a step of .ci/run (cargo test --test it -- --ignored crash_)"]
 fn crash_survivor_takes_a_killed_instances_work_within_a_poll() {
@@ -217,9 +217,10 @@ fn crash_survivor_takes_a_killed_instances_work_within_a_poll() {
     eprintln!(
         "takeover: the survivor freed the killed instance's leases {took:.2?} after the kill"
     );
+    // Against a 10-minute lease: poll_interval (1 s) and room for a loaded 2-core machine.
     assert!(
-        took < Duration::from_secs(2),
-        "took {took:?}: more than poll_interval (1 s) and a second"
+        took < Duration::from_secs(5),
+        "took {took:?}: more than poll_interval (1 s) and 4 s"
     );
     assert_eq!(log_count(&b, &format!("of instance {dead})")), 1);
     wait_for("every notification", Duration::from_secs(60), || {

@@ -43,6 +43,7 @@ pub enum Command {
         json: bool,
     },
     CheckConfig,
+    Vacuum,
     Receive {
         addr: String,
     },
@@ -68,6 +69,7 @@ Commands:
   mark-read NAME mark a notification read (as DELETE /v1/notifications/NAME does)
   stats          counts by state and delivery figures
   check-config   validate the configuration and say what would run
+  vacuum         rewrite the database file to its smallest (stop serve first)
   receive        a webhook receiver for trying it out: print each POST's body
   migrate --to URL  copy the SQLite database into an empty PostgreSQL database
   help [COMMAND] show this help, or a command's
@@ -203,6 +205,7 @@ fn help_for(command: &str) -> Option<&'static str> {
         "mark-read" => MARK_READ_HELP,
         "stats" => STATS_HELP,
         "check-config" => CHECK_CONFIG_HELP,
+        "vacuum" => crate::vacuum::HELP,
         "receive" => RECEIVE_HELP,
         "migrate" => MIGRATE_HELP,
         _ => return None,
@@ -360,6 +363,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Global, Comman
     let cmd = match command.as_str() {
         "serve" => Command::Serve,
         "check-config" => Command::CheckConfig,
+        "vacuum" => Command::Vacuum,
         "demo" => Command::Demo {
             count: match count {
                 Some(v) => number("--count", v, 1, 100_000)?,

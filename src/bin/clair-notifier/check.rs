@@ -91,6 +91,13 @@ pub fn describe(
             format_duration(n.poll_interval),
             format_duration(n.lease)
         ));
+        lines.push(match config.retention.read {
+            d if d.is_zero() => "retention      read notifications kept forever".to_string(),
+            d => format!(
+                "retention      read notifications deleted {} after they were read",
+                format_duration(d)
+            ),
+        });
     }
     let a = &config.api;
     if a.addr.is_empty() {

@@ -11,6 +11,7 @@ mod read;
 mod receive;
 mod sample;
 mod serve;
+mod vacuum;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -115,6 +116,7 @@ fn run(global: &args::Global, command: Command) -> Result<(), CliError> {
         Command::Show { name, limit, page } => read::show(global, &name, &limit, page.as_deref()),
         Command::MarkRead { name } => read::mark_read(global, &name),
         Command::Stats { json } => read::stats(global, json),
+        Command::Vacuum => vacuum::run(global),
         Command::Receive { addr } => receive::receive(&addr),
         Command::Migrate { to } => migrate::migrate(global, &to),
     }

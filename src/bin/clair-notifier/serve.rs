@@ -41,6 +41,7 @@ pub fn serve(global: &Global) -> Result<(), CliError> {
     let store = open_configured(&config)?;
     // With no notifier enabled, the service logs that it is disabled (once).
     let handle = Service::new(config.notifier.clone(), store.clone())
+        .retention(config.retention)
         .registry(registry)
         .stopper(stopper.clone())
         .start()?;

@@ -29,7 +29,11 @@ mod lease;
 mod outcome;
 mod owners;
 mod query;
+mod retention;
 mod schema;
+mod vacuum;
+
+pub use vacuum::Vacuumed;
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard, OnceLock};
@@ -42,7 +46,8 @@ use crate::notification::{
     NewNotification, NotificationId, NotificationPage, NotificationSummary, PageCursor,
 };
 use crate::store::{
-    ClaimRequest, Claimed, Counts, Datastore, LeaseOwner, ListFilter, Outcome, OwnerGuard,
+    ClaimRequest, Claimed, Counts, Datastore, DeleteRequest, LeaseOwner, ListFilter, Outcome,
+    OwnerGuard,
 };
 use crate::time::Timestamp;
 use crate::wake::Waker;
@@ -129,9 +134,10 @@ impl SqliteStore {
             .map_err(|e| store_error(&path, "could not open", e))?;
         schema::readable_version(&writer, &path)?;
         // A new database gets 8 KiB pages (a file that exists keeps its own): the size that
-        // measured best for inserts with layers and for synced commits (BENCHMARKS.md).
+        // measured best for inserts with layers and for synced commits (BENCHMARKS.md); and
+        // incremental auto-vacuum, so that deleting old notifications shrinks the file.
         writer
-            .execute_batch("PRAGMA page_size = 8192")
+            .execute_batch("PRAGMA page_size = 8192; PRAGMA auto_vacuum = INCREMENTAL")
             .map_err(|e| store_error(&path, "could not open", e))?;
         // journal_mode is a property of the file: set it once, check that it took.
         let mode: String = writer
@@ -388,6 +394,31 @@ impl Datastore for SqliteStore {
             true,
             |tx| query::mark_read(tx, &self.path, name, now),
         )
+    }
+
+    fn delete_read(&self, request: DeleteRequest) -> Result<usize> {
+        if request.limit == 0 {
+            return Ok(0);
+        }
+        let doing = "could not delete read notifications from";
+        if !self.read(|c| retention::any_read(c, &request), doing)? {
+            // Pages freed by earlier batches go back a step at each look.
+            if self.read(retention::free_pages, doing)? > 0
+                && let Err(e) = retention::return_free_pages(&self.writer())
+            {
+                log::warn!("{}", store_error(&self.path, "could not shrink", e).chain());
+            }
+            return Ok(0);
+        }
+        let mut conn = self.writer();
+        let deleted = write(&mut conn, &self.path, doing, false, |tx| {
+            retention::delete_read(tx, &self.path, &request)
+        })?;
+        if let Err(e) = retention::return_free_pages(&conn) {
+            // Only leaves the file larger for now: the next batch tries again.
+            log::warn!("{}", store_error(&self.path, "could not shrink", e).chain());
+        }
+        Ok(deleted)
     }
 
     fn page(&self, name: &str, cursor: PageCursor, limit: u32) -> Result<Option<NotificationPage>> {

@@ -139,6 +139,10 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ALTER TABLE notification DROP COLUMN lease_until;
     ALTER TABLE notification DROP COLUMN lease_owner;
     ",
+    // 5: read notifications by the time they were read, for deleting them past retention.
+    "
+    CREATE INDEX notification_read ON notification (read_at) WHERE read_at IS NOT NULL;
+    ",
 ];
 
 /// The schema version this build writes.

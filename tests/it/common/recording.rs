@@ -5,14 +5,14 @@
 //! custom datastore with a bug might.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use clair_notifier::notification::{
     NewNotification, NotificationId, NotificationPage, NotificationSummary, PageCursor,
 };
 use clair_notifier::store::{
-    ClaimRequest, Claimed, Counts, LeaseOwner, ListFilter, Outcome, OwnerGuard,
+    ClaimRequest, Claimed, Counts, DeleteRequest, LeaseOwner, ListFilter, Outcome, OwnerGuard,
 };
 use clair_notifier::{Datastore, Result, SqliteStore, Timestamp, Waker};
 
@@ -31,8 +31,14 @@ pub struct Recording {
     pub inner: SqliteStore,
     claims: Mutex<Vec<Claim>>,
     next_due: Mutex<usize>,
+    deletes: Mutex<Vec<usize>>,
     /// Set: the next claim panics.
     pub panic_on_claim: AtomicBool,
+    /// Set: the next `delete_read` panics.
+    pub panic_on_delete: AtomicBool,
+    /// How many more `delete_read` calls reach the store; past them, a call deletes nothing
+    /// (a collector paused between two batches). Unlimited by default.
+    pub deletes_let_through: AtomicUsize,
 }
 
 impl Recording {
@@ -41,7 +47,10 @@ impl Recording {
             inner,
             claims: Mutex::new(Vec::new()),
             next_due: Mutex::new(0),
+            deletes: Mutex::new(Vec::new()),
             panic_on_claim: AtomicBool::new(false),
+            panic_on_delete: AtomicBool::new(false),
+            deletes_let_through: AtomicUsize::new(usize::MAX),
         }
     }
 
@@ -58,6 +67,11 @@ impl Recording {
     /// How many times the scanner asked when work is next due.
     pub fn next_due_calls(&self) -> usize {
         *self.next_due.lock().unwrap()
+    }
+
+    /// How many each finished call of `delete_read` deleted, in order.
+    pub fn deletes(&self) -> Vec<usize> {
+        self.deletes.lock().unwrap().clone()
     }
 
     /// Whether the scanner has looked at the store at all yet.
@@ -109,6 +123,22 @@ impl Datastore for Recording {
     fn next_due(&self) -> Result<Option<Timestamp>> {
         *self.next_due.lock().unwrap() += 1;
         self.inner.next_due()
+    }
+    fn delete_read(&self, request: DeleteRequest) -> Result<usize> {
+        if self.panic_on_delete.load(Ordering::SeqCst) {
+            panic!("the recording store panics on a delete, as told");
+        }
+        let through = self
+            .deletes_let_through
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        let n = if through {
+            self.inner.delete_read(request)?
+        } else {
+            0
+        };
+        self.deletes.lock().unwrap().push(n);
+        Ok(n)
     }
     fn mark_read(&self, name: &str, now: Timestamp) -> Result<bool> {
         self.inner.mark_read(name, now)
