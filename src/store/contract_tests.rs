@@ -335,6 +335,44 @@ fn inserts_wake_watchers(s: &dyn Datastore) {
         .expect("the waker was woken after an insert");
 }
 
+fn read_notifications_are_deleted_oldest_first_and_unread_never(s: &dyn Datastore) {
+    use crate::store::DeleteRequest;
+    let names = s
+        .insert(&[new_only(2), new_only(2), new_only(2)], t(0))
+        .unwrap();
+    s.mark_read(&names[1], t(10)).unwrap();
+    s.mark_read(&names[0], t(20)).unwrap();
+    let request = |limit, read_before| DeleteRequest {
+        collector: A,
+        read_before,
+        limit,
+        now: t(30),
+    };
+    assert_eq!(
+        s.delete_read(request(0, t(100))).unwrap(),
+        0,
+        "a limit of 0"
+    );
+    assert_eq!(s.delete_read(request(1, t(100))).unwrap(), 1);
+    assert!(
+        s.summary(&names[1]).unwrap().is_none(),
+        "read longest ago goes first"
+    );
+    assert!(s.page(&names[1], PageCursor::FIRST, 5).unwrap().is_none());
+    assert!(!s.mark_read(&names[1], t(31)).unwrap());
+    assert_eq!(
+        s.delete_read(request(10, t(15))).unwrap(),
+        0,
+        "read after read_before"
+    );
+    assert_eq!(s.delete_read(request(10, t(100))).unwrap(), 1);
+    assert_eq!(s.counts(t(40)).unwrap().total(), 1, "the unread one stays");
+    assert_eq!(
+        s.summary(&names[2]).unwrap().unwrap().state(),
+        State::Pending
+    );
+}
+
 /// Calls `release_dead_owners` until it finds someone (a server notices a closed session
 /// within moments, not at once; PostgreSQL judges no one in its first seconds), or 30 s pass.
 fn dead_found(s: &dyn Datastore, now: Timestamp) -> Vec<(LeaseOwner, usize)> {
@@ -453,4 +491,5 @@ backends!(
     inserts_wake_watchers,
     dead_owners_lose_their_leases_at_once_and_live_ones_never,
     owners_that_never_held_a_lock_are_not_found_dead,
+    read_notifications_are_deleted_oldest_first_and_unread_never,
 );

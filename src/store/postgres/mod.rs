@@ -27,6 +27,7 @@ mod listen;
 mod owners;
 mod pool;
 mod query;
+mod retention;
 mod schema;
 #[cfg(test)]
 pub(crate) mod testing;
@@ -41,7 +42,8 @@ use crate::notification::{
     NewNotification, NotificationId, NotificationPage, NotificationSummary, PageCursor,
 };
 use crate::store::{
-    ClaimRequest, Claimed, Counts, Datastore, LeaseOwner, ListFilter, Outcome, OwnerGuard,
+    ClaimRequest, Claimed, Counts, Datastore, DeleteRequest, LeaseOwner, ListFilter, Outcome,
+    OwnerGuard,
 };
 use crate::time::Timestamp;
 use crate::wake::Waker;
@@ -188,6 +190,16 @@ impl Datastore for PostgresStore {
         self.pool
             .with("could not mark a notification read in", |c| {
                 query::mark_read(c, name, now)
+            })
+    }
+
+    fn delete_read(&self, request: DeleteRequest) -> Result<usize> {
+        if request.limit == 0 {
+            return Ok(0);
+        }
+        self.pool
+            .with("could not delete read notifications from", |c| {
+                retention::delete_read(c, &request)
             })
     }
 

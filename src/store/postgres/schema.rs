@@ -54,6 +54,10 @@ pub const MIGRATIONS: &[&str] = &[
         owner bigint PRIMARY KEY               -- holds advisory lock `owner` while alive
     );
     ",
+    // 2: read notifications in the order retention deletes them.
+    "
+    CREATE INDEX notification_read ON notification (read_at) WHERE read_at IS NOT NULL;
+    ",
 ];
 
 /// The schema version this build writes.
