@@ -26,26 +26,13 @@ pub struct Copied {
     pub settings: u64,
 }
 
-const COPY: &str = "
-WITH n AS (
-    INSERT INTO notification (name, created_at, notified_at, read_at, due_at, attempts,
-                              last_error, progress)
-    SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[],
-                         $6::integer[], $7::text[], $8::text[])
-    RETURNING id, name
-), c AS (
-    INSERT INTO content (notification_id, old_vulnerability, new_vulnerability)
-    SELECT n.id, x.old, x.new
-    FROM unnest($1::uuid[], $9::text[], $10::text[]) AS x(name, old, new)
-    JOIN n ON n.name = x.name
-), l AS (
-    INSERT INTO layer (notification_id, side, seq, name)
-    SELECT n.id, y.side, y.seq, y.layer
-    FROM unnest($11::uuid[], $12::smallint[], $13::integer[], $14::text[])
-        AS y(name, side, seq, layer)
-    JOIN n ON n.name = y.name
-)
-SELECT count(*) FROM n";
+const COPY: &str = super::insert::insert_rows!(
+    "INSERT INTO notification (name, created_at, notified_at, read_at, due_at, attempts,
+                               last_error, progress)
+     SELECT * FROM unnest($1::uuid[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[],
+                          $12::integer[], $13::text[], $14::text[])",
+    "SELECT count(*) FROM n"
+);
 
 impl PostgresStore {
     /// Copies the SQLite database at `source` into this database, which must hold no
@@ -118,19 +105,13 @@ fn copy_batch(
     copied: &mut Copied,
 ) -> std::result::Result<(), postgres::Error> {
     let ms = |t: Option<crate::time::Timestamp>| t.map(|t| t.as_millis());
-    let json = |v: &Option<crate::notification::VulnerabilityWithLayers>| {
-        v.as_ref()
-            .map(|v| serde_json::to_string(&v.vulnerability).unwrap_or_default())
-    };
-    let mut names = Vec::with_capacity(batch.len());
+    let mut rows = super::insert::Rows::default();
     let (mut created, mut notified, mut read, mut due) = (vec![], vec![], vec![], vec![]);
     let (mut attempts, mut errors, mut progress) = (vec![], vec![], vec![]);
-    let (mut old, mut new) = (vec![], vec![]);
-    let (mut l_name, mut l_side, mut l_seq, mut l_layer) = (vec![], vec![], vec![], vec![]);
     for e in batch {
         let s = &e.page.summary;
         let name = uuid::Uuid::try_parse(&s.name).unwrap_or_else(|_| uuid::Uuid::new_v4());
-        names.push(name);
+        rows.push(name, e.page.old.as_ref(), e.page.new.as_ref());
         created.push(s.created.as_millis());
         notified.push(ms(s.notified));
         read.push(ms(s.read));
@@ -138,27 +119,16 @@ fn copy_batch(
         attempts.push(i32::try_from(s.attempts).unwrap_or(i32::MAX));
         errors.push(s.last_error.clone());
         progress.push((!e.progress.is_empty()).then(|| progress_json(&e.progress)));
-        old.push(json(&e.page.old));
-        new.push(json(&e.page.new));
-        for (side, v) in [(0_i16, &e.page.old), (1, &e.page.new)] {
-            let Some(v) = v else { continue };
-            for (seq, layer) in (0_i32..).zip(&v.layers) {
-                l_name.push(name);
-                l_side.push(side);
-                l_seq.push(seq);
-                l_layer.push(layer.as_str());
-            }
-        }
         copied.read += u64::from(s.read.is_some());
     }
-    tx.query(
+    rows.run(
+        tx,
         COPY,
         &[
-            &names, &created, &notified, &read, &due, &attempts, &errors, &progress, &old, &new,
-            &l_name, &l_side, &l_seq, &l_layer,
+            &created, &notified, &read, &due, &attempts, &errors, &progress,
         ],
     )?;
     copied.notifications += batch.len() as u64;
-    copied.layers += l_layer.len() as u64;
+    copied.layers += rows.layers() as u64;
     Ok(())
 }

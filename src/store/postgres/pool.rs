@@ -23,7 +23,11 @@ pub struct Conn {
 }
 
 impl Conn {
-    fn statement(&mut self, sql: &'static str) -> std::result::Result<Statement, postgres::Error> {
+    /// `sql` prepared on this connection (once).
+    pub fn statement(
+        &mut self,
+        sql: &'static str,
+    ) -> std::result::Result<Statement, postgres::Error> {
         if let Some(s) = self.statements.get(sql) {
             return Ok(s.clone());
         }
