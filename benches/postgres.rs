@@ -15,12 +15,11 @@ mod common;
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use clair_notifier::{
-    Datastore, Delivery, HttpConfig, Notifier, NotifierConfig, PostgresOptions, PostgresStore,
-    Service, SqliteStore, SslMode, Timestamp, Webhook,
+    Datastore, NotifierConfig, PostgresOptions, PostgresStore, Service, SqliteStore, SslMode,
+    Timestamp,
 };
 use common::*;
 
@@ -72,37 +71,6 @@ fn cpu() -> f64 {
             .unwrap_or(0.0)
     };
     (ticks(11) + ticks(12)) / 100.0
-}
-
-fn ceiling(rx: &Receiver, n: usize) -> f64 {
-    rx.reset();
-    let http = HttpConfig {
-        endpoint: rx.url(),
-        ..HttpConfig::default()
-    };
-    let webhook = Webhook::from_config(&http).unwrap().unwrap();
-    let next = AtomicU64::new(0);
-    let start = Instant::now();
-    std::thread::scope(|s| {
-        for _ in 0..8 {
-            s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed) as usize;
-                    if i >= n {
-                        break;
-                    }
-                    let d = Delivery {
-                        name: format!("{i:08x}-0000-4000-8000-{i:012x}"),
-                        created: Timestamp::now(),
-                        notified: None,
-                        attempt: 1,
-                    };
-                    webhook.send(&d).expect("send");
-                }
-            });
-        }
-    });
-    n as f64 / start.elapsed().as_secs_f64()
 }
 
 /// The service delivering the `n` due notifications of `store` with 8 workers: its rate and
@@ -210,7 +178,7 @@ fn main() {
     let insert_rate = fill(&pg, n);
     let before = commits(&admin, &url);
 
-    let http = ceiling(&rx, n);
+    let http = webhook_only(&rx, 8, n);
     let (sqlite_rate, sqlite_cpu) = service(&rx, sqlite, n);
     let (pg_rate, pg_cpu) = service(&rx, Arc::new(pg), n);
     let statements = commits(&admin, &url) - before;
