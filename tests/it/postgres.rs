@@ -458,3 +458,119 @@ fn migrate_copies_a_sqlite_database_and_refuses_a_used_target() {
     assert!(err.contains("already holds notifications"), "{err}");
     assert_eq!(pg.counts(Timestamp::now()).unwrap().total(), N as u64);
 }
+
+/// TLS to the server, with certificates always verified: on a cluster of the test's own that
+/// accepts TLS connections only (`hostssl`), `verify-full` with the CA connects by the name in
+/// the certificate and refuses another name; `require` verifies the chain, not the name;
+/// `prefer` and `require` refuse a certificate the CA did not sign; `disable` is refused by
+/// the server. Every error is one sentence naming host and port.
+#[test]
+fn tls_to_the_server_is_verified_in_every_mode() {
+    use crate::common::tls::Pki;
+    use std::os::unix::fs::{PermissionsExt, chown};
+
+    if std::env::var(VAR).is_err() {
+        let _ = fresh_db();
+        return;
+    }
+    let cluster = OwnCluster(tempfile::tempdir().unwrap());
+    let url = cluster.script("start");
+    let port = url
+        .split(':')
+        .nth(2)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let pki = Pki::new(&["localhost"]);
+    let data = cluster.0.path().join("pg/data");
+    let pg_uid = std::fs::metadata(&data).unwrap().uid_gid();
+    for (from, to) in [
+        (&pki.server_cert, "server.pem"),
+        (&pki.server_key, "server.key"),
+    ] {
+        let dest = data.join(to);
+        std::fs::copy(from, &dest).unwrap();
+        std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o600)).unwrap();
+        chown(&dest, Some(pg_uid.0), Some(pg_uid.1)).unwrap();
+    }
+    std::fs::write(
+        data.join("pg_hba.conf"),
+        "hostssl all all 127.0.0.1/32 trust\nhostssl all all ::1/128 trust\n",
+    )
+    .unwrap();
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    for sql in [
+        "ALTER SYSTEM SET ssl = on",
+        "ALTER SYSTEM SET ssl_cert_file = 'server.pem'",
+        "ALTER SYSTEM SET ssl_key_file = 'server.key'",
+        "SELECT pg_reload_conf()",
+    ] {
+        admin.batch_execute(sql).unwrap();
+    }
+    drop(admin);
+    let attempt = |host: &str, mode: SslMode, ca: &Path| {
+        PostgresStore::open(&PostgresOptions {
+            url: format!("postgres://postgres:s3cret@{host}:{port}/postgres"),
+            password: None,
+            sslmode: mode,
+            sslrootcert: Some(ca.to_path_buf()),
+        })
+    };
+    wait_for("the server to require TLS", Duration::from_secs(30), || {
+        attempt("127.0.0.1", SslMode::Disable, &pki.ca).is_err()
+    });
+    attempt("localhost", SslMode::VerifyFull, &pki.ca)
+        .expect("verify-full by the certificate's name");
+    attempt("127.0.0.1", SslMode::Require, &pki.ca).expect("require: the chain is verified");
+    for (host, mode, ca, why) in [
+        (
+            "127.0.0.1",
+            SslMode::VerifyFull,
+            &pki.ca,
+            "another name than the certificate's",
+        ),
+        (
+            "127.0.0.1",
+            SslMode::Require,
+            &pki.other_ca,
+            "a CA that did not sign it",
+        ),
+        (
+            "127.0.0.1",
+            SslMode::Prefer,
+            &pki.other_ca,
+            "prefer verifies too",
+        ),
+        (
+            "127.0.0.1",
+            SslMode::Disable,
+            &pki.ca,
+            "the server accepts TLS only",
+        ),
+    ] {
+        let e = attempt(host, mode, ca)
+            .err()
+            .unwrap_or_else(|| panic!("{why}: connected"));
+        let text = e.to_string();
+        assert!(
+            text.starts_with(&format!(
+                "could not connect to PostgreSQL at {host}:{port}/postgres"
+            )),
+            "{why}: {text}"
+        );
+        assert!(!format!("{text} {e:?}").contains("s3cret"), "{why}: {text}");
+    }
+}
+
+trait UidGid {
+    fn uid_gid(&self) -> (u32, u32);
+}
+
+impl UidGid for std::fs::Metadata {
+    fn uid_gid(&self) -> (u32, u32) {
+        use std::os::unix::fs::MetadataExt;
+        (self.uid(), self.gid())
+    }
+}
