@@ -158,6 +158,7 @@ fn split(ids: &[NotificationId]) -> (Vec<i64>, Vec<i32>) {
     ids.iter().map(|&id| decode(id)).unzip()
 }
 
+/// Extends the leases `owner` still holds on `ids` (each fenced by its token).
 pub fn renew(
     conn: &mut Conn,
     owner: LeaseOwner,
@@ -167,12 +168,11 @@ pub fn renew(
     let (rows, tokens) = split(ids);
     let held = conn.query(
         "WITH extended AS (
-             UPDATE notification SET lease_until = greatest(lease_until, $2)
-             WHERE lease_owner = $1 AND lease_until IS NOT NULL
-             RETURNING id, lease_token)
-         SELECT count(*) FROM extended e
-         JOIN unnest($3::bigint[], $4::integer[]) AS h(id, token)
-             ON e.id = h.id AND e.lease_token = h.token",
+             UPDATE notification n SET lease_until = greatest(n.lease_until, $2)
+             FROM unnest($3::bigint[], $4::integer[]) AS h(id, token)
+             WHERE n.id = h.id AND n.lease_token = h.token AND n.lease_owner = $1
+             RETURNING 1)
+         SELECT count(*) FROM extended",
         &[&owner.get(), &until.as_millis(), &rows, &tokens],
     )?;
     Ok(held.first().map_or(0, |r| r.get::<_, i64>(0)) as usize)
@@ -195,15 +195,33 @@ pub fn release(
     Ok(())
 }
 
-/// The earliest of: the first due time of an unleased notification (the due index, passing
-/// over the leased ones), and the latest of due time and lease expiry of each leased one.
+/// Rows the due-order walk of [`next_due`] reads before it gives up and aggregates.
+const WALK: i64 = 4096;
+
+/// When the next notification becomes due: its due time, or its lease's expiry if that is
+/// later. Leased notifications keep their (past) due time, so a walk in due order passes over
+/// the ones in flight and stops at the first whose due time cannot beat the best found (as the
+/// SQLite store does); past [`WALK`] rows (more in flight than that) it takes the aggregate.
 pub fn next_due(conn: &mut Conn) -> Result<Option<Timestamp>, postgres::Error> {
     let rows = conn.query(
-        "SELECT least(
-             (SELECT due_at FROM notification WHERE due_at IS NOT NULL AND lease_owner IS NULL
-              ORDER BY due_at LIMIT 1),
-             (SELECT min(greatest(due_at, lease_until)) FROM notification
-              WHERE lease_owner IS NOT NULL AND due_at IS NOT NULL))",
+        "SELECT due_at, lease_until FROM notification WHERE due_at IS NOT NULL
+         ORDER BY due_at LIMIT $1",
+        &[&WALK],
+    )?;
+    let mut best: Option<i64> = None;
+    for r in &rows {
+        let due: i64 = r.get(0);
+        if best.is_some_and(|b| due >= b) {
+            return Ok(best.map(Timestamp::from_millis));
+        }
+        let at = r.get::<_, Option<i64>>(1).map_or(due, |l| l.max(due));
+        best = Some(best.map_or(at, |b| b.min(at)));
+    }
+    if (rows.len() as i64) < WALK {
+        return Ok(best.map(Timestamp::from_millis));
+    }
+    let rows = conn.query(
+        "SELECT min(greatest(due_at, lease_until)) FROM notification WHERE due_at IS NOT NULL",
         &[],
     )?;
     Ok(rows
