@@ -6,6 +6,11 @@
 //! - `noop_service`: the service with a notifier that returns Ok at once (claims, channel,
 //!   outcomes: the store's and the service's own cost).
 //!
+//! - `attempt_log_*`: the attempt log's cost, side by side in one run: the no-op service and
+//!   the webhook service (8 workers) with each `AttemptLog` setting (`off`: no log at all;
+//!   `last_success`, the default: every failure and the last success; `every_success`),
+//!   alternating over renotify rounds of one store. `BENCH_ATTEMPT_LOG=0` skips it.
+//!
 //! Every run checks that the receiver saw exactly N distinct names.
 
 mod common;
@@ -14,6 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use clair_notifier::store::AttemptLog;
 use clair_notifier::{Datastore, NotifierConfig, Service, SqliteStore, Timestamp};
 use common::*;
 
@@ -174,6 +180,9 @@ fn main() {
             &format!("{ratio:.3}"),
         );
     }
+    if !std::env::var("BENCH_ATTEMPT_LOG").is_ok_and(|v| v == "0") {
+        attempt_log_cost(&rx, rounds.min(5));
+    }
     if std::env::var("BENCH_NOOP").is_ok_and(|v| v == "0") {
         return;
     }
@@ -182,4 +191,60 @@ fn main() {
     let noop = noop_rate(store, N as u64, 8);
     figure("noop_service_w8", noop, "notifications/s");
     check("noop>=100000/s", noop >= 100_000.0, &format!("{noop:.0}/s"));
+}
+
+/// The delivery rate with each attempt-log setting, measured alternately (so that the shared
+/// machine's drift hits each alike), and each setting's cost against no log at all.
+fn attempt_log_cost(rx: &Receiver, rounds: usize) {
+    let modes = [
+        ("off", AttemptLog::Off),
+        ("last_success", AttemptLog::LastSuccess),
+        ("every_success", AttemptLog::EverySuccess),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let store = filled_store(&dir, N);
+    std::thread::sleep(Duration::from_millis(500));
+    let mut noop = vec![Vec::new(); modes.len()];
+    let mut hook = vec![Vec::new(); modes.len()];
+    // Each run is a renotify round of the same notifications, 3 h after the one before.
+    let mut round = 0u32;
+    let mut ahead = || {
+        round += 1;
+        Duration::from_secs(3 * 3600) * round
+    };
+    for _ in 0..rounds {
+        for (i, (_, mode)) in modes.iter().enumerate() {
+            store.set_attempt_log(*mode);
+            noop[i].push(noop_rate_at(store.clone(), N as u64, 8, ahead()));
+            hook[i].push(service(rx, &store, 8, ahead()));
+        }
+    }
+    let (noop_off, hook_off) = (median(noop[0].clone()), median(hook[0].clone()));
+    for (i, (label, _)) in modes.iter().enumerate() {
+        let (n, h) = (median(noop[i].clone()), median(hook[i].clone()));
+        figure(&format!("attempt_log_noop_{label}"), n, "notifications/s");
+        figure(
+            &format!("attempt_log_webhook_w8_{label}"),
+            h,
+            "notifications/s",
+        );
+        if i > 0 {
+            let (noop_cost, hook_cost) = (1.0 - n / noop_off, 1.0 - h / hook_off);
+            figure(
+                &format!("attempt_log_cost_noop_{label}"),
+                noop_cost,
+                "fraction",
+            );
+            figure(
+                &format!("attempt_log_cost_webhook_w8_{label}"),
+                hook_cost,
+                "fraction",
+            );
+            check(
+                &format!("attempt_log_{label}<=10%_of_delivery_rate"),
+                hook_cost <= 0.10,
+                &format!("{:.1} %", hook_cost * 100.0),
+            );
+        }
+    }
 }

@@ -10,20 +10,25 @@
 //! key and line. Library users may also build a [`Config`] in code or deserialize it from any
 //! serde format.
 
+mod breaker;
 mod database;
+mod duration;
 #[cfg(feature = "config-file")]
 mod file;
 mod retention;
 mod validate;
 
+pub use breaker::BreakerConfig;
 pub use database::{DatabaseConfig, NO_POSTGRES};
+use duration::de_duration;
+pub use duration::{format_duration, parse_duration};
 pub use retention::RetentionConfig;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
 use crate::error::{Error, Result};
 
@@ -60,6 +65,8 @@ pub struct NotifierConfig {
     /// How long a claimed notification stays leased to this instance without renewal.
     /// Defaults to `10m`.
     pub lease: Duration,
+    /// `breaker_failures` and `breaker_probe`: each notifier's circuit breaker.
+    pub breaker: BreakerConfig,
     /// `[notifier.http]`: the webhook notifier.
     pub http: HttpConfig,
     /// The sub-tables of `[notifier]` other than `http`, by name: each custom notifier reads
@@ -76,6 +83,7 @@ impl Default for NotifierConfig {
             workers: 4,
             poll_interval: Duration::from_secs(1),
             lease: Duration::from_secs(10 * 60),
+            breaker: BreakerConfig::default(),
             http: HttpConfig::default(),
             params: BTreeMap::new(),
         }
@@ -95,6 +103,9 @@ struct RawNotifierConfig {
     poll_interval: Duration,
     #[serde(deserialize_with = "de_duration")]
     lease: Duration,
+    breaker_failures: u32,
+    #[serde(deserialize_with = "de_duration")]
+    breaker_probe: Duration,
     http: HttpConfig,
     #[serde(flatten)]
     rest: BTreeMap<String, serde_json::Value>,
@@ -110,6 +121,8 @@ impl Default for RawNotifierConfig {
             workers: d.workers,
             poll_interval: d.poll_interval,
             lease: d.lease,
+            breaker_failures: d.breaker.failures,
+            breaker_probe: d.breaker.probe,
             http: d.http,
             rest: BTreeMap::new(),
         }
@@ -124,8 +137,8 @@ impl TryFrom<RawNotifierConfig> for NotifierConfig {
             if !value.is_object() {
                 return Err(format!(
                     "unknown key `notifier.{key}` (expected attempts, renotify_interval, \
-                     max_backoff, workers, poll_interval, lease, http or a [notifier.<name>] \
-                     table)"
+                     max_backoff, workers, poll_interval, lease, breaker_failures, breaker_probe, \
+                     http or a [notifier.<name>] table)"
                 ));
             }
         }
@@ -136,6 +149,10 @@ impl TryFrom<RawNotifierConfig> for NotifierConfig {
             workers: raw.workers,
             poll_interval: raw.poll_interval,
             lease: raw.lease,
+            breaker: BreakerConfig {
+                failures: raw.breaker_failures,
+                probe: raw.breaker_probe,
+            },
             http: raw.http,
             params: raw.rest,
         })
@@ -173,6 +190,9 @@ pub struct HttpConfig {
     pub allow_link_local: bool,
     /// Also refuse connections to loopback and private addresses. `false` by default.
     pub deny_private: bool,
+    /// Sends per second to the endpoint, from one running service (several instances each
+    /// get this rate). 0 (the default): unlimited.
+    pub max_rate: u32,
 }
 
 impl Default for HttpConfig {
@@ -189,6 +209,7 @@ impl Default for HttpConfig {
             signing_secret: String::new(),
             allow_link_local: false,
             deny_private: false,
+            max_rate: 0,
         }
     }
 }
@@ -248,13 +269,13 @@ macro_rules! debug_config {
 }
 
 debug_config!(NotifierConfig {
-    attempts, renotify_interval, max_backoff, workers, poll_interval, lease, http,
+    attempts, renotify_interval, max_backoff, workers, poll_interval, lease, breaker, http,
     params => names,
 });
 debug_config!(HttpConfig {
     endpoint, timeout, servername, cafile, certfile, keyfile,
     proxy => crate::text::redact_url, headers => names, signing_secret => redacted,
-    allow_link_local, deny_private,
+    allow_link_local, deny_private, max_rate,
 });
 debug_config!(ApiConfig {
     addr, pagination_key => redacted, token => redacted, certfile, keyfile, cafile, health_addr,
@@ -296,6 +317,7 @@ impl NotifierConfig {
                 return Err(Error::config(format!("{key} must be longer than 0")));
             }
         }
+        self.breaker.validate()?;
         if self.lease < self.http.timeout.saturating_mul(2) {
             return Err(Error::config(format!(
                 "notifier.lease ({}) must be at least twice notifier.http.timeout ({}), so a \
@@ -308,97 +330,9 @@ impl NotifierConfig {
     }
 }
 
-/// Parses a duration written as an integer and a unit: `ms`, `s`, `m`, `h` or `d`
-/// (`250ms`, `5s`, `15m`, `2h`, `1d`).
-///
-/// # Errors
-///
-/// A sentence saying what is wrong with `text`, for the caller to prefix with the key.
-pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (digits, unit) = t.split_at(split);
-    let bad = || {
-        format!(
-            "invalid duration \"{text}\": write a whole number and a unit, like 250ms, 5s, 15m, 2h or 1d"
-        )
-    };
-    if digits.is_empty() {
-        return Err(bad());
-    }
-    let n: u64 = digits.parse().map_err(|_| bad())?;
-    let ms_per = match unit {
-        "ms" => 1,
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => return Err(bad()),
-    };
-    let ms = n
-        .checked_mul(ms_per)
-        .filter(|ms| *ms <= 100 * 365 * 86_400_000)
-        .ok_or_else(|| format!("duration \"{text}\" is too long (at most 100 years)"))?;
-    Ok(Duration::from_millis(ms))
-}
-
-/// Writes a duration the way [`parse_duration`] reads it, in the largest exact unit.
-pub fn format_duration(d: Duration) -> String {
-    let ms = d.as_millis();
-    for (unit, per) in [
-        ("d", 86_400_000),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1_000),
-    ] {
-        if ms != 0 && ms.is_multiple_of(per) {
-            return format!("{}{unit}", ms / per);
-        }
-    }
-    format!("{ms}ms")
-}
-
-fn de_duration<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Duration, D::Error> {
-    let text = String::deserialize(d)?;
-    parse_duration(&text).map_err(serde::de::Error::custom)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_parse_in_every_unit_and_reject_the_rest() {
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
-        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
-        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
-        assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86400)));
-        for bad in [
-            "",
-            "5",
-            "s",
-            "-5s",
-            "5 s",
-            "1.5s",
-            "5sec",
-            "99999999999999999999s",
-        ] {
-            assert!(parse_duration(bad).is_err(), "{bad:?} was accepted");
-        }
-        assert!(
-            parse_duration("100000000d")
-                .unwrap_err()
-                .contains("too long")
-        );
-    }
-
-    #[test]
-    fn durations_format_back_to_what_parses() {
-        for text in ["250ms", "5s", "15m", "2h", "1d", "90s"] {
-            assert_eq!(format_duration(parse_duration(text).unwrap()), text);
-        }
-    }
 
     #[test]
     fn defaults_are_the_documented_ones() {

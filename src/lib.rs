@@ -67,6 +67,7 @@
 
 #[cfg(feature = "api")]
 pub mod api;
+pub mod attempt;
 mod builtins;
 pub mod config;
 mod document;

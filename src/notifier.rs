@@ -10,6 +10,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::attempt::AttemptClass;
 use crate::config::NotifierConfig;
 use crate::error::Result;
 use crate::store::Datastore;
@@ -56,6 +57,13 @@ pub trait Notifier: Send + Sync + 'static {
     /// [`SendError::retry_after`], when the receiver asked for a delay).
     fn send(&self, delivery: &Delivery) -> std::result::Result<(), SendError>;
 
+    /// The most sends per second this notifier takes from one running service (all its
+    /// workers together; several instances each get this rate); 0, the default, for no
+    /// limit. The webhook answers `[notifier.http] max_rate`.
+    fn max_rate(&self) -> u32 {
+        0
+    }
+
     /// Gives the notifier the datastore the service delivers from, before
     /// [`configure`](Notifier::configure). The built-in `exec` and `jsonl` notifiers read the
     /// whole notification through it; by default it is ignored.
@@ -80,6 +88,9 @@ pub struct Delivery {
 pub struct SendError {
     message: String,
     retry_after: Option<Duration>,
+    class: AttemptClass,
+    status: Option<u16>,
+    body: Option<String>,
 }
 
 impl SendError {
@@ -88,7 +99,42 @@ impl SendError {
         SendError {
             message: message.into(),
             retry_after: None,
+            class: AttemptClass::Other,
+            status: None,
+            body: None,
         }
+    }
+
+    /// Says what kind of failure this is, for the attempt log (`other` unless told).
+    pub fn with_class(mut self, class: AttemptClass) -> SendError {
+        self.class = class;
+        self
+    }
+
+    /// The receiver answered `status` (not success) with `body`: the attempt log keeps the
+    /// status and the start of the body. Sets the class to [`AttemptClass::Status`].
+    pub fn with_status(mut self, status: u16, body: &[u8]) -> SendError {
+        self.class = AttemptClass::Status;
+        self.status = Some(status);
+        self.body = Some(crate::attempt::excerpt(&String::from_utf8_lossy(
+            &body[..body.len().min(crate::attempt::MAX_EXCERPT)],
+        )));
+        self
+    }
+
+    /// What kind of failure this is.
+    pub fn class(&self) -> AttemptClass {
+        self.class
+    }
+
+    /// The status of the answer, if there was one.
+    pub fn status(&self) -> Option<u16> {
+        self.status
+    }
+
+    /// The start of the answer's body, if the receiver answered.
+    pub fn body(&self) -> Option<&str> {
+        self.body.as_deref()
     }
 
     /// Asks that the next try wait at least `delay` (an HTTP `Retry-After`); the service still

@@ -164,6 +164,10 @@ impl Notifier for Webhook {
             None => Err(SendError::new("the webhook notifier is not configured")),
         }
     }
+
+    fn max_rate(&self) -> u32 {
+        self.inner.as_ref().map_or(0, |c| c.http.max_rate)
+    }
 }
 
 impl fmt::Debug for Webhook {

@@ -16,6 +16,9 @@
 //! | `clair_notifier_due` | gauge | due now (including expired leases) |
 //! | `clair_notifier_leased` | gauge | leased to a running instance |
 //! | `clair_notifier_oldest_due_age_seconds` | gauge | how long the longest-waiting due notification has waited (0 if none) |
+//! | `clair_notifier_paused{notifier}` | gauge | 1 while an operator has paused the notifier (`pause NOTIFIER`), else 0; every enabled or paused notifier |
+//! | `clair_notifier_circuit_open{notifier}` | gauge | 1 while the notifier's circuit is open (its breaker tripped), else 0 |
+//! | `clair_notifier_circuit_waiting{notifier}` | gauge | while its circuit is open, the notifications waiting behind it: those due, and those put aside for it; else 0 |
 //! | `clair_notifier_up` | gauge | 1 when `/health` finds the notifier service healthy: running, or disabled (no endpoint set); 0 once it stopped or one of its threads died |
 //!
 //! Counters are this process's since it started; gauges come from the database, so they
@@ -25,7 +28,7 @@ use std::fmt::Write;
 
 use super::ServiceView;
 use crate::service::Metrics;
-use crate::store::Counts;
+use crate::store::{Counts, NotifierState};
 use crate::time::Timestamp;
 
 /// The `Content-Type` of the Prometheus text format.
@@ -176,6 +179,57 @@ pub(crate) fn render(counts: &Counts, now: Timestamp, service: Option<&ServiceVi
     out
 }
 
+/// The Prometheus text of the notifiers' state (read from the store at the time of `counts`,
+/// so it holds for every instance): each notifier the service enabled or the store knows,
+/// paused or not, its circuit open or not, and what waits behind an open circuit.
+pub fn render_notifiers(
+    states: &[NotifierState],
+    counts: &Counts,
+    service: Option<&ServiceView>,
+) -> String {
+    let mut out = String::new();
+    let mut names: Vec<&str> = states.iter().map(|s| s.notifier.as_str()).collect();
+    if let Some(s) = service {
+        names.extend(s.metrics.notifiers().map(|(n, _)| n));
+    }
+    names.sort_unstable();
+    names.dedup();
+    let state = |n: &str| states.iter().find(|s| s.notifier == n);
+    type Gauge<'a> = (&'a str, &'a str, &'a dyn Fn(Option<&NotifierState>) -> u64);
+    let gauges: [Gauge<'_>; 3] = [
+        (
+            "clair_notifier_paused",
+            "1 while an operator has paused the notifier (its notifications wait), else 0.",
+            &|s| u64::from(s.is_some_and(|s| s.paused.is_some())),
+        ),
+        (
+            "clair_notifier_circuit_open",
+            "1 while the notifier's circuit is open (one probe at a time goes out), else 0.",
+            &|s| u64::from(s.is_some_and(|s| s.open_since.is_some())),
+        ),
+        (
+            "clair_notifier_circuit_waiting",
+            "Notifications waiting behind the notifier's open circuit (due, or put aside for it).",
+            &|s| match s {
+                Some(s) if s.open_since.is_some() => counts.due + s.waiting,
+                _ => 0,
+            },
+        ),
+    ];
+    for (name, help, value) in gauges {
+        head(&mut out, name, "gauge", help);
+        for &n in &names {
+            let _ = writeln!(
+                out,
+                "{name}{{notifier=\"{}\"}} {}",
+                label(n),
+                value(state(n))
+            );
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,7 +248,30 @@ mod tests {
         assert!(text.contains("clair_notifier_notifications{state=\"pending\"} 1\n"));
         // No service in this process: `/health` answers 200 ("not started"), and so up is 1.
         assert!(text.contains("clair_notifier_up 1\n"));
-        for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let states = [
+            NotifierState {
+                notifier: "webhook".into(),
+                paused: Some(Timestamp::from_millis(1)),
+                ..NotifierState::default()
+            },
+            NotifierState {
+                notifier: "other".into(),
+                open_since: Some(Timestamp::from_millis(1)),
+                waiting: 3,
+                ..NotifierState::default()
+            },
+        ];
+        let paused = render_notifiers(&states, &counts, None);
+        for line in [
+            "clair_notifier_paused{notifier=\"webhook\"} 1\n",
+            "clair_notifier_paused{notifier=\"other\"} 0\n",
+            "clair_notifier_circuit_open{notifier=\"other\"} 1\n",
+            "clair_notifier_circuit_waiting{notifier=\"other\"} 5\n",
+            "clair_notifier_circuit_waiting{notifier=\"webhook\"} 0\n",
+        ] {
+            assert!(paused.contains(line), "{line}: {paused}");
+        }
+        for line in (text + &paused).lines().filter(|l| !l.starts_with('#')) {
             let (name, value) = line.rsplit_once(' ').unwrap();
             assert!(name.starts_with("clair_notifier_"), "{line}");
             value.parse::<f64>().unwrap();

@@ -4,6 +4,7 @@
 //! | request | answer |
 //! | --- | --- |
 //! | `GET /v1/notifications/{name}?limit=N[&page=TOKEN]` | 200, one page of the notification in Clair v1's JSON |
+//! | `GET /v1/notifications/{name}/attempts` | 200, the notification's attempt log as JSON (see `Api::read_attempts`) |
 //! | `DELETE /v1/notifications/{name}` | 200, empty body: the notification is read (repeatable) |
 //! | `GET /health` | 200 while the service runs or is disabled (503 if it stopped, a thread of it died, or the store fails) |
 //! | `GET /metrics` | Prometheus text (see [`metrics`]) |
@@ -20,6 +21,7 @@
 //! are set (with client certificates required when `cafile` is), and `/health` and
 //! `/metrics` on a second, plain listener when `health_addr` is.
 
+mod attempts;
 mod http1;
 pub mod metrics;
 mod routes;

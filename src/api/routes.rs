@@ -50,10 +50,21 @@ impl Api {
         let (path, query) = req.url.split_once('?').unwrap_or((&req.url, ""));
         let method = req.method.as_str();
         if let Some(raw_name) = path.strip_prefix(PREFIX) {
+            let (raw_name, log) = match raw_name.strip_suffix("/attempts") {
+                Some(n) => (n, true),
+                None => (raw_name, false),
+            };
             if raw_name.is_empty() || raw_name.contains('/') {
                 return not_a_route();
             }
             let name = percent_decode(raw_name).unwrap_or_default();
+            if log {
+                return match method {
+                    "GET" if !self.authorized(req) => unauthorized(),
+                    "GET" => self.attempts(&name),
+                    _ => method_not_allowed("GET"),
+                };
+            }
             return match method {
                 "GET" | "DELETE" if !self.authorized(req) => unauthorized(),
                 "GET" => self.read_notification(
@@ -143,6 +154,25 @@ impl Api {
         }
     }
 
+    fn attempts(&self, name: &str) -> Response {
+        match self.read_attempts(name) {
+            Ok(body) => {
+                let mut r = Response::empty(200);
+                r.content_type = Some(super::JSON_CONTENT_TYPE);
+                r.body = body;
+                r
+            }
+            Err(PageError::Store(e)) => {
+                log::error!("GET attempts of {name}: {}", e.chain());
+                Response::error(
+                    500,
+                    "internal error: the store failed; see the server's log",
+                )
+            }
+            Err(_) => Response::error(404, NOT_FOUND),
+        }
+    }
+
     fn mark_read(&self, name: &str) -> Response {
         match self.store.mark_read(name, self.clock.now()) {
             Ok(true) => Response::empty(200),
@@ -185,9 +215,14 @@ impl Api {
 
     fn metrics(&self) -> Response {
         let now = self.clock.now();
-        match self.store.counts(now) {
-            Ok(counts) => {
-                let text = metrics::render(&counts, now, self.service.as_ref());
+        let read = self
+            .store
+            .counts(now)
+            .and_then(|c| Ok((c, self.store.notifiers(now)?)));
+        match read {
+            Ok((counts, states)) => {
+                let mut text = metrics::render(&counts, now, self.service.as_ref());
+                text += &metrics::render_notifiers(&states, &counts, self.service.as_ref());
                 Response {
                     status: 200,
                     content_type: Some(metrics::CONTENT_TYPE),

@@ -243,8 +243,8 @@ mod tests {
         assert_eq!(
             err("# c\n\n[notifier]\nattempts = 3\n\nrenotifyInterval = \"2h\"\n"),
             "line 6: unknown key `notifier.renotifyInterval` (expected attempts, \
-             renotify_interval, max_backoff, workers, poll_interval, lease, http or a \
-             [notifier.<name>] table)"
+             renotify_interval, max_backoff, workers, poll_interval, lease, breaker_failures, \
+             breaker_probe, http or a [notifier.<name>] table)"
         );
     }
 

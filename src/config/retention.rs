@@ -13,8 +13,7 @@ pub struct RetentionConfig {
     /// notifications are never deleted. Defaults to `30d`.
     #[serde(deserialize_with = "de_retention")]
     pub read: Duration,
-    /// How long a record of a delivery attempt is kept. Defaults to `7d`. Checked, and kept
-    /// for the attempt log: this version records no attempts, so it deletes none.
+    /// How long a row of the attempt log is kept after it was written. Defaults to `7d`.
     #[serde(deserialize_with = "de_retention")]
     pub attempts: Duration,
 }

@@ -14,8 +14,11 @@
 //! (each is bounded by its notifier's timeout) and unsent work has been released.
 
 mod backoff;
+mod breaker;
+mod hold;
 mod liveness;
 mod metrics;
+mod pacing;
 mod retention;
 mod scanner;
 mod stopper;
@@ -56,6 +59,10 @@ pub(crate) struct Shared {
     pub stopper: Stopper,
     pub owner: LeaseOwner,
     pub metrics: Arc<Metrics>,
+    /// The enabled notifiers that are held (paused, or their circuit open).
+    pub holds: hold::Holds,
+    /// Per enabled notifier, its pacer if it has a `max_rate`.
+    pub pacers: Vec<Option<pacing::Pacer>>,
 }
 
 /// Builds and starts a notifier service.
@@ -161,7 +168,7 @@ impl Service {
             });
         }
         let workers = self.config.workers;
-        let collects = !self.retention.read.is_zero();
+        let collects = !self.retention.read.is_zero() || !self.retention.attempts.is_zero();
         // The workers, the scanner and the collector.
         let (liveness, mut alive) =
             Liveness::new(workers + 1 + usize::from(collects), self.stopper.clone());
@@ -175,6 +182,11 @@ impl Service {
             stopper: self.stopper.clone(),
             owner: LeaseOwner::random(),
             metrics: Arc::clone(&metrics),
+            holds: hold::Holds::new(&names),
+            pacers: enabled
+                .iter()
+                .map(|(_, n)| pacing::Pacer::new(n.max_rate()))
+                .collect(),
         });
         // Proves this instance alive to the others sharing the store until the scanner has
         // made its final writes (or died): then they may take over what it still holds.
@@ -207,7 +219,7 @@ impl Service {
         }
         drop((job_rx, outcome_tx));
         if collects {
-            let (shared, keep, alive) = (Arc::clone(&shared), self.retention.read, alive.pop());
+            let (shared, keep, alive) = (Arc::clone(&shared), self.retention, alive.pop());
             let every = shared.config.poll_interval;
             let t = std::thread::Builder::new()
                 .name("notify-retention".to_string())

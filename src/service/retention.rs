@@ -1,5 +1,6 @@
 //! The collector: a thread that deletes read notifications `retention.read` after they were
-//! read, in small paced batches, so that the scanner's claims and outcomes are never held up
+//! read, and attempt-log rows `retention.attempts` after they were written, in small paced
+//! batches, so that the scanner's claims and outcomes are never held up
 //! for long behind it.
 //!
 //! Each batch is one short transaction of the store's
@@ -12,7 +13,9 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::Shared;
+use crate::config::RetentionConfig;
 use crate::store::DeleteRequest;
+use crate::time::Timestamp;
 
 /// Notifications deleted per transaction, at most.
 pub const BATCH: usize = 200;
@@ -20,37 +23,56 @@ pub const BATCH: usize = 200;
 /// The pause after a full batch, before the next: room for the scanner's writes.
 const PACE: Duration = Duration::from_millis(20);
 
-/// Deletes what is past `retention` until the service stops, looking again every `every`
+/// Deletes what is past `retention` until the service stops: read notifications
+/// `retention.read` after they were read, and attempt-log rows `retention.attempts` after
+/// they were written (either left alone when its duration is 0), looking again every `every`
 /// when nothing is (a read of an index: cheap).
-pub(crate) fn run(shared: Arc<Shared>, retention: Duration, every: Duration) {
+pub(crate) fn run(shared: Arc<Shared>, retention: RetentionConfig, every: Duration) {
     loop {
         let now = shared.clock.now();
-        let read_before = now.minus(retention);
-        let request = DeleteRequest {
-            collector: shared.owner,
-            read_before,
-            limit: BATCH,
-            now,
-        };
-        let wait = match shared.store.delete_read(request) {
-            Ok(n) => {
-                shared
-                    .metrics
-                    .deleted
-                    .fetch_add(n as u64, Ordering::Relaxed);
-                if n > 0 {
-                    log::debug!("deleted {n} notifications read before {read_before:?}");
+        let mut full = false;
+        if !retention.read.is_zero() {
+            full |= delete_read(&shared, now, now.minus(retention.read));
+        }
+        if !retention.attempts.is_zero() {
+            let before = now.minus(retention.attempts);
+            match shared.store.delete_attempts(before, BATCH) {
+                Ok(n) => full |= n == BATCH,
+                Err(e) => {
+                    shared.metrics.store_errors.fetch_add(1, Ordering::Relaxed);
+                    log::error!("{}", e.chain());
                 }
-                if n == BATCH { PACE } else { every }
             }
-            Err(e) => {
-                shared.metrics.store_errors.fetch_add(1, Ordering::Relaxed);
-                log::error!("{}", e.chain());
-                every
-            }
-        };
-        if !shared.stopper.sleep(wait) {
+        }
+        if !shared.stopper.sleep(if full { PACE } else { every }) {
             return;
+        }
+    }
+}
+
+/// One batch of read notifications past retention; whether it was full.
+fn delete_read(shared: &Shared, now: Timestamp, read_before: Timestamp) -> bool {
+    let request = DeleteRequest {
+        collector: shared.owner,
+        read_before,
+        limit: BATCH,
+        now,
+    };
+    match shared.store.delete_read(request) {
+        Ok(n) => {
+            shared
+                .metrics
+                .deleted
+                .fetch_add(n as u64, Ordering::Relaxed);
+            if n > 0 {
+                log::debug!("deleted {n} notifications read before {read_before:?}");
+            }
+            n == BATCH
+        }
+        Err(e) => {
+            shared.metrics.store_errors.fetch_add(1, Ordering::Relaxed);
+            log::error!("{}", e.chain());
+            false
         }
     }
 }

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, select};
 
-use super::Shared;
+use super::{Shared, breaker};
 use crate::notification::NotificationId;
 use crate::store::{ClaimRequest, Claimed, Outcome};
 use crate::time::Timestamp;
@@ -60,6 +60,7 @@ impl Scanner {
             let now = self.shared.clock.now();
             if st.should_poll(at) {
                 self.take_over_dead_owners(now);
+                self.read_holds(&mut st);
                 st.polled(at, self.shared.store.next_due());
             }
             // Step 2: decide the claim.
@@ -93,6 +94,10 @@ impl Scanner {
             now,
             lease_until,
         };
+        for o in st.pending_mut() {
+            shared.holds.end_wait(o, now);
+        }
+        let sends = breaker::sends(shared, st.pending());
         let claimed = shared
             .store
             .record_and_claim(shared.owner, st.pending(), claim);
@@ -111,6 +116,15 @@ impl Scanner {
                 return false;
             }
         };
+        breaker::report(shared, sends, now);
+        // A circuit that opened or closed just now holds or frees everything at once.
+        st.set_paused(shared.holds.all());
+        for c in &claimed {
+            match st.next_probe() {
+                Some(i) => shared.holds.add_probe(c.id, i),
+                None => break,
+            }
+        }
         if st.written(plan, claimed.len(), now) {
             // Everything due now is claimed: learn when the next one is.
             st.polled(Instant::now(), shared.store.next_due());
@@ -156,6 +170,45 @@ impl Scanner {
                     .fetch_add(1, Ordering::Relaxed);
                 log::error!("{}", e.chain());
             }
+        }
+    }
+
+    /// Reads which notifiers are held (paused by an operator, or their circuit open: at
+    /// start, then every poll), says once when a pause changed, and takes the probes due.
+    /// A failed read keeps what was known.
+    fn read_holds(&self, st: &mut ScanState) {
+        let shared = &self.shared;
+        let now = shared.clock.now();
+        match shared.store.notifiers(now) {
+            Ok(states) => {
+                let changes = shared.holds.apply(&states);
+                for name in changes.paused {
+                    log::info!(
+                        "notifier {name} is paused: nothing is sent through it, its \
+                         notifications wait without spending attempts (resume {name} to go on)"
+                    );
+                }
+                for name in changes.resumed {
+                    log::info!("notifier {name} resumed: what waited for it is due at once");
+                    // What this instance put aside between the resume and this look is made
+                    // due too (the resume itself freed only what was written before it).
+                    if let Err(e) = shared.store.end_wait(&name, now) {
+                        shared.metrics.store_errors.fetch_add(1, Ordering::Relaxed);
+                        log::error!("{}", e.chain());
+                    }
+                }
+                st.want_probes(breaker::probes_due(shared, &states, now));
+            }
+            Err(e) => {
+                shared.metrics.store_errors.fetch_add(1, Ordering::Relaxed);
+                log::error!("{}", e.chain());
+            }
+        }
+        st.set_paused(shared.holds.all());
+        if shared.holds.all() {
+            log::debug!(
+                "every notifier is held (paused or its circuit open): claiming only probes"
+            );
         }
     }
 

@@ -39,6 +39,7 @@ const B: LeaseOwner = LeaseOwner::new(2);
 
 pub(super) fn done(id: NotificationId, next_due: Timestamp) -> Outcome {
     Outcome {
+        log: Vec::new(),
         id,
         notified: true,
         next_due,
@@ -235,6 +236,7 @@ fn round_progress_is_kept_and_cleared(s: &dyn Datastore) {
         },
     ];
     let retry = Outcome {
+        log: Vec::new(),
         id: c[0].id,
         notified: false,
         next_due: t(10),
@@ -395,6 +397,7 @@ fn dead_owners_lose_their_leases_at_once_and_live_ones_never(s: &dyn Datastore) 
     assert!(guard_a.proves() && guard_b.proves());
     let a = s.claim(A, 2, t(0), t(600_000)).unwrap();
     let retry = Outcome {
+        log: Vec::new(),
         attempts: 1,
         last_error: Some("w: 500".into()),
         progress: vec![NotifierProgress {

@@ -17,61 +17,33 @@
 //! (attempts, success, last error) is kept only while a round is unfinished; the common case
 //! (every notifier succeeds on the first try) writes one row.
 
+mod batch;
 #[cfg(test)]
 mod contract_tests;
+mod operator;
+mod owner;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod request;
 mod sqlite;
 
+use batch::check_all;
+pub use operator::{Breaker, CircuitChange, NotifierState, Resend, Sends};
+pub use owner::{LeaseOwner, OwnerGuard};
 #[cfg(feature = "postgres")]
 pub use postgres::{Copied, PostgresOptions, PostgresStore, STATEMENT_TIMEOUT, SslMode};
-pub use sqlite::{SqliteStore, Vacuumed};
+pub use request::{ClaimRequest, DeleteRequest};
+pub use sqlite::{AttemptLog, SqliteStore, Vacuumed};
 
-use crate::error::{Error, ErrorKind, Result};
+use std::time::Duration;
+
+use crate::attempt::Attempt;
+use crate::error::Result;
 use crate::notification::{
     NewNotification, NotificationId, NotificationPage, NotificationSummary, PageCursor, State,
 };
 use crate::time::Timestamp;
 use crate::wake::Waker;
-
-/// Checks every notification of a batch before anything is written, so that a bad one
-/// inserts nothing: [`InvalidInput`](ErrorKind::InvalidInput) naming its index.
-fn check_all(notifications: &[NewNotification]) -> Result<()> {
-    for (i, n) in notifications.iter().enumerate() {
-        n.check().map_err(|why| {
-            Error::new(
-                ErrorKind::InvalidInput,
-                format!("notification {} of {}: {why}", i + 1, notifications.len()),
-            )
-        })?;
-    }
-    Ok(())
-}
-
-/// Identifies one running service instance as the holder of leases.
-///
-/// Each service draws a random one when it starts; a store keeps it beside what the instance
-/// holds. It is a positive 63-bit number, so that any store can keep it as a signed 64-bit
-/// integer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct LeaseOwner(i64);
-
-impl LeaseOwner {
-    /// A fresh random owner id.
-    pub fn random() -> LeaseOwner {
-        LeaseOwner((uuid::Uuid::new_v4().as_u128() as i64) & i64::MAX)
-    }
-
-    /// The owner a store kept as `raw` (a value [`get`](LeaseOwner::get) returned).
-    pub const fn new(raw: i64) -> LeaseOwner {
-        LeaseOwner(raw)
-    }
-
-    /// The number to keep in a store.
-    pub const fn get(self) -> i64 {
-        self.0
-    }
-}
 
 /// The state of one notifier within the current round of one notification.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,6 +90,9 @@ pub struct Outcome {
     /// Per-notifier progress of an unfinished round, replacing what the store held; empty
     /// when the round ended (the store then forgets the round's progress).
     pub progress: Vec<NotifierProgress>,
+    /// The tries this outcome is made of, for the attempt log (see
+    /// [`Datastore::attempts`]), oldest first.
+    pub log: Vec<Attempt>,
 }
 
 /// Counts of notifications by state, and delivery figures.
@@ -155,60 +130,6 @@ pub struct ListFilter {
     pub limit: usize,
 }
 
-/// Keeps an owner provably alive to the other users of a store while it lives (see
-/// [`Datastore::hold_owner`]); dropping it ends the proof.
-pub struct OwnerGuard(Option<Box<dyn std::any::Any + Send + Sync>>);
-
-impl OwnerGuard {
-    /// A guard that keeps `proof` (a lock, a connection) until it is dropped.
-    pub fn new(proof: impl std::any::Any + Send + Sync) -> OwnerGuard {
-        OwnerGuard(Some(Box::new(proof)))
-    }
-
-    /// A guard that proves nothing, for stores that cannot tell whether an owner is alive.
-    pub fn none() -> OwnerGuard {
-        OwnerGuard(None)
-    }
-
-    /// Whether this guard holds a proof.
-    pub fn proves(&self) -> bool {
-        self.0.is_some()
-    }
-}
-
-impl std::fmt::Debug for OwnerGuard {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OwnerGuard")
-            .field("proves", &self.proves())
-            .finish()
-    }
-}
-
-/// What [`Datastore::delete_read`] is asked to delete.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DeleteRequest {
-    /// The instance collecting: the turn it takes or keeps (see [`Datastore::delete_read`]).
-    pub collector: LeaseOwner,
-    /// Notifications read at or before this are deleted.
-    pub read_before: Timestamp,
-    /// At most this many; 0 deletes nothing.
-    pub limit: usize,
-    /// The time of the call.
-    pub now: Timestamp,
-}
-
-/// What [`Datastore::record_and_claim`] is asked to claim.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClaimRequest {
-    /// At most this many notifications; 0 claims nothing (the call only records).
-    pub limit: usize,
-    /// The time of the call: what is due at or before it may be claimed, and outcomes are
-    /// recorded at it.
-    pub now: Timestamp,
-    /// When the leases taken expire unless renewed.
-    pub lease_until: Timestamp,
-}
-
 /// Durable storage of notifications and their delivery state.
 ///
 /// Implementations are shared by the scanner, the read API and the command line, from several
@@ -218,7 +139,9 @@ pub struct ClaimRequest {
 /// # The contract
 ///
 /// A backend is correct when these hold; the SQLite store's tests check each of them
-/// (`src/store/sqlite/tests.rs`), and a second backend should be tested against the same list.
+/// (`src/store/sqlite/tests.rs`, and `tests_attempts.rs` and `tests_operator.rs` beside it
+/// for the attempt log, the operators' calls and the circuits), and a second backend should
+/// be tested against the same list.
 ///
 /// - **Due.** A notification is due at `now` when it is not read, its due time is at or before
 ///   `now`, and no live lease covers it. Inserted notifications are due at once. Read ones are
@@ -241,8 +164,23 @@ pub struct ClaimRequest {
 ///   for that notification; an outcome with none clears it. The next claim returns it.
 /// - **Atomicity.** Each writing call is all or nothing: when it returns an error, none of its
 ///   effects happened, and the caller may try the same call again.
-/// - **Durability.** Once [`insert`](Datastore::insert) or [`mark_read`](Datastore::mark_read)
-///   returns, its effect survives a crash of the process. Claims and outcomes may be lost by a
+/// - **Attempt log.** The attempts given with an outcome are written in the same
+///   transaction as the outcome, and only when the outcome is (an ignored outcome logs
+///   nothing). At most [`KEPT_ATTEMPTS`](crate::attempt::KEPT_ATTEMPTS) are kept per
+///   notification: the oldest are dropped in the same write. A store may keep only the last
+///   successful attempt of a notification (and every failed one) when logging every success
+///   would slow deliveries; it documents which it does.
+/// - **Circuits.** Each notifier's consecutive failed sends, and whether its circuit is open
+///   (since when, and when its next probe is due), are kept per notifier name and shared by
+///   every instance ([`record_sends`](Datastore::record_sends),
+///   [`take_probe`](Datastore::take_probe), [`notifiers`](Datastore::notifiers)); a probe is
+///   taken by one caller only. Ending a hold (a resume, a closing circuit) makes due at once
+///   what waits for the notifier: unread notifications with progress of it not succeeded.
+/// - **Operators.** [`resend`](Datastore::resend), [`resend_failing`](Datastore::resend_failing)
+///   and [`set_paused`](Datastore::set_paused) never break a lease: a notification in flight
+///   keeps it, and its outcome (written later) decides what follows. Each is idempotent.
+/// - **Durability.** Once [`insert`](Datastore::insert), [`mark_read`](Datastore::mark_read)
+///   or an operator's call returns, its effect survives a crash of the process. Claims and outcomes may be lost by a
 ///   power cut (the notification is then sent again, never lost).
 pub trait Datastore: Send + Sync + 'static {
     /// Stores `notifications` in one transaction, each under a new random name (a UUID v4,
@@ -399,6 +337,20 @@ pub trait Datastore: Send + Sync + 'static {
         Ok(0)
     }
 
+    /// Deletes up to `limit` rows of the attempt log that started at or before `before`,
+    /// oldest first, and returns how many (`[retention] attempts`). A last success a store
+    /// keeps with its notification (see [`attempts`](Datastore::attempts)) goes with the
+    /// notification. The default deletes nothing: the log stays bounded by its count per
+    /// notification.
+    ///
+    /// # Errors
+    ///
+    /// A store failure (then nothing was deleted).
+    fn delete_attempts(&self, before: Timestamp, limit: usize) -> Result<usize> {
+        let _ = (before, limit);
+        Ok(0)
+    }
+
     /// One page of the notification `name`: up to `limit` layers of each side starting at
     /// `cursor`, and the cursor of the next page (`None` on the last). Read notifications stay
     /// readable. `None` if there is no such notification.
@@ -437,6 +389,89 @@ pub trait Datastore: Send + Sync + 'static {
     ///
     /// A store failure.
     fn setting_or_insert(&self, key: &str, value: &str) -> Result<String>;
+
+    /// Makes the notification `name` due at `now` with a fresh round: no failed attempts, no
+    /// error, no per-notifier progress. A read notification is left as it is
+    /// ([`Resend::Read`]) unless `unread`, which clears its read time first. A notification
+    /// under a live lease keeps its lease (its send's outcome, written later, replaces the
+    /// fresh round). Durable when it returns.
+    ///
+    /// # Errors
+    ///
+    /// A store failure (then nothing changed).
+    fn resend(&self, name: &str, unread: bool, now: Timestamp) -> Result<Resend>;
+
+    /// [`resend`](Datastore::resend) of every failing notification (unread, with an error
+    /// from its last attempt), in one transaction; returns how many.
+    ///
+    /// # Errors
+    ///
+    /// A store failure (then nothing changed).
+    fn resend_failing(&self, now: Timestamp) -> Result<u64>;
+
+    /// Pauses (`paused`) or resumes the notifier named `notifier`, at `now`; returns whether
+    /// that changed anything (pausing a paused notifier keeps its first pause time). The
+    /// store accepts any name: the caller checks it against its notifiers. A running service
+    /// reads this through [`notifiers`](Datastore::notifiers) every poll interval and sends
+    /// nothing through a paused notifier. Resuming also makes due at `now` every unread
+    /// notification whose round waits for that notifier (progress of it, not succeeded), so
+    /// that what waited goes out at once. Durable when it returns.
+    ///
+    /// # Errors
+    ///
+    /// A store failure (then nothing changed).
+    fn set_paused(&self, notifier: &str, paused: bool, now: Timestamp) -> Result<bool>;
+
+    /// Makes due at `now` every unread notification whose round waits for `notifier`
+    /// (progress of it, not succeeded), as a resume does, without changing the notifier's
+    /// state; returns how many. A service calls it when it sees a resume, for what it put
+    /// aside between the resume and its look. Leased notifications keep their lease.
+    ///
+    /// # Errors
+    ///
+    /// A store failure (then nothing changed).
+    fn end_wait(&self, notifier: &str, now: Timestamp) -> Result<usize>;
+
+    /// What the store keeps of each notifier an operator or a failure touched, at `now`, in
+    /// name order (a notifier never paused and never failing may be missing: it is neither).
+    ///
+    /// # Errors
+    ///
+    /// A store failure.
+    fn notifiers(&self, now: Timestamp) -> Result<Vec<NotifierState>>;
+
+    /// Applies the results of sends through one notifier, in order, to its circuit, at
+    /// `now`: a success sets its consecutive failures to 0 and closes an open circuit; a
+    /// failure adds one; when they reach `breaker.failures` (not 0) on a closed circuit, it
+    /// opens at `now` with its next probe at `now + breaker.probe`; a failure on an open
+    /// circuit (a failed probe) moves the next probe to `now + breaker.probe`.
+    /// Closing makes due at `now` every unread notification whose round waits for the
+    /// notifier, as [`set_paused`](Datastore::set_paused) does on resume. Returns what
+    /// changed (instances sharing the store see the state through
+    /// [`notifiers`](Datastore::notifiers)).
+    ///
+    /// # Errors
+    ///
+    /// A store failure (then nothing changed).
+    fn record_sends(&self, sends: &Sends, now: Timestamp) -> Result<CircuitChange>;
+
+    /// Takes the next probe of `notifier`'s open circuit: if it is open and its next probe is
+    /// due at or before `now`, moves it to `now + probe` and returns `true`. Of several
+    /// instances asking at once, one gets it.
+    ///
+    /// # Errors
+    ///
+    /// A store failure.
+    fn take_probe(&self, notifier: &str, probe: Duration, now: Timestamp) -> Result<bool>;
+
+    /// The attempt log of the notification `name`, oldest first (at most
+    /// [`KEPT_ATTEMPTS`](crate::attempt::KEPT_ATTEMPTS), or those and the last success), or
+    /// `None` if there is no such notification.
+    ///
+    /// # Errors
+    ///
+    /// A store failure.
+    fn attempts(&self, name: &str) -> Result<Option<Vec<Attempt>>>;
 
     /// Has `waker` woken after every successful [`insert`](Datastore::insert) through this
     /// value, so that a running service sees in-process inserts at once (other processes'

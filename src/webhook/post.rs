@@ -8,6 +8,7 @@ use ureq::http::header::{self, HeaderValue};
 
 use super::guard::Refused;
 use super::{Configured, MAX_RESPONSE_BODY, signature};
+use crate::attempt::AttemptClass;
 use crate::notifier::{Delivery, SendError};
 use crate::text::{one_line, truncate};
 
@@ -52,6 +53,7 @@ impl Configured {
                 .header("webhook-id", id);
         }
         let mut resp = req.send(&body).map_err(|e| {
+            let class = failure_class(&e);
             let why = match (&e, Refused::find(&e)) {
                 (ureq::Error::Timeout(_), _) => {
                     format!("timed out after {:?}", self.http.timeout)
@@ -59,16 +61,17 @@ impl Configured {
                 (_, Some(refused)) => refused.to_string(),
                 _ => e.to_string(),
             };
-            SendError::new(one_line(&format!("POST {}: {why}", self.endpoint)))
+            SendError::new(one_line(&format!("POST {}: {why}", self.endpoint))).with_class(class)
         })?;
         let status = resp.status();
         // Read a bounded amount of the body so the connection can be reused; a longer body is
         // dropped with its connection.
+        let mut answer = Vec::new();
         let _ = resp
             .body_mut()
             .as_reader()
             .take(MAX_RESPONSE_BODY)
-            .read_to_end(&mut Vec::new());
+            .read_to_end(&mut answer);
         if status.is_success() {
             return Ok(());
         }
@@ -90,7 +93,7 @@ impl Configured {
                 _ => message.push_str(" (redirects are not followed)"),
             }
         }
-        let mut err = SendError::new(one_line(&message));
+        let mut err = SendError::new(one_line(&message)).with_status(status.as_u16(), &answer);
         if let Some(delay) = resp
             .headers()
             .get(header::RETRY_AFTER)
@@ -100,6 +103,34 @@ impl Configured {
             err = err.with_retry_after(delay);
         }
         Err(err)
+    }
+}
+
+/// The attempt log's class of a request that got no answer.
+fn failure_class(e: &ureq::Error) -> AttemptClass {
+    use std::io::ErrorKind as Io;
+    match e {
+        ureq::Error::Timeout(_) => AttemptClass::Timeout,
+        ureq::Error::Tls(_) | ureq::Error::Rustls(_) | ureq::Error::Pem(_) => AttemptClass::Tls,
+        ureq::Error::HostNotFound
+        | ureq::Error::ConnectionFailed
+        | ureq::Error::ConnectProxyFailed(_) => AttemptClass::Connect,
+        // rustls reports a failed handshake through the socket's reader.
+        ureq::Error::Io(io) if io.get_ref().is_some_and(|i| i.is::<rustls::Error>()) => {
+            AttemptClass::Tls
+        }
+        ureq::Error::Io(io) => match io.kind() {
+            Io::TimedOut | Io::WouldBlock => AttemptClass::Timeout,
+            Io::ConnectionRefused
+            | Io::ConnectionReset
+            | Io::ConnectionAborted
+            | Io::NotConnected
+            | Io::AddrNotAvailable
+            | Io::BrokenPipe
+            | Io::UnexpectedEof => AttemptClass::Connect,
+            _ => AttemptClass::Other,
+        },
+        _ => AttemptClass::Other,
     }
 }
 

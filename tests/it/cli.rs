@@ -321,7 +321,7 @@ fn configuration_mistakes_name_the_file_line_and_key_exactly() {
         ),
         (
             "# mine\n\n[notifier]\nattempts = 3\n\nrenotifyInterval = \"2h\"\n",
-            "c.toml: line 6: unknown key `notifier.renotifyInterval` (expected attempts, renotify_interval, max_backoff, workers, poll_interval, lease, http or a [notifier.<name>] table).",
+            "c.toml: line 6: unknown key `notifier.renotifyInterval` (expected attempts, renotify_interval, max_backoff, workers, poll_interval, lease, breaker_failures, breaker_probe, http or a [notifier.<name>] table).",
         ),
     ];
     for (text, want) in cases {

@@ -6,7 +6,11 @@ mod api;
 #[cfg(feature = "api")]
 mod api_tls;
 #[cfg(feature = "cli")]
+mod attempts;
+#[cfg(feature = "cli")]
 mod bad_input;
+#[cfg(feature = "cli")]
+mod breaker;
 #[cfg(feature = "cli")]
 mod cli;
 mod common;
@@ -19,6 +23,10 @@ mod generated;
 mod health;
 #[cfg(unix)]
 mod jsonl;
+#[cfg(feature = "cli")]
+mod operate;
+#[cfg(feature = "cli")]
+mod pacing;
 #[cfg(all(feature = "cli", feature = "postgres"))]
 mod postgres;
 #[cfg(feature = "cli")]

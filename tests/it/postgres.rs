@@ -345,6 +345,7 @@ fn migrate_copies_a_sqlite_database_and_refuses_a_used_target() {
         .iter()
         .enumerate()
         .map(|(i, c)| Outcome {
+            log: Vec::new(),
             id: c.id,
             notified: i % 2 == 0,
             next_due: now.plus(Duration::from_secs(3600)),

@@ -125,7 +125,7 @@ fn delete_read_takes_the_longest_read_first_and_never_an_unread_one() {
         let p = store.page(kept, PageCursor::FIRST, 200).unwrap().unwrap();
         assert_eq!(p.new.unwrap().layers.len(), 100);
     }
-    for table in ["content", "layer_chunk", "progress"] {
+    for table in ["content", "layer_chunk", "progress", "attempt"] {
         assert_eq!(orphans(&path, table), 0, "{table} rows left behind");
     }
     assert_eq!(integrity(&path), "ok");
@@ -658,6 +658,7 @@ fn an_outcome_or_release_for_a_deleted_notification_is_passed_over() {
     }
     assert_eq!(store.delete_read(req(ME, t(2), 10, t(3))).unwrap(), 2);
     let failed = Outcome {
+        log: Vec::new(),
         id: claimed[0].id,
         notified: false,
         next_due: t(5),
@@ -680,7 +681,7 @@ fn an_outcome_or_release_for_a_deleted_notification_is_passed_over() {
             .unwrap()
             .is_empty()
     );
-    for table in ["content", "layer_chunk", "progress"] {
+    for table in ["content", "layer_chunk", "progress", "attempt"] {
         assert_eq!(orphans(&path, table), 0, "{table} rows left behind");
     }
 }

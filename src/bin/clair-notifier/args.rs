@@ -50,6 +50,8 @@ pub enum Command {
     Migrate {
         to: String,
     },
+    /// `resend`, `pause`, `resume`.
+    Operate(crate::operate::Op),
     /// Print this help text and exit 0.
     Help(&'static str),
     Version,
@@ -65,9 +67,11 @@ Commands:
   demo           run everything on a temporary database with a built-in receiver; show a summary
   add [FILE]     insert notifications from JSON lines (FILE, or stdin); print their names
   list           list notifications, one a line, starting with the name
-  show NAME      print what GET /v1/notifications/NAME returns
+  show NAME      print what GET /v1/notifications/NAME returns (--attempts: every try)
   mark-read NAME mark a notification read (as DELETE /v1/notifications/NAME does)
   stats          counts by state and delivery figures
+  resend NAME    send a notification again at once, with a fresh round (--failing: every failing one)
+  pause NOTIFIER stop sending through a notifier (its notifications wait); resume NOTIFIER goes on
   check-config   validate the configuration and say what would run
   vacuum         rewrite the database file to its smallest (stop serve first)
   receive        a webhook receiver for trying it out: print each POST's body
@@ -135,6 +139,7 @@ Options:
 
 const SHOW_HELP: &str = "\
 Usage: clair-notifier [--config FILE] show NAME [--limit N] [--page TOKEN]
+       clair-notifier [--config FILE] show NAME --attempts [--json]
 
 Prints exactly what GET /v1/notifications/NAME?limit=N&page=TOKEN returns: one page of the
 notification in Clair v1's JSON. Follow its NextPage token with --page for the next page.
@@ -143,6 +148,9 @@ Options:
   --limit N      layers per side on the page (default 100; more than 1000 is served as
                  1000, as the API does, and Limit says so)
   --page TOKEN   a Page or NextPage token from an earlier answer (default: the first page)
+  --attempts     the notification's attempt log instead, oldest first, one line a try:
+                 STARTED NOTIFIER OUTCOME STATUS DURATION NEXT-DUE EXCERPT (tab-separated)
+  --json         with --attempts: what GET /v1/notifications/NAME/attempts returns
 ";
 
 const MARK_READ_HELP: &str = "\
@@ -184,17 +192,6 @@ Options:
   --addr HOST:PORT   where to listen (default 127.0.0.1:8080)
 ";
 
-const MIGRATE_HELP: &str = "\
-Usage: clair-notifier [--config FILE] migrate --to postgres://user@host:port/database
-
-Copies the SQLite database of database.path (notifications, layers, delivery state, read marks,
-the read API's pagination key, so page tokens handed out stay valid) into an empty PostgreSQL
-database, in one transaction, and prints what it copied. A database that already holds
-notifications is refused and left untouched. The password comes from the URL, PGPASSWORD or
-database.password_file; sslmode and sslrootcert from [database]. Needs the cargo feature
-postgres. Stop serve first: what it delivers meanwhile is not copied.
-";
-
 fn help_for(command: &str) -> Option<&'static str> {
     Some(match command {
         "serve" => SERVE_HELP,
@@ -207,7 +204,10 @@ fn help_for(command: &str) -> Option<&'static str> {
         "check-config" => CHECK_CONFIG_HELP,
         "vacuum" => crate::vacuum::HELP,
         "receive" => RECEIVE_HELP,
-        "migrate" => MIGRATE_HELP,
+        "migrate" => crate::migrate::HELP,
+        "resend" => crate::operate::RESEND_HELP,
+        "pause" => crate::operate::PAUSE_HELP,
+        "resume" => crate::operate::RESUME_HELP,
         _ => return None,
     })
 }
@@ -279,6 +279,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Global, Comman
                 seen.push("--to");
                 to = Some(p.value().map_err(err)?.to_string_lossy().into_owned());
             }
+            Long("unread") => seen.push("--unread"),
+            Long("attempts") => seen.push("--attempts"),
+            Long("failing") => seen.push("--failing"),
             Long("count") => {
                 seen.push("--count");
                 count = Some(p.value().map_err(err)?);
@@ -331,11 +334,12 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Global, Comman
     }
     let allowed: &[&str] = match command.as_str() {
         "list" => &["--state", "--limit"],
-        "show" => &["--limit", "--page"],
+        "show" => &["--limit", "--page", "--attempts", "--json"],
         "stats" => &["--json"],
         "demo" => &["--count"],
         "receive" => &["--addr"],
         "migrate" => &["--to"],
+        "resend" => &["--unread", "--failing"],
         _ => &[],
     };
     if let Some(bad) = seen.iter().find(|o| !allowed.contains(o)) {
@@ -344,7 +348,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Global, Comman
         )));
     }
     let max_positional = match command.as_str() {
-        "add" | "show" | "mark-read" => 1,
+        "add" | "show" | "mark-read" | "resend" | "pause" | "resume" => 1,
         _ => 0,
     };
     if positional.len() > max_positional {
@@ -394,6 +398,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Global, Comman
                 None => 100,
             },
         },
+        "show" if seen.contains(&"--attempts") || json => {
+            Command::Operate(crate::operate::show_attempts(name()?, &seen)?)
+        }
         "show" => Command::Show {
             name: name()?,
             limit: limit.map_or_else(|| "100".to_string(), |v| v.to_string_lossy().into_owned()),
@@ -407,6 +414,11 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Global, Comman
         "migrate" => Command::Migrate {
             to: to.ok_or_else(|| usage("migrate needs --to postgres://user@host:port/database"))?,
         },
+        "resend" | "pause" | "resume" => Command::Operate(crate::operate::parse(
+            &command,
+            positional.first().map(String::as_str),
+            &seen,
+        )?),
         _ => unreachable!("help_for knows every command"),
     };
     Ok((global, cmd))

@@ -63,21 +63,23 @@ pub fn describe(
     } else {
         for name in enabled {
             if name == "webhook" {
-                lines.push(format!(
-                    "notifier       webhook POSTs to {} (timeout {}{}{})",
-                    n.http.endpoint,
-                    format_duration(n.http.timeout),
-                    if n.http.proxy.is_empty() {
-                        ""
-                    } else {
-                        ", through a proxy"
-                    },
-                    if n.http.signing_secret.is_empty() {
-                        ""
-                    } else {
-                        ", signed"
-                    },
-                ));
+                lines.push(
+                    format!(
+                        "notifier       webhook POSTs to {} (timeout {}{}{})",
+                        n.http.endpoint,
+                        format_duration(n.http.timeout),
+                        if n.http.proxy.is_empty() {
+                            ""
+                        } else {
+                            ", through a proxy"
+                        },
+                        if n.http.signing_secret.is_empty() {
+                            ""
+                        } else {
+                            ", signed"
+                        },
+                    ) + &crate::operate::describe_rate(n.http.max_rate),
+                );
             } else {
                 lines.push(format!("notifier       {name}"));
             }
@@ -91,13 +93,16 @@ pub fn describe(
             format_duration(n.poll_interval),
             format_duration(n.lease)
         ));
-        lines.push(match config.retention.read {
-            d if d.is_zero() => "retention      read notifications kept forever".to_string(),
-            d => format!(
-                "retention      read notifications deleted {} after they were read",
-                format_duration(d)
-            ),
-        });
+        lines.push(crate::operate::describe_breaker(n));
+        lines.push(
+            match config.retention.read {
+                d if d.is_zero() => "retention      read notifications kept forever".to_string(),
+                d => format!(
+                    "retention      read notifications deleted {} after they were read",
+                    format_duration(d)
+                ),
+            } + &crate::operate::describe_attempt_retention(config.retention.attempts),
+        );
     }
     let a = &config.api;
     if a.addr.is_empty() {

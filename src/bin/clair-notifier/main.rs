@@ -7,6 +7,7 @@ mod check;
 mod demo;
 mod migrate;
 mod open;
+mod operate;
 mod read;
 mod receive;
 mod sample;
@@ -119,6 +120,7 @@ fn run(global: &args::Global, command: Command) -> Result<(), CliError> {
         Command::Vacuum => vacuum::run(global),
         Command::Receive { addr } => receive::receive(&addr),
         Command::Migrate { to } => migrate::migrate(global, &to),
+        Command::Operate(op) => operate::run(global, op),
     }
 }
 

@@ -4,6 +4,17 @@ use crate::CliError;
 use crate::args::Global;
 use crate::open::load;
 
+pub const HELP: &str = "\
+Usage: clair-notifier [--config FILE] migrate --to postgres://user@host:port/database
+
+Copies the SQLite database of database.path (notifications, layers, delivery state, read marks,
+the read API's pagination key, so page tokens handed out stay valid) into an empty PostgreSQL
+database, in one transaction, and prints what it copied. A database that already holds
+notifications is refused and left untouched. The password comes from the URL, PGPASSWORD or
+database.password_file; sslmode and sslrootcert from [database]. Needs the cargo feature
+postgres. Stop serve first: what it delivers meanwhile is not copied.
+";
+
 pub fn migrate(global: &Global, to: &str) -> Result<(), CliError> {
     let config = load(global)?;
     if config.database.is_postgres() {

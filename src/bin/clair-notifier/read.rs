@@ -23,6 +23,9 @@ pub fn list(global: &Global, state: Option<State>, limit: usize) -> Result<(), C
         count(listed.len() as u64, "notification"),
         state.map_or("every state", State::as_str)
     );
+    for note in crate::operate::paused_notes(&*store)? {
+        eprintln!("clair-notifier: {note}.");
+    }
     let mut out = std::io::stdout().lock();
     for s in listed {
         let when = |t: Option<Timestamp>| t.map_or("-".to_string(), |t| rfc3339(t, false));
@@ -88,11 +91,13 @@ pub fn stats(global: &Global, json: bool) -> Result<(), CliError> {
     let c = store.counts(now)?;
     log::info!("counted {}", count(c.total(), "notification"));
     let oldest = c.oldest_due.map(|t| now.since(t).as_secs());
+    let (notifiers, notifiers_json) = crate::operate::notifier_stats(&*store, now)?;
     let mut out = std::io::stdout().lock();
     if json {
         let v = serde_json::json!({
             "pending": c.pending, "notified": c.notified, "failing": c.failing, "read": c.read,
             "total": c.total(), "due": c.due, "leased": c.leased, "oldest_due_age_secs": oldest,
+            "notifiers": notifiers_json,
         });
         writeln!(out, "{v}")?;
         return Ok(());
@@ -110,6 +115,9 @@ pub fn stats(global: &Global, json: bool) -> Result<(), CliError> {
             oldest.map_or("-".into(), |s| format_duration(Duration::from_secs(s))),
         ),
     ] {
+        writeln!(out, "{k:<15}{v}")?;
+    }
+    for (k, v) in notifiers {
         writeln!(out, "{k:<15}{v}")?;
     }
     Ok(())

@@ -94,6 +94,11 @@ pub(super) struct ScanState {
     draining: bool,
     /// The most the next claim may take, free room permitting.
     ramp: usize,
+    /// Every enabled notifier is held (paused, or its circuit open): nothing is claimed but
+    /// probes, nothing counts as due.
+    paused: bool,
+    /// Notifiers (by index) whose open circuit gets a probe: the next claimed notifications.
+    probes: Vec<usize>,
 }
 
 impl ScanState {
@@ -116,6 +121,8 @@ impl ScanState {
             store_retry: FIRST_STORE_RETRY,
             draining: false,
             ramp: FIRST_CLAIM,
+            paused: false,
+            probes: Vec::new(),
         }
     }
 
@@ -149,6 +156,29 @@ impl ScanState {
         }
     }
 
+    /// Whether every enabled notifier is held (read from the store at each poll): then
+    /// nothing is claimed but probes, and due work waits without the scanner spinning on it.
+    pub fn set_paused(&mut self, all: bool) {
+        self.paused = all;
+    }
+
+    /// The open circuits of these notifiers (by index) get a probe: the next claimed
+    /// notifications (while everything is held, only as many are claimed).
+    pub fn want_probes(&mut self, notifiers: Vec<usize>) {
+        self.probes.extend(notifiers);
+    }
+
+    /// The notifier the next claimed notification probes, if any.
+    pub fn next_probe(&mut self) -> Option<usize> {
+        self.probes.pop()
+    }
+
+    /// Outcomes waiting to be written, to adjust before they are (see
+    /// [`Holds::end_wait`](crate::service::hold::Holds::end_wait)).
+    pub fn pending_mut(&mut self) -> &mut [Outcome] {
+        &mut self.pending
+    }
+
     /// Step 2, decide the claim, at `now` (`at` on the monotonic clock) with `queued` jobs
     /// waiting in the queue: claim while work is due and at least half the queue is free,
     /// a small first batch when the workers are idle, growing claims after it; write the
@@ -156,7 +186,14 @@ impl ScanState {
     pub fn decide(&mut self, now: Timestamp, at: Instant, queued: usize) -> Plan {
         let free = self.capacity.saturating_sub(queued);
         let due_now = self.woken || self.next_due.is_some_and(|d| d <= now);
-        let claim = if !due_now || free < self.claim_threshold {
+        let claim = if self.paused {
+            // Probes only, one notification each.
+            if due_now {
+                self.probes.len().min(free)
+            } else {
+                0
+            }
+        } else if !due_now || free < self.claim_threshold {
             0
         } else {
             if self.in_flight.is_empty() && !self.draining {
@@ -240,7 +277,7 @@ impl ScanState {
     /// whichever comes first, and shortly when due work waits for room in the queue.
     pub fn wait(&self, now: Timestamp, at: Instant, queued: usize) -> Option<Wait> {
         let free = self.capacity.saturating_sub(queued);
-        let due = self.next_due.is_some_and(|d| d <= now);
+        let due = !self.paused && self.next_due.is_some_and(|d| d <= now);
         let room = free >= self.claim_threshold;
         if due && room {
             return None;
@@ -254,7 +291,9 @@ impl ScanState {
         // is not "now" here.
         if due {
             timeout = timeout.min(ROOM_CHECK);
-        } else if let Some(d) = self.next_due {
+        } else if let Some(d) = self.next_due
+            && !self.paused
+        {
             timeout = timeout.min(d.since(now));
         }
         if !self.in_flight.is_empty() {

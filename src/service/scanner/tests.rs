@@ -30,6 +30,7 @@ fn start() -> (ScanState, Instant, Timestamp) {
 
 fn outcome(id: i64, next_due: Timestamp) -> Outcome {
     Outcome {
+        log: Vec::new(),
         id: NotificationId::new(id),
         notified: true,
         next_due,
@@ -280,4 +281,40 @@ fn on_the_way_out_outcomes_are_kept_and_unreported_work_is_released() {
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].id, NotificationId::new(1));
     assert_eq!(unsent, [NotificationId::new(0), NotificationId::new(2)]);
+}
+
+#[test]
+fn while_every_notifier_is_paused_nothing_is_claimed_and_the_wait_is_the_poll() {
+    let (mut st, t0, now) = start();
+    st.polled(t0, Ok(Some(now)));
+    st.set_paused(true);
+    assert_eq!(st.decide(now, t0, 0).claim, 0);
+    // Due work does not make it spin: it waits for the next poll, which reads the pause again.
+    let wait = st.wait(now, t0 + ms(100), 0).expect("a wait, not a spin");
+    assert_eq!(wait.timeout, POLL - ms(100));
+    // Outcomes still get written.
+    st.take_outcome(outcome(1, now.plus(POLL)), t0);
+    assert_eq!(
+        st.decide(now, t0, 0),
+        Plan {
+            claim: 0,
+            flush: true
+        }
+    );
+    st.set_paused(false);
+    assert!(st.decide(now, t0, 0).claim > 0);
+}
+
+#[test]
+fn while_everything_is_held_only_the_probes_are_claimed() {
+    let (mut st, t0, now) = start();
+    st.polled(t0, Ok(Some(now)));
+    st.set_paused(true);
+    st.want_probes(vec![0]);
+    let plan = st.decide(now, t0, 0);
+    assert_eq!(plan.claim, 1, "one notification for the probe");
+    claim(&mut st, plan, 1, 1, now);
+    assert_eq!(st.next_probe(), Some(0));
+    assert_eq!(st.next_probe(), None);
+    assert_eq!(st.decide(now, t0, 0).claim, 0, "the probe is spent");
 }

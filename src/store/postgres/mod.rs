@@ -24,6 +24,7 @@ mod connect;
 mod import;
 mod insert;
 mod listen;
+mod operator;
 mod owners;
 mod pool;
 mod query;
@@ -37,13 +38,14 @@ use std::sync::{Arc, Mutex, Once};
 pub use connect::{PostgresOptions, STATEMENT_TIMEOUT, SslMode};
 pub use import::Copied;
 
+use crate::attempt::Attempt;
 use crate::error::{Error, ErrorKind, Result};
 use crate::notification::{
     NewNotification, NotificationId, NotificationPage, NotificationSummary, PageCursor,
 };
 use crate::store::{
-    ClaimRequest, Claimed, Counts, Datastore, DeleteRequest, LeaseOwner, ListFilter, Outcome,
-    OwnerGuard,
+    CircuitChange, ClaimRequest, Claimed, Counts, Datastore, DeleteRequest, LeaseOwner, ListFilter,
+    NotifierState, Outcome, OwnerGuard, Resend, Sends,
 };
 use crate::time::Timestamp;
 use crate::wake::Waker;
@@ -242,6 +244,46 @@ impl Datastore for PostgresStore {
                     ),
                 )
             })
+    }
+
+    fn resend(&self, name: &str, unread: bool, now: Timestamp) -> Result<Resend> {
+        self.pool.with("could not resend in", |c| {
+            operator::resend(c, name, unread, now)
+        })
+    }
+
+    fn resend_failing(&self, now: Timestamp) -> Result<u64> {
+        self.pool
+            .with("could not resend in", |c| operator::resend_failing(c, now))
+    }
+
+    fn set_paused(&self, _notifier: &str, _paused: bool, _now: Timestamp) -> Result<bool> {
+        operator::none("pausing a notifier")
+    }
+
+    fn end_wait(&self, _notifier: &str, _now: Timestamp) -> Result<usize> {
+        Ok(0)
+    }
+
+    fn notifiers(&self, _now: Timestamp) -> Result<Vec<NotifierState>> {
+        Ok(Vec::new())
+    }
+
+    fn record_sends(&self, _sends: &Sends, _now: Timestamp) -> Result<CircuitChange> {
+        Ok(CircuitChange::Unchanged)
+    }
+
+    fn take_probe(
+        &self,
+        _notifier: &str,
+        _probe: std::time::Duration,
+        _now: Timestamp,
+    ) -> Result<bool> {
+        Ok(false)
+    }
+
+    fn attempts(&self, _name: &str) -> Result<Option<Vec<Attempt>>> {
+        operator::none("the attempt log")
     }
 
     fn watch(&self, waker: Waker) {

@@ -39,6 +39,7 @@ fn each_claim_is_fenced_by_its_own_token() {
     assert_ne!(first.id, second.id);
     assert_eq!(s.renew(A, &[first.id], t(1_000)).unwrap(), 0);
     let late = Outcome {
+        log: Vec::new(),
         id: first.id,
         notified: true,
         next_due: t(9_000),
@@ -51,6 +52,7 @@ fn each_claim_is_fenced_by_its_own_token() {
     s.record(
         A,
         &[Outcome {
+            log: Vec::new(),
             id: second.id,
             ..late
         }],

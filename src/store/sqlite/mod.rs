@@ -18,17 +18,22 @@
 //! small pool of reader connections for the read API and the command line, which in WAL mode
 //! read while the writer writes.
 
+mod attempts;
 mod check;
 mod checkpoint;
+mod circuit;
 mod claim;
+mod connection;
 mod encoding;
 #[cfg(feature = "postgres")]
 mod export;
 mod insert;
 mod lease;
+mod notifiers;
 mod outcome;
 mod owners;
 mod query;
+mod resend;
 mod retention;
 mod schema;
 mod vacuum;
@@ -36,18 +41,23 @@ mod vacuum;
 pub use vacuum::Vacuumed;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::Connection;
 
+pub(crate) use connection::store_error;
+use connection::{open_connection, write};
+
+use crate::attempt::Attempt;
 use crate::error::{Error, ErrorKind, Result};
 use crate::notification::{
     NewNotification, NotificationId, NotificationPage, NotificationSummary, PageCursor,
 };
 use crate::store::{
-    ClaimRequest, Claimed, Counts, Datastore, DeleteRequest, LeaseOwner, ListFilter, Outcome,
-    OwnerGuard,
+    CircuitChange, ClaimRequest, Claimed, Counts, Datastore, DeleteRequest, LeaseOwner, ListFilter,
+    NotifierState, Outcome, OwnerGuard, Resend, Sends,
 };
 use crate::time::Timestamp;
 use crate::wake::Waker;
@@ -56,6 +66,8 @@ pub(crate) use export::Exported;
 
 /// How long a statement waits for another connection's write lock before failing.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub use attempts::AttemptLog;
 
 /// Reader connections kept open for reuse.
 const READER_POOL: usize = 8;
@@ -66,6 +78,8 @@ pub struct SqliteStore {
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
     watchers: Mutex<Vec<Waker>>,
+    /// Which attempts are logged: an [`AttemptLog`] as a number.
+    attempt_log: AtomicU8,
     /// Whether owner locks work in the owners' folder (known once the folder exists).
     locks_work: OnceLock<bool>,
     // Declared after `writer`, so the writer (and its WAL hook) is dropped first.
@@ -78,35 +92,6 @@ impl std::fmt::Debug for SqliteStore {
             .field("path", &self.path)
             .finish()
     }
-}
-
-/// Maps a driver error to this crate's error, saying what was being done to which file.
-pub(crate) fn store_error(path: &str, doing: &str, e: rusqlite::Error) -> Error {
-    let detail = match e.sqlite_error_code() {
-        Some(rusqlite::ErrorCode::DiskFull) => Some("the disk is full"),
-        Some(rusqlite::ErrorCode::NotADatabase) => Some("the file is not an SQLite database"),
-        Some(rusqlite::ErrorCode::DatabaseCorrupt) => Some("the database file is corrupt"),
-        Some(rusqlite::ErrorCode::ReadOnly) => Some("the database is read-only"),
-        Some(rusqlite::ErrorCode::DatabaseBusy) | Some(rusqlite::ErrorCode::DatabaseLocked) => {
-            Some("another connection held the write lock too long")
-        }
-        Some(rusqlite::ErrorCode::CannotOpen) => Some("the file cannot be opened"),
-        Some(rusqlite::ErrorCode::SystemIoFailure) => Some(
-            "the operating system failed a read or write of the file (is it immutable, or the disk failing?)",
-        ),
-        _ => None,
-    };
-    let message = match detail {
-        Some(d) => format!("{doing} {path}: {d}"),
-        None => format!("{doing} {path}"),
-    };
-    let kind = match e.sqlite_error_code() {
-        Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) => {
-            ErrorKind::NotADatabase
-        }
-        _ => ErrorKind::Store,
-    };
-    Error::with_source(kind, message, e)
 }
 
 impl SqliteStore {
@@ -163,8 +148,15 @@ impl SqliteStore {
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
             watchers: Mutex::new(Vec::new()),
+            attempt_log: AtomicU8::new(AttemptLog::default().as_u8()),
             locks_work: OnceLock::new(),
         })
+    }
+
+    /// Chooses which attempts this store logs from now on (every failure always; by default
+    /// only the last success of each notification, see [`AttemptLog`]).
+    pub fn set_attempt_log(&self, log: AttemptLog) {
+        self.attempt_log.store(log.as_u8(), Ordering::Relaxed);
     }
 
     /// The path this store was opened with.
@@ -198,6 +190,20 @@ impl SqliteStore {
         self.writer.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Runs `f` in a transaction on the writer (synced if `durable`: an operator's change),
+    /// its driver errors said to be `doing`.
+    fn write_sql<T>(
+        &self,
+        doing: &str,
+        durable: bool,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
+    ) -> Result<T> {
+        let path = &self.path;
+        write(&mut self.writer(), path, doing, durable, |tx| {
+            f(tx).map_err(|e| store_error(path, doing, e))
+        })
+    }
+
     /// Runs `f` on a reader connection from the pool.
     fn read<T>(
         &self,
@@ -216,55 +222,6 @@ impl SqliteStore {
         }
         out
     }
-}
-
-/// Opens one connection with this store's settings. `synchronous` is NORMAL; the durable
-/// operations raise it to FULL around their commit.
-fn open_connection(path: &str) -> Result<Connection> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-        | OpenFlags::SQLITE_OPEN_CREATE
-        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags(path, flags)
-        .map_err(|e| store_error(path, "could not open", e))?;
-    conn.busy_timeout(BUSY_TIMEOUT)
-        .map_err(|e| store_error(path, "could not open", e))?;
-    conn.execute_batch(
-        "PRAGMA synchronous = NORMAL;
-         PRAGMA foreign_keys = ON;
-         PRAGMA temp_store = MEMORY;
-         PRAGMA cache_size = -8000;",
-    )
-    .map_err(|e| store_error(path, "could not open", e))?;
-    conn.set_prepared_statement_cache_capacity(64);
-    Ok(conn)
-}
-
-/// Runs `f` in an IMMEDIATE transaction on `conn`; with `durable`, the commit is synced.
-fn write<T>(
-    conn: &mut Connection,
-    path: &str,
-    doing: &str,
-    durable: bool,
-    f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>,
-) -> Result<T> {
-    let err = |e| store_error(path, doing, e);
-    if durable {
-        conn.execute_batch("PRAGMA synchronous = FULL")
-            .map_err(err)?;
-    }
-    let result = (|| {
-        let tx = conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(err)?;
-        let out = f(&tx)?;
-        tx.commit().map_err(err)?;
-        Ok(out)
-    })();
-    if durable {
-        conn.execute_batch("PRAGMA synchronous = NORMAL")
-            .map_err(err)?;
-    }
-    result
 }
 
 impl Datastore for SqliteStore {
@@ -314,7 +271,8 @@ impl Datastore for SqliteStore {
             |tx| {
                 let mut leases = lease::Leases::load(tx, owner, now)
                     .map_err(|e| store_error(&self.path, "could not read the leases in", e))?;
-                outcome::record(tx, &self.path, &mut leases, outcomes, now)?;
+                let log = AttemptLog::from_u8(self.attempt_log.load(Ordering::Relaxed));
+                outcome::record(tx, &self.path, &mut leases, outcomes, now, log)?;
                 let claimed = if limit == 0 {
                     Vec::new()
                 } else {
@@ -463,6 +421,62 @@ impl Datastore for SqliteStore {
         .map_err(|e| store_error(&self.path, "could not write a setting to", e))
     }
 
+    fn resend(&self, name: &str, unread: bool, now: Timestamp) -> Result<Resend> {
+        let doing = "could not resend a notification in";
+        self.write_sql(doing, true, |tx| resend::resend(tx, name, unread, now))
+    }
+
+    fn resend_failing(&self, now: Timestamp) -> Result<u64> {
+        let doing = "could not resend failing notifications in";
+        self.write_sql(doing, true, |tx| resend::resend_failing(tx, now))
+    }
+
+    fn set_paused(&self, notifier: &str, paused: bool, now: Timestamp) -> Result<bool> {
+        self.write_sql("could not change a notifier's state in", true, |tx| {
+            if paused {
+                notifiers::pause(tx, notifier, now)
+            } else {
+                notifiers::resume(tx, notifier, now)
+            }
+        })
+    }
+
+    fn end_wait(&self, notifier: &str, now: Timestamp) -> Result<usize> {
+        self.write_sql("could not make waiting notifications due in", false, |tx| {
+            notifiers::end_wait(tx, notifier, now)
+        })
+    }
+
+    fn notifiers(&self, now: Timestamp) -> Result<Vec<NotifierState>> {
+        let doing = "could not read the notifiers' state in";
+        self.read(|c| notifiers::notifiers(c, now), doing)
+    }
+
+    fn record_sends(&self, sends: &Sends, now: Timestamp) -> Result<CircuitChange> {
+        self.write_sql("could not record sends in", false, |tx| {
+            circuit::record_sends(tx, sends, now)
+        })
+    }
+
+    fn take_probe(&self, notifier: &str, probe: Duration, now: Timestamp) -> Result<bool> {
+        self.write_sql("could not take a probe in", false, |tx| {
+            circuit::take_probe(tx, notifier, probe, now)
+        })
+    }
+
+    fn delete_attempts(&self, before: Timestamp, limit: usize) -> Result<usize> {
+        self.write_sql("could not delete old attempts in", false, |tx| {
+            attempts::delete_before(tx, before, limit)
+        })
+    }
+
+    fn attempts(&self, name: &str) -> Result<Option<Vec<Attempt>>> {
+        self.read(
+            |c| attempts::read(c, name),
+            "could not read the attempts in",
+        )
+    }
+
     fn watch(&self, waker: Waker) {
         self.watchers
             .lock()
@@ -473,3 +487,7 @@ impl Datastore for SqliteStore {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_attempts;
+#[cfg(test)]
+mod tests_operator;

@@ -1,11 +1,23 @@
-//! Writing back what became of claimed notifications.
+//! Writing back what became of claimed notifications, with their attempts.
 
-use rusqlite::{Transaction, params};
+use rusqlite::{OptionalExtension, Statement, ToSql, Transaction, params, params_from_iter};
 
+use super::attempts::{self, AttemptLog};
 use super::lease::Leases;
 use crate::error::Result;
 use crate::store::Outcome;
 use crate::time::Timestamp;
+
+/// How many rows the log gains (`?{n}`), and the last success kept in the notification's
+/// row (`?{n+1}` to `?{n+4}`: when the log keeps it there; else the row keeps what it held).
+fn logged_columns(n: u8) -> String {
+    let [a, b, c, d] = [n + 1, n + 2, n + 3, n + 4];
+    format!(
+        "logged = logged + ?{n}, ok_notifier = coalesce(?{a}, ok_notifier),
+         ok_at = coalesce(?{b}, ok_at), ok_ms = coalesce(?{c}, ok_ms),
+         ok_next_due = coalesce(?{d}, ok_next_due)"
+    )
+}
 
 pub fn record(
     tx: &Transaction<'_>,
@@ -13,6 +25,7 @@ pub fn record(
     leases: &mut Leases,
     outcomes: &[Outcome],
     now: Timestamp,
+    log: AttemptLog,
 ) -> Result<()> {
     if outcomes.is_empty() {
         return Ok(());
@@ -21,20 +34,33 @@ pub fn record(
     // An outcome for a lease the owner no longer holds (another instance took it over) changes
     // nothing; nor does one for a notification read meanwhile (the WHERE).
     let mut update = tx
-        .prepare_cached(
+        .prepare_cached(&format!(
             "UPDATE notification SET
                 notified_at = CASE WHEN ?1 THEN ?2 ELSE notified_at END,
-                due_at = ?3, attempts = ?4, last_error = ?5, has_progress = ?6
-             WHERE id = ?7 AND read_at IS NULL",
-        )
+                due_at = ?3, attempts = ?4, last_error = ?5, has_progress = ?6, {}
+             WHERE id = ?7 AND read_at IS NULL RETURNING logged",
+            logged_columns(8)
+        ))
         .map_err(err)?;
     // The common outcome, a round that succeeded at its first try with no progress stored,
-    // binds only what varies; a row that has progress stored takes the general path, which
-    // clears it.
+    // binds only what varies (this one when the log gains rows: every success is logged); a
+    // row that has progress stored takes the general path, which clears it.
     let mut succeeded = tx
+        .prepare_cached(&format!(
+            "UPDATE notification SET notified_at = ?1, due_at = ?2, attempts = 0,
+                last_error = NULL, {}
+             WHERE id = ?3 AND read_at IS NULL AND has_progress = 0 RETURNING logged",
+            logged_columns(4)
+        ))
+        .map_err(err)?;
+    // The same with no row for the log (by default, a success only rewrites the last success
+    // kept in the row): no count to return, so the row is written and nothing read back.
+    let mut quiet = tx
         .prepare_cached(
             "UPDATE notification SET notified_at = ?1, due_at = ?2, attempts = 0,
-                last_error = NULL
+                last_error = NULL, ok_notifier = coalesce(?4, ok_notifier),
+                ok_at = coalesce(?5, ok_at), ok_ms = coalesce(?6, ok_ms),
+                ok_next_due = coalesce(?7, ok_next_due)
              WHERE id = ?3 AND read_at IS NULL AND has_progress = 0",
         )
         .map_err(err)?;
@@ -42,28 +68,57 @@ pub fn record(
         if !leases.end(o.id) {
             continue;
         }
+        let (rows, ok) = log.split(&o.log);
+        let (ok_notifier, ok_at, ok_ms, ok_next) = attempts::ok_columns(ok);
         let plain =
             o.notified && o.attempts == 0 && o.last_error.is_none() && o.progress.is_empty();
-        if plain
-            && succeeded
-                .execute(params![now.as_millis(), o.next_due.as_millis(), o.id.get()])
-                .map_err(err)?
-                == 1
-        {
-            continue;
-        }
-        let changed = update
-            .execute(params![
-                o.notified,
+        // Both statements end with the log's values, from their ?4 and ?8 on.
+        let count = rows.len() as i64;
+        let tail: [&dyn ToSql; 5] = [&count, &ok_notifier, &ok_at, &ok_ms, &ok_next];
+        let run = |stmt: &mut Statement<'_>, head: &[&dyn ToSql]| {
+            stmt.query_row(params_from_iter(head.iter().chain(&tail)), |r| {
+                r.get::<_, i64>(0)
+            })
+            .optional()
+            .map_err(err)
+        };
+        if plain && rows.is_empty() {
+            let values = params![
                 now.as_millis(),
                 o.next_due.as_millis(),
-                o.attempts,
-                o.last_error,
-                !o.progress.is_empty(),
-                o.id.get()
-            ])
-            .map_err(err)?;
-        if changed == 0 {
+                o.id.get(),
+                ok_notifier,
+                ok_at,
+                ok_ms,
+                ok_next
+            ];
+            if quiet.execute(values).map_err(err)? == 1 {
+                continue;
+            }
+        }
+        let mut logged = None;
+        if plain && !rows.is_empty() {
+            let head: [&dyn ToSql; 3] = [&now.as_millis(), &o.next_due.as_millis(), &o.id.get()];
+            logged = run(&mut succeeded, &head)?;
+        }
+        let general = logged.is_none();
+        if general {
+            let head: [&dyn ToSql; 7] = [
+                &o.notified,
+                &now.as_millis(),
+                &o.next_due.as_millis(),
+                &o.attempts,
+                &o.last_error,
+                &!o.progress.is_empty(),
+                &o.id.get(),
+            ];
+            logged = run(&mut update, &head)?;
+        }
+        let Some(logged) = logged else {
+            continue;
+        };
+        attempts::append(tx, o.id.get(), logged, &rows).map_err(err)?;
+        if !general {
             continue;
         }
         tx.prepare_cached("DELETE FROM progress WHERE notification_id = ?1")

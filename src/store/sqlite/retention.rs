@@ -73,6 +73,7 @@ pub fn delete_read(tx: &Transaction<'_>, path: &str, request: &DeleteRequest) ->
         "DELETE FROM layer_chunk WHERE notification_id = ?1",
         "DELETE FROM content WHERE notification_id = ?1",
         "DELETE FROM progress WHERE notification_id = ?1",
+        "DELETE FROM attempt WHERE notification_id = ?1",
         "DELETE FROM notification WHERE id = ?1",
     ] {
         let mut s = tx.prepare_cached(sql).map_err(err)?;

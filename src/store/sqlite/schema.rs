@@ -143,6 +143,44 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     "
     CREATE INDEX notification_read ON notification (read_at) WHERE read_at IS NOT NULL;
     ",
+    // 6: what operators set per notifier (a pause), and an index to find the notifications
+    // whose round waits for one notifier (made due at once when it resumes).
+    "
+    CREATE TABLE notifier (
+        name      TEXT PRIMARY KEY,
+        paused_at INTEGER                        -- set while paused
+    ) WITHOUT ROWID;
+    CREATE INDEX progress_waiting ON progress (notifier, notification_id) WHERE succeeded = 0;
+    ",
+    // 7: the attempt log. Rows are numbered per notification (`logged` counts them), so that
+    // the oldest beyond the last 100 are one range of the key to delete. The last success may
+    // be kept in the notification's row instead (see `AttemptLog`): it is rewritten anyway.
+    "
+    CREATE TABLE attempt (
+        notification_id INTEGER NOT NULL,
+        seq             INTEGER NOT NULL,        -- 1, 2, ... per notification
+        notifier        TEXT NOT NULL,
+        started_at      INTEGER NOT NULL,        -- unix milliseconds
+        duration_ms     INTEGER NOT NULL,
+        class           TEXT NOT NULL,           -- ok, status, timeout, connect, tls, panic, other
+        status          INTEGER,                 -- HTTP status, where there was one
+        excerpt         TEXT,                    -- at most 1 KiB of the answer or the error
+        next_due        INTEGER,
+        PRIMARY KEY (notification_id, seq)
+    ) WITHOUT ROWID;
+    CREATE INDEX attempt_started ON attempt (started_at);  -- for [retention] attempts
+    ALTER TABLE notification ADD COLUMN logged INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE notification ADD COLUMN ok_notifier TEXT;  -- the last success, when kept here
+    ALTER TABLE notification ADD COLUMN ok_at INTEGER;
+    ALTER TABLE notification ADD COLUMN ok_ms INTEGER;
+    ALTER TABLE notification ADD COLUMN ok_next_due INTEGER;
+    ",
+    // 8: each notifier's circuit (the breaker).
+    "
+    ALTER TABLE notifier ADD COLUMN failures INTEGER NOT NULL DEFAULT 0;  -- consecutive
+    ALTER TABLE notifier ADD COLUMN open_since INTEGER;      -- set while the circuit is open
+    ALTER TABLE notifier ADD COLUMN next_probe INTEGER;      -- set while the circuit is open
+    ",
 ];
 
 /// The schema version this build writes.

@@ -1,19 +1,47 @@
-//! Store operations on real SQLite files, with time passed in: what only the SQLite store
-//! does (its files, pragmas, schema, lease rows). The contract every backend keeps is tested
-//! once for all of them, in `src/store/contract_tests.rs`.
+//! Store operations on real SQLite files, with time passed in.
 
 use super::*;
-use crate::notification::{Vulnerability, VulnerabilityWithLayers};
-use crate::store::contract_tests::{done, new_only, t, vuln};
+use crate::notification::{State, Vulnerability, VulnerabilityWithLayers};
+use crate::store::NotifierProgress;
 
-fn open() -> (tempfile::TempDir, SqliteStore) {
+pub(super) fn t(ms: i64) -> Timestamp {
+    Timestamp::from_millis(ms)
+}
+
+fn vuln(name: &str, layers: usize) -> VulnerabilityWithLayers {
+    VulnerabilityWithLayers {
+        vulnerability: Vulnerability {
+            name: name.to_string(),
+            severity: "High".into(),
+            ..Vulnerability::default()
+        },
+        layers: (0..layers).map(|i| format!("layer-{i}")).collect(),
+    }
+}
+
+pub(super) fn new_only(layers: usize) -> NewNotification {
+    NewNotification {
+        old: None,
+        new: Some(vuln("CVE-1", layers)),
+    }
+}
+
+pub(super) fn open() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path().join("test.db")).unwrap();
     (dir, store)
 }
 
-const A: LeaseOwner = LeaseOwner::new(1);
-const B: LeaseOwner = LeaseOwner::new(2);
+pub(super) const A: LeaseOwner = LeaseOwner::new(1);
+pub(super) const B: LeaseOwner = LeaseOwner::new(2);
+
+/// A new store holding `n` notifications inserted at 0, and their names.
+pub(super) fn stored(n: usize) -> (tempfile::TempDir, SqliteStore, Vec<String>) {
+    let (dir, store) = open();
+    let batch: Vec<_> = (0..n).map(|_| new_only(0)).collect();
+    let names = store.insert(&batch, t(0)).unwrap();
+    (dir, store, names)
+}
 
 /// The names `A` claims at `now` (up to 10, leased for a while).
 fn claimed_names(store: &SqliteStore, now: Timestamp) -> Vec<String> {
@@ -25,6 +53,18 @@ fn claimed_names(store: &SqliteStore, now: Timestamp) -> Vec<String> {
 fn user_version(conn: &Connection) -> i64 {
     conn.query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap()
+}
+
+pub(super) fn done(id: NotificationId, next_due: Timestamp) -> Outcome {
+    Outcome {
+        log: Vec::new(),
+        id,
+        notified: true,
+        next_due,
+        attempts: 0,
+        last_error: None,
+        progress: Vec::new(),
+    }
 }
 
 /// The pragmas this store sets, read back from its writer connection.
@@ -106,6 +146,141 @@ fn foreign_and_garbage_files_are_refused_untouched() {
         before,
         "not switched to WAL"
     );
+}
+
+#[test]
+fn insert_is_all_or_nothing_and_names_are_uuids() {
+    let (_dir, store) = open();
+    let bad = NewNotification {
+        old: None,
+        new: Some(vuln("", 0)),
+    };
+    let err = store.insert(&[new_only(1), bad], t(0)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("notification 2 of 2"), "{err}");
+    assert_eq!(store.counts(t(0)).unwrap().total(), 0);
+    let names = store.insert(&[new_only(1), new_only(0)], t(0)).unwrap();
+    assert_eq!(names.len(), 2);
+    for n in &names {
+        let u = uuid::Uuid::parse_str(n).unwrap();
+        assert_eq!(u.get_version_num(), 4);
+        assert_eq!(n, &u.hyphenated().to_string());
+    }
+}
+
+#[test]
+fn claim_leases_then_expired_leases_are_taken_over() {
+    let (_dir, store) = open();
+    store
+        .insert(&[new_only(0), new_only(0), new_only(0)], t(0))
+        .unwrap();
+    let a = store.claim(A, 2, t(10), t(1_000)).unwrap();
+    assert_eq!(a.len(), 2);
+    // Leased work is not due for anyone else until its lease expires.
+    let b = store.claim(B, 10, t(20), t(2_000)).unwrap();
+    assert_eq!(b.len(), 1);
+    assert!(store.claim(B, 10, t(999), t(2_000)).unwrap().is_empty());
+    assert_eq!(store.counts(t(999)).unwrap().leased, 3);
+    // A crashed: at t=1000 its leases expire and B takes them over.
+    let taken = store.claim(B, 10, t(1_000), t(3_000)).unwrap();
+    assert_eq!(taken.len(), 2);
+    // A's late outcome for a lease it lost changes nothing.
+    store
+        .record(A, &[done(a[0].id, t(9_000))], t(1_001))
+        .unwrap();
+    let s = store.summary(&a[0].name).unwrap().unwrap();
+    assert_eq!(s.notified, None);
+    assert_eq!(s.due, Some(t(3_000)));
+    // B's outcome is recorded.
+    store
+        .record(B, &[done(a[0].id, t(9_000))], t(1_002))
+        .unwrap();
+    let s = store.summary(&a[0].name).unwrap().unwrap();
+    assert_eq!(s.notified, Some(t(1_002)));
+    assert_eq!(s.due, Some(t(9_000)));
+    assert_eq!(s.state(), State::Notified);
+}
+
+#[test]
+fn renew_extends_only_own_leases_and_release_makes_due() {
+    let (_dir, store) = open();
+    store.insert(&[new_only(0)], t(0)).unwrap();
+    let c = store.claim(A, 1, t(0), t(100)).unwrap();
+    assert_eq!(store.renew(B, &[c[0].id], t(10_000)).unwrap(), 0);
+    assert_eq!(store.renew(A, &[c[0].id], t(500)).unwrap(), 1);
+    assert!(store.claim(B, 1, t(400), t(1_000)).unwrap().is_empty());
+    store.release(A, &[c[0].id], t(450)).unwrap();
+    assert_eq!(store.next_due().unwrap(), Some(t(450)));
+    assert_eq!(store.claim(B, 1, t(450), t(1_000)).unwrap().len(), 1);
+}
+
+#[test]
+fn due_order_and_next_due_follow_outcomes() {
+    let (_dir, store) = open();
+    store.insert(&[new_only(0), new_only(0)], t(0)).unwrap();
+    let c = store.claim(A, 10, t(0), t(100)).unwrap();
+    store
+        .record(A, &[done(c[0].id, t(7_200)), done(c[1].id, t(5_000))], t(1))
+        .unwrap();
+    assert_eq!(store.next_due().unwrap(), Some(t(5_000)));
+    assert!(store.claim(A, 10, t(4_999), t(6_000)).unwrap().is_empty());
+    let c2 = store.claim(A, 10, t(7_200), t(8_000)).unwrap();
+    assert_eq!(c2.len(), 2);
+    assert_eq!(c2[0].notified, Some(t(1)));
+}
+
+/// A claim leaves a notification at its place in the due index; while its owner's lease is
+/// live it is neither claimed, nor counted due, nor taken for the next due time (the scanner
+/// would spin on it), and its summary shows when the lease expires. An owner's leases expire
+/// together, at the latest expiry it was given.
+#[test]
+fn live_leases_are_passed_over_by_claims_counts_and_next_due() {
+    let (_dir, store, names) = stored(3);
+    let first = store.claim(A, 1, t(10), t(1_000)).unwrap();
+    assert_eq!(first[0].name, names[0]);
+    assert_eq!(store.next_due().unwrap(), Some(t(0)), "two are still due");
+    let c = store.counts(t(10)).unwrap();
+    assert_eq!((c.due, c.leased, c.oldest_due), (2, 1, Some(t(0))));
+    let rest = store.claim(A, 10, t(20), t(2_000)).unwrap();
+    assert_eq!(rest.len(), 2);
+    assert_eq!(
+        store.next_due().unwrap(),
+        Some(t(2_000)),
+        "the lease's expiry"
+    );
+    let c = store.counts(t(20)).unwrap();
+    assert_eq!((c.due, c.leased, c.oldest_due), (0, 3, None));
+    assert!(store.claim(B, 10, t(1_999), t(3_000)).unwrap().is_empty());
+    let s = store.summary(&names[0]).unwrap().unwrap();
+    assert_eq!(s.due, Some(t(2_000)));
+    let listed = store
+        .list(ListFilter {
+            state: None,
+            limit: 10,
+        })
+        .unwrap();
+    assert!(listed.iter().all(|s| s.due == Some(t(2_000))), "{listed:?}");
+    // Renewing moves the expiry (never back), not the due time.
+    assert_eq!(store.renew(A, &[first[0].id], t(1_500)).unwrap(), 1);
+    assert_eq!(store.next_due().unwrap(), Some(t(2_000)));
+    assert_eq!(store.renew(A, &[first[0].id], t(2_500)).unwrap(), 1);
+    assert_eq!(store.next_due().unwrap(), Some(t(2_500)));
+    assert_eq!(
+        store.renew(B, &[first[0].id], t(9_000)).unwrap(),
+        0,
+        "B holds nothing"
+    );
+    // An outcome ends the lease and sets the next due time.
+    store
+        .record(A, &[done(first[0].id, t(600))], t(30))
+        .unwrap();
+    assert_eq!(store.next_due().unwrap(), Some(t(600)));
+    let c = store.counts(t(600)).unwrap();
+    assert_eq!((c.due, c.leased, c.oldest_due), (1, 2, Some(t(600))));
+    // An expired lease is due again at once, from its old place.
+    let c = store.counts(t(2_500)).unwrap();
+    assert_eq!((c.due, c.leased, c.oldest_due), (3, 0, Some(t(0))));
+    assert_eq!(store.claim(B, 10, t(2_500), t(4_000)).unwrap().len(), 3);
 }
 
 /// Leases are one row per owner: written by its claims, emptied by its outcomes and releases
@@ -191,6 +366,169 @@ fn lease_rows_written_by_hand_are_refused_or_read_safely() {
         )
         .unwrap();
     assert_eq!(claimed_names(&store, t(10)), [names[1].clone()]);
+}
+
+#[test]
+fn read_notifications_are_never_claimed_and_stay_read() {
+    let (_dir, store) = open();
+    let names = store.insert(&[new_only(0), new_only(0)], t(0)).unwrap();
+    let c = store.claim(A, 10, t(0), t(100)).unwrap();
+    assert!(store.mark_read(&names[0], t(5)).unwrap());
+    assert!(
+        store.mark_read(&names[0], t(6)).unwrap(),
+        "a second mark is fine"
+    );
+    assert!(!store.mark_read("nope", t(6)).unwrap());
+    // An outcome for the read one does not bring it back.
+    let outcomes: Vec<_> = c.iter().map(|c| done(c.id, t(50))).collect();
+    store.record(A, &outcomes, t(10)).unwrap();
+    let s = store.summary(&names[0]).unwrap().unwrap();
+    assert_eq!((s.read, s.due, s.state()), (Some(t(6)), None, State::Read));
+    assert_eq!(claimed_names(&store, t(1_000_000)), [names[1].clone()]);
+}
+
+#[test]
+fn round_progress_is_kept_and_cleared() {
+    let (_dir, store) = open();
+    let names = store.insert(&[new_only(0)], t(0)).unwrap();
+    let c = store.claim(A, 1, t(0), t(100)).unwrap();
+    assert!(c[0].progress.is_empty());
+    let progress = vec![
+        NotifierProgress {
+            notifier: "a".into(),
+            attempts: 0,
+            succeeded: true,
+            last_error: None,
+        },
+        NotifierProgress {
+            notifier: "b".into(),
+            attempts: 2,
+            succeeded: false,
+            last_error: Some("b: 500".into()),
+        },
+    ];
+    let retry = Outcome {
+        log: Vec::new(),
+        id: c[0].id,
+        notified: false,
+        next_due: t(10),
+        attempts: 2,
+        last_error: Some("b: 500".into()),
+        progress: progress.clone(),
+    };
+    store.record(A, &[retry], t(1)).unwrap();
+    let s = store.summary(&names[0]).unwrap().unwrap();
+    assert_eq!((s.state(), s.attempts), (State::Failing, 2));
+    assert_eq!(
+        store
+            .list(ListFilter {
+                state: Some(State::Failing),
+                limit: 10
+            })
+            .unwrap()
+            .len(),
+        1
+    );
+    let c = store.claim(A, 1, t(10), t(100)).unwrap();
+    assert_eq!(c[0].progress, progress);
+    let ok = done(c[0].id, t(500));
+    store.record(A, &[ok], t(11)).unwrap();
+    let c = store.claim(A, 1, t(500), t(600)).unwrap();
+    assert!(c[0].progress.is_empty());
+    let n: i64 = store
+        .writer()
+        .query_row("SELECT count(*) FROM progress", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 0);
+}
+
+#[test]
+fn pages_walk_old_and_new_together_by_position() {
+    let (_dir, store) = open();
+    let n = NewNotification {
+        old: Some(vuln("CVE-OLD", 3)),
+        new: Some(vuln("CVE-NEW", 5)),
+    };
+    let name = store.insert(&[n], t(0)).unwrap().remove(0);
+    let mut cursor = PageCursor::FIRST;
+    let (mut old, mut new, mut pages) = (Vec::new(), Vec::new(), 0);
+    loop {
+        let p = store.page(&name, cursor, 2).unwrap().unwrap();
+        pages += 1;
+        let o = p.old.unwrap();
+        let nw = p.new.unwrap();
+        assert_eq!(o.vulnerability.name, "CVE-OLD");
+        assert_eq!(nw.vulnerability.name, "CVE-NEW");
+        assert!(o.layers.len() <= 2 && nw.layers.len() <= 2);
+        old.extend(o.layers);
+        new.extend(nw.layers);
+        match p.next {
+            Some(next) => cursor = next,
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(old, ["layer-0", "layer-1", "layer-2"]);
+    assert_eq!(new, ["layer-0", "layer-1", "layer-2", "layer-3", "layer-4"]);
+    // Page 2's cursor: Old continues at 2, New at 2; page 3: Old done (-1), New at 4.
+    let p2 = store
+        .page(&name, PageCursor { old: 2, new: 2 }, 2)
+        .unwrap()
+        .unwrap();
+    assert_eq!(p2.next, Some(PageCursor { old: -1, new: 4 }));
+    assert!(
+        store
+            .page("missing", PageCursor::FIRST, 2)
+            .unwrap()
+            .is_none()
+    );
+    // A side that does not exist pages as -1.
+    let only_new = store.insert(&[new_only(1)], t(0)).unwrap().remove(0);
+    let p = store
+        .page(&only_new, PageCursor::FIRST, 5)
+        .unwrap()
+        .unwrap();
+    assert!(p.old.is_none());
+    assert_eq!(p.next, None);
+}
+
+#[test]
+fn list_and_counts_by_state() {
+    let (_dir, store, names) = stored(3);
+    let c = store.claim(A, 1, t(0), t(100)).unwrap();
+    store.record(A, &[done(c[0].id, t(1_000))], t(1)).unwrap();
+    store.mark_read(&names[2], t(2)).unwrap();
+    let counts = store.counts(t(3)).unwrap();
+    assert_eq!(
+        (counts.pending, counts.notified, counts.failing, counts.read),
+        (1, 1, 0, 1)
+    );
+    assert_eq!(counts.due, 1);
+    let all = store
+        .list(ListFilter {
+            state: None,
+            limit: 10,
+        })
+        .unwrap();
+    assert_eq!(all.len(), 3);
+    assert_eq!(all[0].name, names[2], "newest first");
+    let pending = store
+        .list(ListFilter {
+            state: Some(State::Pending),
+            limit: 10,
+        })
+        .unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(
+        store
+            .list(ListFilter {
+                state: None,
+                limit: 1
+            })
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 #[test]
@@ -431,10 +769,12 @@ fn a_first_schema_database_is_migrated() {
     assert_eq!(
         tables,
         [
+            "attempt",
             "content",
             "layer_chunk",
             "lease",
             "notification",
+            "notifier",
             "progress",
             "setting"
         ]
@@ -512,4 +852,80 @@ fn unknown_schema_versions_are_refused_and_left_alone() {
             .unwrap();
         assert_eq!(tables, 1, "nothing was created in it");
     }
+}
+
+/// An owner whose lock is gone (its process died) loses its leases to the next look for dead
+/// owners: its notifications are due at once with their round's progress, and it is found
+/// once. A live owner keeps its leases however long it stays silent, until they expire.
+#[test]
+fn dead_owners_lose_their_leases_at_once_and_live_ones_never() {
+    let (_dir, store, names) = stored(3);
+    let guard_a = store.hold_owner(A).unwrap();
+    let guard_b = store.hold_owner(B).unwrap();
+    assert!(
+        guard_a.proves() && guard_b.proves(),
+        "locks work in a temp dir"
+    );
+    let a = store.claim(A, 2, t(0), t(600_000)).unwrap();
+    let retry = Outcome {
+        log: Vec::new(),
+        attempts: 1,
+        last_error: Some("w: 500".into()),
+        progress: vec![NotifierProgress {
+            notifier: "w".into(),
+            attempts: 1,
+            succeeded: false,
+            last_error: Some("w: 500".into()),
+        }],
+        notified: false,
+        ..done(a[1].id, t(5))
+    };
+    store.record(A, &[retry], t(1)).unwrap();
+    let b = store.claim(B, 5, t(2), t(600_000)).unwrap();
+    assert_eq!(b.len(), 1, "B holds the third");
+    let again = store.claim(A, 5, t(5), t(600_000)).unwrap();
+    assert_eq!(again.len(), 1, "the retry, due at 5");
+    let a = [a[0].clone(), again[0].clone()];
+    // Both alive: nothing is freed, however late it is.
+    assert!(store.release_dead_owners(t(500_000)).unwrap().is_empty());
+    assert!(
+        store
+            .claim(B, 5, t(500_000), t(900_000))
+            .unwrap()
+            .is_empty()
+    );
+
+    drop(guard_a); // A's process is gone
+    let freed = store.release_dead_owners(t(10)).unwrap();
+    assert_eq!(freed, [(A, 2)]);
+    assert!(store.release_dead_owners(t(11)).unwrap().is_empty(), "once");
+    let mut taken = store.claim(B, 5, t(12), t(600_000)).unwrap();
+    taken.sort_by_key(|c| c.id);
+    let mut expected: Vec<_> = a.iter().map(|c| (c.id, c.progress.len())).collect();
+    expected.sort();
+    let got: Vec<_> = taken.iter().map(|c| (c.id, c.progress.len())).collect();
+    assert_eq!(got, expected, "due at once, with the round's progress");
+    let s = store.summary(&names[1]).unwrap().unwrap();
+    assert_eq!(s.attempts, 1, "attempts spent stay spent");
+    // A's late outcomes change nothing: the work is B's now.
+    let late: Vec<_> = a.iter().map(|c| done(c.id, t(99))).collect();
+    store.record(A, &late, t(13)).unwrap();
+    assert!(
+        store
+            .summary(&names[1])
+            .unwrap()
+            .unwrap()
+            .notified
+            .is_none()
+    );
+    drop(guard_b);
+}
+
+/// A store where no instance ever held a lock finds no one dead.
+#[test]
+fn without_owner_locks_no_one_is_found_dead() {
+    let (_dir, store, _names) = stored(1);
+    store.claim(A, 1, t(0), t(100)).unwrap();
+    assert!(store.release_dead_owners(t(1)).unwrap().is_empty());
+    assert!(store.claim(B, 1, t(2), t(100)).unwrap().is_empty());
 }

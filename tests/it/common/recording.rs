@@ -12,7 +12,8 @@ use clair_notifier::notification::{
     NewNotification, NotificationId, NotificationPage, NotificationSummary, PageCursor,
 };
 use clair_notifier::store::{
-    ClaimRequest, Claimed, Counts, DeleteRequest, LeaseOwner, ListFilter, Outcome, OwnerGuard,
+    CircuitChange, ClaimRequest, Claimed, Counts, DeleteRequest, LeaseOwner, ListFilter,
+    NotifierState, Outcome, OwnerGuard, Resend, Sends,
 };
 use clair_notifier::{Datastore, Result, SqliteStore, Timestamp, Waker};
 
@@ -163,6 +164,33 @@ impl Datastore for Recording {
     }
     fn release_dead_owners(&self, now: Timestamp) -> Result<Vec<(LeaseOwner, usize)>> {
         self.inner.release_dead_owners(now)
+    }
+    fn resend(&self, name: &str, unread: bool, now: Timestamp) -> Result<Resend> {
+        self.inner.resend(name, unread, now)
+    }
+    fn resend_failing(&self, now: Timestamp) -> Result<u64> {
+        self.inner.resend_failing(now)
+    }
+    fn set_paused(&self, notifier: &str, paused: bool, now: Timestamp) -> Result<bool> {
+        self.inner.set_paused(notifier, paused, now)
+    }
+    fn delete_attempts(&self, before: Timestamp, limit: usize) -> Result<usize> {
+        self.inner.delete_attempts(before, limit)
+    }
+    fn end_wait(&self, notifier: &str, now: Timestamp) -> Result<usize> {
+        self.inner.end_wait(notifier, now)
+    }
+    fn notifiers(&self, now: Timestamp) -> Result<Vec<NotifierState>> {
+        self.inner.notifiers(now)
+    }
+    fn record_sends(&self, sends: &Sends, now: Timestamp) -> Result<CircuitChange> {
+        self.inner.record_sends(sends, now)
+    }
+    fn take_probe(&self, notifier: &str, probe: Duration, now: Timestamp) -> Result<bool> {
+        self.inner.take_probe(notifier, probe, now)
+    }
+    fn attempts(&self, name: &str) -> Result<Option<Vec<clair_notifier::attempt::Attempt>>> {
+        self.inner.attempts(name)
     }
     fn watch(&self, waker: Waker) {
         self.inner.watch(waker)
