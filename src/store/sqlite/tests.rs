@@ -5,27 +5,8 @@
 use super::*;
 use crate::notification::{Vulnerability, VulnerabilityWithLayers};
 
-pub(super) fn t(ms: i64) -> Timestamp {
-    Timestamp::from_millis(ms)
-}
-
-fn vuln(name: &str, layers: usize) -> VulnerabilityWithLayers {
-    VulnerabilityWithLayers {
-        vulnerability: Vulnerability {
-            name: name.to_string(),
-            severity: "High".into(),
-            ..Vulnerability::default()
-        },
-        layers: (0..layers).map(|i| format!("layer-{i}")).collect(),
-    }
-}
-
-pub(super) fn new_only(layers: usize) -> NewNotification {
-    NewNotification {
-        old: None,
-        new: Some(vuln("CVE-1", layers)),
-    }
-}
+use crate::store::contract_tests::vuln;
+pub(super) use crate::store::contract_tests::{new_only, t};
 
 pub(super) fn open() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
