@@ -6,7 +6,7 @@ use super::*;
 use crate::notification::{Vulnerability, VulnerabilityWithLayers};
 
 use crate::store::contract_tests::vuln;
-pub(super) use crate::store::contract_tests::{new_only, t};
+pub(super) use crate::store::contract_tests::{done, new_only, t};
 
 pub(super) fn open() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
@@ -35,18 +35,6 @@ fn claimed_names(store: &SqliteStore, now: Timestamp) -> Vec<String> {
 fn user_version(conn: &Connection) -> i64 {
     conn.query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap()
-}
-
-pub(super) fn done(id: NotificationId, next_due: Timestamp) -> Outcome {
-    Outcome {
-        log: Vec::new(),
-        id,
-        notified: true,
-        next_due,
-        attempts: 0,
-        last_error: None,
-        progress: Vec::new(),
-    }
 }
 
 /// The pragmas this store sets, read back from its writer connection.
