@@ -56,43 +56,6 @@ fn raw_posts(url: &str, workers: usize, n: usize) -> f64 {
     n as f64 / start.elapsed().as_secs_f64()
 }
 
-/// W threads calling the webhook notifier's `send` directly: the HTTP client as the service
-/// configures it (timeouts, headers), without store, queue or outcomes.
-fn webhook_only(rx: &Receiver, workers: usize) -> f64 {
-    use clair_notifier::{Delivery, HttpConfig, Notifier, Webhook};
-    rx.reset();
-    let http = HttpConfig {
-        endpoint: rx.url(),
-        ..HttpConfig::default()
-    };
-    let webhook = Webhook::from_config(&http).unwrap().unwrap();
-    let next = Arc::new(AtomicU64::new(0));
-    let start = Instant::now();
-    std::thread::scope(|s| {
-        for _ in 0..workers {
-            let (webhook, next) = (&webhook, next.clone());
-            s.spawn(move || {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed) as usize;
-                    if i >= N {
-                        break;
-                    }
-                    let d = Delivery {
-                        name: format!("{i:08x}-0000-4000-8000-{i:012x}"),
-                        created: Timestamp::now(),
-                        notified: None,
-                        attempt: 1,
-                    };
-                    webhook.send(&d).expect("send");
-                }
-            });
-        }
-    });
-    let secs = start.elapsed().as_secs_f64();
-    assert_eq!(rx.distinct(), N, "webhook: receiver saw every name");
-    N as f64 / secs
-}
-
 fn filled_store(dir: &tempfile::TempDir, n: usize) -> Arc<SqliteStore> {
     let store = Arc::new(SqliteStore::open(dir.path().join("bench.db")).unwrap());
     let batch: Vec<_> = (0..n).map(|i| notification(i, 0)).collect();
@@ -330,7 +293,7 @@ fn main() {
         let (mut ceilings, mut hooks, mut services) =
             (vec![ceiling(&rx, workers)], Vec::new(), Vec::new());
         for round in 0..rounds {
-            hooks.push(webhook_only(&rx, workers));
+            hooks.push(webhook_only(&rx, workers, N));
             let ahead = Duration::from_secs(3 * 3600) * round as u32;
             services.push(service(&rx, &store, workers, ahead));
             ceilings.push(ceiling(&rx, workers));

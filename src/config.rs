@@ -11,6 +11,7 @@
 //! serde format.
 
 mod breaker;
+mod database;
 mod duration;
 #[cfg(feature = "config-file")]
 mod file;
@@ -18,6 +19,7 @@ mod retention;
 mod validate;
 
 pub use breaker::BreakerConfig;
+pub use database::{DatabaseConfig, NO_POSTGRES};
 use duration::de_duration;
 pub use duration::{format_duration, parse_duration};
 pub use retention::RetentionConfig;
@@ -43,23 +45,6 @@ pub struct Config {
     pub api: ApiConfig,
     /// `[retention]`.
     pub retention: RetentionConfig,
-}
-
-/// `[database]`: where notifications are stored.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct DatabaseConfig {
-    /// Path of the SQLite database file, created with its schema if missing.
-    /// Defaults to `clair-notifier.db`.
-    pub path: String,
-}
-
-impl Default for DatabaseConfig {
-    fn default() -> Self {
-        DatabaseConfig {
-            path: "clair-notifier.db".to_string(),
-        }
-    }
 }
 
 /// `[notifier]`: how and how often notifications are delivered.

@@ -96,6 +96,8 @@ pub use notification::{
 pub use notifier::{Delivery, Notifier, Registry, SendError, register};
 pub use service::{Handle, Service, Stopper, run};
 pub use store::{Datastore, SqliteStore};
+#[cfg(feature = "postgres")]
+pub use store::{PostgresOptions, PostgresStore, SslMode};
 pub use time::{Clock, Timestamp};
 pub use wake::Waker;
 pub use webhook::Webhook;

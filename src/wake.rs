@@ -31,6 +31,14 @@ impl Waker {
     }
 }
 
+/// Wakes every waker of a store, dropping those whose service has gone.
+pub(crate) fn wake_all(wakers: &mut Vec<Waker>) {
+    wakers.retain(|w| {
+        w.wake();
+        !w.is_closed()
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -317,3 +317,40 @@ pub fn noop_rate_at(store: Arc<SqliteStore>, n: u64, workers: usize, ahead: Dura
     assert_eq!(sent.load(Ordering::Relaxed), n, "noop: each sent once");
     n as f64 / secs
 }
+
+/// W threads calling the webhook notifier's `send` directly: the HTTP client as the service
+/// configures it (timeouts, headers), without store, queue or outcomes.
+pub fn webhook_only(rx: &Receiver, workers: usize, n: usize) -> f64 {
+    use clair_notifier::{HttpConfig, Webhook};
+    rx.reset();
+    let http = HttpConfig {
+        endpoint: rx.url(),
+        ..HttpConfig::default()
+    };
+    let webhook = Webhook::from_config(&http).unwrap().unwrap();
+    let next = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            let (webhook, next) = (&webhook, next.clone());
+            s.spawn(move || {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                    if i >= n {
+                        break;
+                    }
+                    let d = Delivery {
+                        name: format!("{i:08x}-0000-4000-8000-{i:012x}"),
+                        created: Timestamp::now(),
+                        notified: None,
+                        attempt: 1,
+                    };
+                    webhook.send(&d).expect("send");
+                }
+            });
+        }
+    });
+    let secs = start.elapsed().as_secs_f64();
+    assert_eq!(rx.distinct(), n, "webhook: receiver saw every name");
+    n as f64 / secs
+}

@@ -225,7 +225,7 @@ mod tests {
         );
         assert_eq!(
             err("[database]\npath = \"x\"\nfile = \"y\"\n"),
-            "line 3: unknown key `database.file` (expected path)"
+            "line 3: unknown key `database.file` (expected path, url, password_file, sslmode or sslrootcert)"
         );
         assert_eq!(
             err("[databse]\n"),

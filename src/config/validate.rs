@@ -39,11 +39,13 @@ impl Config {
     /// ```
     pub fn validate(&self, registry: &Registry) -> Result<()> {
         let db = &self.database.path;
-        if db.trim().is_empty() {
+        if self.database.is_postgres() {
+            self.database.validate_postgres()?;
+        } else if db.trim().is_empty() {
             return Err(Error::config("database.path must not be empty"));
         }
         let parent = Path::new(db).parent().filter(|p| !p.as_os_str().is_empty());
-        if let Some(dir) = parent.filter(|dir| !dir.is_dir()) {
+        if let Some(dir) = parent.filter(|dir| !dir.is_dir() && !self.database.is_postgres()) {
             return Err(Error::config(format!(
                 "database.path: the directory {} does not exist",
                 dir.display()

@@ -17,12 +17,22 @@
 //! (attempts, success, last error) is kept only while a round is unfinished; the common case
 //! (every notifier succeeds on the first try) writes one row.
 
+mod batch;
+#[cfg(test)]
+mod contract_tests;
 mod operator;
 mod owner;
+#[cfg(feature = "postgres")]
+mod postgres;
+mod request;
 mod sqlite;
 
+use batch::check_all;
 pub use operator::{Breaker, CircuitChange, NotifierState, Resend, Sends};
 pub use owner::{LeaseOwner, OwnerGuard};
+#[cfg(feature = "postgres")]
+pub use postgres::{Copied, PostgresOptions, PostgresStore, STATEMENT_TIMEOUT, SslMode};
+pub use request::{ClaimRequest, DeleteRequest};
 pub use sqlite::{AttemptLog, SqliteStore, Vacuumed};
 
 use std::time::Duration;
@@ -118,31 +128,6 @@ pub struct ListFilter {
     pub state: Option<State>,
     /// At most this many, newest first.
     pub limit: usize,
-}
-
-/// What [`Datastore::delete_read`] is asked to delete.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DeleteRequest {
-    /// The instance collecting: the turn it takes or keeps (see [`Datastore::delete_read`]).
-    pub collector: LeaseOwner,
-    /// Notifications read at or before this are deleted.
-    pub read_before: Timestamp,
-    /// At most this many; 0 deletes nothing.
-    pub limit: usize,
-    /// The time of the call.
-    pub now: Timestamp,
-}
-
-/// What [`Datastore::record_and_claim`] is asked to claim.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClaimRequest {
-    /// At most this many notifications; 0 claims nothing (the call only records).
-    pub limit: usize,
-    /// The time of the call: what is due at or before it may be claimed, and outcomes are
-    /// recorded at it.
-    pub now: Timestamp,
-    /// When the leases taken expire unless renewed.
-    pub lease_until: Timestamp,
 }
 
 /// Durable storage of notifications and their delivery state.

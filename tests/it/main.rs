@@ -27,6 +27,8 @@ mod jsonl;
 mod operate;
 #[cfg(feature = "cli")]
 mod pacing;
+#[cfg(all(feature = "cli", feature = "postgres"))]
+mod postgres;
 #[cfg(feature = "cli")]
 mod promises;
 mod receiver_faults;

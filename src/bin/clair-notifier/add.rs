@@ -3,10 +3,10 @@
 use std::io::{BufRead, Read, Write};
 use std::path::Path;
 
-use clair_notifier::{Datastore, NewNotification, Registry, Timestamp};
+use clair_notifier::{NewNotification, Registry, Timestamp};
 
 use crate::args::Global;
-use crate::open::{load_validated, open_store};
+use crate::open::{load_validated, open_configured};
 use crate::{CliError, count};
 
 /// The longest line `add` reads: one notification's JSON (room for about 200 000 layer
@@ -39,9 +39,9 @@ pub fn add(global: &Global, file: Option<&Path>) -> Result<(), CliError> {
         log::info!("no notification in {what}: nothing added");
         return Ok(());
     }
-    let path = &config.database.path;
-    let existed = Path::new(path).exists();
-    let store = open_store(path)?;
+    let path = config.database.shown();
+    let existed = config.database.is_postgres() || Path::new(&path).exists();
+    let store = open_configured(&config)?;
     log::info!(
         "database {path} {}",
         if existed { "opened" } else { "created" }

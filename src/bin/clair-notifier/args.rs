@@ -47,6 +47,9 @@ pub enum Command {
     Receive {
         addr: String,
     },
+    Migrate {
+        to: String,
+    },
     /// `resend`, `pause`, `resume`.
     Operate(crate::operate::Op),
     /// Print this help text and exit 0.
@@ -72,6 +75,7 @@ Commands:
   check-config   validate the configuration and say what would run
   vacuum         rewrite the database file to its smallest (stop serve first)
   receive        a webhook receiver for trying it out: print each POST's body
+  migrate --to URL  copy the SQLite database into an empty PostgreSQL database
   help [COMMAND] show this help, or a command's
 
 Options:
@@ -200,6 +204,7 @@ fn help_for(command: &str) -> Option<&'static str> {
         "check-config" => CHECK_CONFIG_HELP,
         "vacuum" => crate::vacuum::HELP,
         "receive" => RECEIVE_HELP,
+        "migrate" => crate::migrate::HELP,
         "resend" => crate::operate::RESEND_HELP,
         "pause" => crate::operate::PAUSE_HELP,
         "resume" => crate::operate::RESUME_HELP,
@@ -239,6 +244,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Global, Comman
     let mut json = false;
     let mut count = None;
     let mut addr = None;
+    let mut to = None;
     let mut seen: Vec<&'static str> = Vec::new();
     let err = |e: lexopt::Error| usage(format!("{e}"));
     while let Some(arg) = p.next().map_err(err)? {
@@ -268,6 +274,10 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Global, Comman
             Long("addr") => {
                 seen.push("--addr");
                 addr = Some(p.value().map_err(err)?.to_string_lossy().into_owned());
+            }
+            Long("to") => {
+                seen.push("--to");
+                to = Some(p.value().map_err(err)?.to_string_lossy().into_owned());
             }
             Long("unread") => seen.push("--unread"),
             Long("attempts") => seen.push("--attempts"),
@@ -328,6 +338,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Global, Comman
         "stats" => &["--json"],
         "demo" => &["--count"],
         "receive" => &["--addr"],
+        "migrate" => &["--to"],
         "resend" => &["--unread", "--failing"],
         _ => &[],
     };
@@ -399,6 +410,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Global, Comman
         "stats" => Command::Stats { json },
         "receive" => Command::Receive {
             addr: addr.unwrap_or_else(|| "127.0.0.1:8080".to_string()),
+        },
+        "migrate" => Command::Migrate {
+            to: to.ok_or_else(|| usage("migrate needs --to postgres://user@host:port/database"))?,
         },
         "resend" | "pause" | "resume" => Command::Operate(crate::operate::parse(
             &command,
@@ -473,6 +487,7 @@ mod tests {
             "stats",
             "check-config",
             "receive",
+            "migrate",
         ] {
             let (_, h) = parse_str(&format!("{c} --help")).unwrap();
             let Command::Help(text) = h else {

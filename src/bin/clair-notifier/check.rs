@@ -15,11 +15,12 @@ pub fn check_config(global: &Global) -> Result<(), CliError> {
     let (config, origin) = load_validated(global, &registry)?;
     // Read-only, as serve would open it: nothing is created or written.
     let database = match SqliteStore::check(&config.database.path) {
+        _ if config.database.is_postgres() => "not contacted by check-config",
         Ok(true) => "exists",
         Ok(false) => "will be created",
         Err(e) => return Err(refused(e)),
     };
-    if !SqliteStore::owner_locks_work(&config.database.path) {
+    if !config.database.is_postgres() && !SqliteStore::owner_locks_work(&config.database.path) {
         log::warn!(
             "file locks do not work beside {} (a network file system?): the work of a crashed \
              instance will wait for its lease ({}) to expire",
@@ -52,7 +53,7 @@ pub fn describe(
         Some(p) => format!("configuration  {} is valid", p.display()),
         None => "configuration  none given: every setting at its default".to_string(),
     }];
-    let db = &config.database.path;
+    let db = config.database.shown();
     lines.push(format!("database       {db} ({database})"));
     if enabled.is_empty() {
         lines.push(

@@ -5,6 +5,7 @@ mod add;
 mod args;
 mod check;
 mod demo;
+mod migrate;
 mod open;
 mod operate;
 mod read;
@@ -118,6 +119,7 @@ fn run(global: &args::Global, command: Command) -> Result<(), CliError> {
         Command::Stats { json } => read::stats(global, json),
         Command::Vacuum => vacuum::run(global),
         Command::Receive { addr } => receive::receive(&addr),
+        Command::Migrate { to } => migrate::migrate(global, &to),
         Command::Operate(op) => operate::run(global, op),
     }
 }

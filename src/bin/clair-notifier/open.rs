@@ -1,8 +1,9 @@
 //! What the commands open: the configuration file and the database.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use clair_notifier::{Config, ErrorKind, Registry, SqliteStore};
+use clair_notifier::{Config, Datastore, ErrorKind, Registry, SqliteStore};
 
 use crate::CliError;
 use crate::args::Global;
@@ -41,7 +42,10 @@ pub fn load_validated(
 }
 
 /// Opens the database of `config`, which must exist (the read commands never create one).
-pub fn open_existing(config: &Config) -> Result<SqliteStore, CliError> {
+pub fn open_existing(config: &Config) -> Result<Arc<dyn Datastore>, CliError> {
+    if config.database.is_postgres() {
+        return open_configured(config);
+    }
     let path = &config.database.path;
     if !Path::new(path).exists() {
         return Err(CliError::runtime(format!(
@@ -50,7 +54,28 @@ pub fn open_existing(config: &Config) -> Result<SqliteStore, CliError> {
     }
     let store = open_store(path)?;
     log::info!("database {path} opened");
-    Ok(store)
+    Ok(Arc::new(store))
+}
+
+/// Opens (or creates) the store `config` names: the SQLite file of `database.path`, or the
+/// PostgreSQL database of `database.url` (its schema created or migrated).
+pub fn open_configured(config: &Config) -> Result<Arc<dyn Datastore>, CliError> {
+    if config.database.is_postgres() {
+        return open_postgres(&config.database);
+    }
+    Ok(Arc::new(open_store(&config.database.path)?))
+}
+
+#[cfg(feature = "postgres")]
+fn open_postgres(db: &clair_notifier::DatabaseConfig) -> Result<Arc<dyn Datastore>, CliError> {
+    let store = clair_notifier::PostgresStore::open(&db.postgres_options()?)?;
+    log::info!("database PostgreSQL at {} opened", store.server());
+    Ok(Arc::new(store))
+}
+
+#[cfg(not(feature = "postgres"))]
+fn open_postgres(_: &clair_notifier::DatabaseConfig) -> Result<Arc<dyn Datastore>, CliError> {
+    Err(CliError::usage(clair_notifier::config::NO_POSTGRES))
 }
 
 /// Opens (or creates) the database at `path`. A file that is not an SQLite database, or whose

@@ -138,7 +138,7 @@ pub fn run(global: &Global, op: Op) -> Result<(), CliError> {
             writeln!(out, "{n}")?;
         }
         Op::Attempts { name, json } => {
-            let store: Arc<dyn Datastore> = Arc::new(store);
+            let store: Arc<dyn Datastore> = store.clone();
             if json {
                 let api = Api::new(&config.api, store)?;
                 match api.read_attempts(&name) {

@@ -23,7 +23,7 @@ pub fn list(global: &Global, state: Option<State>, limit: usize) -> Result<(), C
         count(listed.len() as u64, "notification"),
         state.map_or("every state", State::as_str)
     );
-    for note in crate::operate::paused_notes(&store)? {
+    for note in crate::operate::paused_notes(&*store)? {
         eprintln!("clair-notifier: {note}.");
     }
     let mut out = std::io::stdout().lock();
@@ -50,7 +50,7 @@ pub fn list(global: &Global, state: Option<State>, limit: usize) -> Result<(), C
 /// `show`: one page, exactly as the read API serves it.
 pub fn show(global: &Global, name: &str, limit: &str, page: Option<&str>) -> Result<(), CliError> {
     let config = load(global)?;
-    let store: Arc<dyn Datastore> = Arc::new(open_existing(&config)?);
+    let store: Arc<dyn Datastore> = open_existing(&config)?;
     let api = Api::new(&config.api, store)?;
     match api.read_page(name, Some(limit), page) {
         Ok(body) => {
@@ -91,7 +91,7 @@ pub fn stats(global: &Global, json: bool) -> Result<(), CliError> {
     let c = store.counts(now)?;
     log::info!("counted {}", count(c.total(), "notification"));
     let oldest = c.oldest_due.map(|t| now.since(t).as_secs());
-    let (notifiers, notifiers_json) = crate::operate::notifier_stats(&store, now)?;
+    let (notifiers, notifiers_json) = crate::operate::notifier_stats(&*store, now)?;
     let mut out = std::io::stdout().lock();
     if json {
         let v = serde_json::json!({

@@ -1,7 +1,6 @@
 //! `serve`: the notifier service and the read API until a signal stops them.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -12,7 +11,7 @@ use clair_notifier::{Registry, Service, Stopper};
 use crate::CliError;
 use crate::args::Global;
 use crate::check::describe;
-use crate::open::{load_validated, open_store};
+use crate::open::{load_validated, open_configured};
 
 /// The process's stop signal, raised by Ctrl-C, SIGTERM or SIGHUP; a second signal exits at
 /// once.
@@ -38,8 +37,8 @@ pub fn serve(global: &Global) -> Result<(), CliError> {
     let stopper = signal_stopper()?;
     let registry = Registry::take_global();
     let (config, origin) = load_validated(global, &registry)?;
-    let existed = Path::new(&config.database.path).exists();
-    let store = Arc::new(open_store(&config.database.path)?);
+    let existed = config.database.is_postgres() || Path::new(&config.database.path).exists();
+    let store = open_configured(&config)?;
     // With no notifier enabled, the service logs that it is disabled (once).
     let handle = Service::new(config.notifier.clone(), store.clone())
         .retention(config.retention)

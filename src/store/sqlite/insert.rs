@@ -3,22 +3,9 @@
 use rusqlite::{Transaction, params};
 
 use super::encoding::{chunk_end, first_chunk, fresh_names, vulnerability_json};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::Result;
 use crate::notification::NewNotification;
 use crate::time::Timestamp;
-
-/// Checks every notification before anything is written, so a bad one inserts nothing.
-pub fn check_all(notifications: &[NewNotification]) -> Result<()> {
-    for (i, n) in notifications.iter().enumerate() {
-        n.check().map_err(|why| {
-            Error::new(
-                ErrorKind::InvalidInput,
-                format!("notification {} of {}: {why}", i + 1, notifications.len()),
-            )
-        })?;
-    }
-    Ok(())
-}
 
 pub fn insert(
     tx: &Transaction<'_>,

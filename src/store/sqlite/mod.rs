@@ -25,6 +25,8 @@ mod circuit;
 mod claim;
 mod connection;
 mod encoding;
+#[cfg(feature = "postgres")]
+mod export;
 mod insert;
 mod lease;
 mod notifiers;
@@ -59,6 +61,8 @@ use crate::store::{
 };
 use crate::time::Timestamp;
 use crate::wake::Waker;
+#[cfg(feature = "postgres")]
+pub(crate) use export::Exported;
 
 /// How long a statement waits for another connection's write lock before failing.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -222,18 +226,14 @@ impl SqliteStore {
 
 impl Datastore for SqliteStore {
     fn insert(&self, notifications: &[NewNotification], now: Timestamp) -> Result<Vec<String>> {
-        insert::check_all(notifications)?;
+        super::check_all(notifications)?;
         let names = {
             let mut conn = self.writer();
             write(&mut conn, &self.path, "could not insert into", true, |tx| {
                 insert::insert(tx, &self.path, notifications, now)
             })?
         };
-        let mut watchers = self.watchers.lock().unwrap_or_else(|e| e.into_inner());
-        watchers.retain(|w| {
-            w.wake();
-            !w.is_closed()
-        });
+        crate::wake::wake_all(&mut self.watchers.lock().unwrap_or_else(|e| e.into_inner()));
         Ok(names)
     }
 
