@@ -18,10 +18,10 @@ use crate::store::DeleteRequest;
 use crate::time::Timestamp;
 
 /// Notifications deleted per transaction, at most.
-pub const BATCH: usize = 200;
+pub const BATCH: usize = 100;
 
 /// The pause after a full batch, before the next: room for the scanner's writes.
-const PACE: Duration = Duration::from_millis(20);
+const PACE: Duration = Duration::from_millis(50);
 
 /// Deletes what is past `retention` until the service stops: read notifications
 /// `retention.read` after they were read, and attempt-log rows `retention.attempts` after

@@ -189,8 +189,8 @@ fn the_service_deletes_what_was_read_past_retention_and_nothing_else() {
     handle.stop();
     let deletes = store.deletes();
     assert!(
-        deletes.iter().all(|&n| n <= 200),
-        "batches of at most 200: {deletes:?}"
+        deletes.iter().all(|&n| n <= 100),
+        "batches of at most 100: {deletes:?}"
     );
     assert_eq!(deletes.iter().sum::<usize>(), 449, "{deletes:?}");
     assert_eq!(metrics.deleted(), 449);
@@ -591,13 +591,13 @@ fn with_two_services_on_one_file_one_collects() {
     a.deletes_let_through.store(1, Ordering::SeqCst);
     let ha = Service::new(config(&rx.url()), a.clone()).start().unwrap();
     wait_for("a's first batch", Duration::from_secs(10), || {
-        a.deletes().first() == Some(&200)
+        a.deletes().first() == Some(&100)
     });
     let hb = Service::new(config(&rx.url()), b.clone()).start().unwrap();
     wait_for("b to look twice", Duration::from_secs(10), || {
         b.deletes().len() >= 2
     });
-    assert_eq!(a.counts(Timestamp::now()).unwrap().read, 300, "a's turn");
+    assert_eq!(a.counts(Timestamp::now()).unwrap().read, 400, "a's turn");
     a.deletes_let_through.store(usize::MAX, Ordering::SeqCst);
     wait_for("a to delete the rest", Duration::from_secs(30), || {
         a.deletes().iter().sum::<usize>() == 500

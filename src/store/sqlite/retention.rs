@@ -16,9 +16,9 @@ use crate::error::Result;
 use crate::store::{DeleteRequest, LeaseOwner};
 use crate::time::Timestamp;
 
-/// The most pages returned at once (1 MiB with 8 KiB pages): one short write transaction, so
+/// The most pages returned at once (256 KiB with 8 KiB pages): one short write transaction, so
 /// that the scanner's claims are not held up behind it.
-pub const VACUUM_STEP: u32 = 128;
+pub const VACUUM_STEP: u32 = 32;
 
 /// How long a collector's turn lasts past its last batch: meanwhile other instances' calls
 /// delete nothing, so that one instance at a time collects.
