@@ -71,18 +71,22 @@ pub fn summary(
     conn: &mut Conn,
     name: &str,
 ) -> Result<Option<NotificationSummary>, postgres::Error> {
-    let Some(key) = key(name) else {
-        return Ok(None);
-    };
-    let rows = conn.query(
-        concat!(
-            "SELECT ",
-            summary_columns!(),
-            " FROM notification n WHERE n.name = $1"
-        ),
-        &[&key],
-    )?;
+    let sql = concat!(
+        "SELECT ",
+        summary_columns!(),
+        " FROM notification n WHERE n.name = $1"
+    );
+    let rows = by_name(conn, name, sql)?;
     Ok(rows.first().map(summary_row))
+}
+
+/// The rows `sql` finds with the key of `name` as `$1`; none when `name` is not a UUID (no
+/// notification has such a name).
+fn by_name(conn: &mut Conn, name: &str, sql: &'static str) -> Result<Vec<Row>, postgres::Error> {
+    match key(name) {
+        Some(key) => conn.query(sql, &[&key]),
+        None => Ok(Vec::new()),
+    }
 }
 
 /// A page: the row with its content, then one keyset range of layers per side (both in one
@@ -93,18 +97,13 @@ pub fn page(
     cursor: PageCursor,
     limit: u32,
 ) -> Result<Option<NotificationPage>, postgres::Error> {
-    let Some(key) = key(name) else {
-        return Ok(None);
-    };
-    let rows = conn.query(
-        concat!(
-            "SELECT ",
-            summary_columns!(),
-            ", c.old_vulnerability, c.new_vulnerability
-             FROM notification n JOIN content c ON c.notification_id = n.id WHERE n.name = $1"
-        ),
-        &[&key],
-    )?;
+    let sql = concat!(
+        "SELECT ",
+        summary_columns!(),
+        ", c.old_vulnerability, c.new_vulnerability
+         FROM notification n JOIN content c ON c.notification_id = n.id WHERE n.name = $1"
+    );
+    let rows = by_name(conn, name, sql)?;
     let Some(row) = rows.first() else {
         return Ok(None);
     };

@@ -39,10 +39,12 @@ pub const MIGRATIONS: &[&str] = &[
         old_vulnerability text,                -- JSON
         new_vulnerability text
     );
+    -- One row a layer name (Old side 0, New side 1), by position from 0: a page is one
+    -- keyset range of the primary key.
     CREATE TABLE layer (
         notification_id bigint NOT NULL,
-        side            smallint NOT NULL,     -- 0 Old, 1 New
-        seq             integer NOT NULL,      -- position in the list, from 0
+        side            smallint NOT NULL CHECK (side IN (0, 1)),
+        seq             integer NOT NULL CHECK (seq >= 0),
         name            text NOT NULL,
         PRIMARY KEY (notification_id, side, seq)
     );

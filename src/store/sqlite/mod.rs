@@ -252,13 +252,12 @@ impl Datastore for SqliteStore {
         &self,
         owner: LeaseOwner,
         outcomes: &[Outcome],
-        claim: ClaimRequest,
-    ) -> Result<Vec<Claimed>> {
-        let ClaimRequest {
+        ClaimRequest {
             limit,
             now,
             lease_until,
-        } = claim;
+        }: ClaimRequest,
+    ) -> Result<Vec<Claimed>> {
         if outcomes.is_empty() && limit == 0 {
             return Ok(Vec::new());
         }
