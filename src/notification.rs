@@ -153,11 +153,13 @@ pub struct NotificationSummary {
     pub id: NotificationId,
     /// The public name (a UUID v4).
     pub name: String,
-    /// When it was stored.
+    /// When it was stored (the read API's `Created`, in Unix seconds there).
     pub created: Timestamp,
-    /// When a delivery round last succeeded.
+    /// When a delivery round last succeeded (the read API's `Notified`); `None` before the
+    /// first.
     pub notified: Option<Timestamp>,
-    /// When it was marked read.
+    /// When it was marked read (the read API's `Deleted`, as Clair called it); `None` while it
+    /// is unread.
     pub read: Option<Timestamp>,
     /// When it is next due: while it is leased, not before the lease expires (None once read).
     pub due: Option<Timestamp>,

@@ -77,11 +77,12 @@ pub struct Claimed {
 /// What became of one claimed notification, to be written back by [`Datastore::record`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
-    /// The notification.
+    /// The notification, as its [`Claimed`] named it.
     pub id: NotificationId,
     /// The round succeeded: set `notified` to now.
     pub notified: bool,
-    /// When it is next due.
+    /// When it is next due: the next try of this round (after a backoff), or the next round
+    /// (`renotify_interval` after the round ended, succeeded or not).
     pub next_due: Timestamp,
     /// Failed attempts in the round now in progress (0 when a round ended).
     pub attempts: u32,

@@ -242,6 +242,11 @@ fn tls_connector(options: &PostgresOptions) -> Result<tokio_postgres_rustls::Mak
     Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
 }
 
+/// What a handshake signature check answers.
+type Signature = std::result::Result<HandshakeSignatureValid, rustls::Error>;
+type Cert<'a> = CertificateDer<'a>;
+type Dss = DigitallySignedStruct;
+
 /// Verifies the chain and the signatures as usual, only not the host name (`require`).
 #[derive(Debug)]
 struct ChainOnly(Arc<rustls::client::WebPkiServerVerifier>);
@@ -266,22 +271,12 @@ impl ServerCertVerifier for ChainOnly {
         }
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
+    fn verify_tls12_signature(&self, m: &[u8], c: &Cert<'_>, d: &Dss) -> Signature {
+        self.0.verify_tls12_signature(m, c, d)
     }
 
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
+    fn verify_tls13_signature(&self, m: &[u8], c: &Cert<'_>, d: &Dss) -> Signature {
+        self.0.verify_tls13_signature(m, c, d)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
