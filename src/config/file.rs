@@ -292,3 +292,26 @@ mod tests {
         assert_eq!(c.notifier.attempts, 5);
     }
 }
+
+/// The README's configuration reference is a file the program reads, and it says the
+/// defaults: loaded, it validates and describes the same configuration as no file at all.
+#[cfg(test)]
+mod readme {
+    use super::*;
+
+    #[test]
+    fn the_readme_reference_block_is_the_defaults() {
+        let readme = include_str!("../../README.md");
+        let from = readme.find("## Configuration reference").unwrap();
+        let block = &readme[from..];
+        let start = block.find("```toml\n").unwrap() + "```toml\n".len();
+        let text = &block[start..start + block[start..].find("```").unwrap()];
+        let mut config = Config::from_toml(text).unwrap();
+        config.validate(&Registry::with_builtins()).unwrap();
+        // The exec and jsonl tables are written out, empty (their notifiers off).
+        let tables: Vec<&String> = config.notifier.params.keys().collect();
+        assert_eq!(tables, ["exec", "jsonl"]);
+        config.notifier.params.clear();
+        assert_eq!(format!("{config:?}"), format!("{:?}", Config::default()));
+    }
+}

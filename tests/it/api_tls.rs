@@ -14,6 +14,7 @@ use rcgen::{CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose,
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
+use crate::common::rawhttp::status_and_body;
 use crate::common::{sample, temp_db, wait_for};
 
 /// A CA that issues certificates on demand.
@@ -197,16 +198,7 @@ fn tls_request(
 }
 
 fn parse(answer: &[u8], server_cert: Vec<u8>) -> Answer {
-    let text = String::from_utf8_lossy(answer).to_string();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_string();
+    let (status, body) = status_and_body(answer);
     Answer {
         status,
         body,

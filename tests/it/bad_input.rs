@@ -585,17 +585,7 @@ fn exchange(addr: SocketAddr, request: &[u8]) -> (u16, String) {
     let _ = s.write_all(request);
     let mut answer = Vec::new();
     let _ = s.read_to_end(&mut answer);
-    let text = String::from_utf8_lossy(&answer).to_string();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_string();
-    (status, body)
+    crate::common::rawhttp::status_and_body(&answer)
 }
 
 impl Api {

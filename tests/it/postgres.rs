@@ -2,7 +2,6 @@
 //! see contrib/pg-test-cluster; each test skips with a note when it is not set), and the
 //! server's faults.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
@@ -60,18 +59,6 @@ fn instance_dir(url: &str, endpoint: &str, notifier: &str) -> tempfile::TempDir 
     dir
 }
 
-/// POSTs per notification name.
-fn names_seen(rx: &RawServer) -> (HashMap<String, usize>, usize) {
-    let requests = rx.requests();
-    let mut by_name: HashMap<String, usize> = HashMap::new();
-    for r in &requests {
-        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
-        let name = v["Notification"]["Name"].as_str().unwrap().to_string();
-        *by_name.entry(name).or_default() += 1;
-    }
-    (by_name, requests.len())
-}
-
 fn insert_many(store: &PostgresStore, n: usize) -> Vec<String> {
     let mut names = Vec::with_capacity(n);
     for start in (0..n).step_by(1000) {
@@ -113,7 +100,7 @@ fn three_instances_deliver_20000_none_lost_none_doubled() {
     });
     let took = start.elapsed();
     stop_all(&mut children, &dirs);
-    let (by_name, total) = names_seen(&rx);
+    let (by_name, total) = rx.names_seen();
     eprintln!(
         "three instances: {N} delivered in {:.1} s ({:.0}/s, debug build), {total} POSTs",
         took.as_secs_f64(),
@@ -160,7 +147,7 @@ fn an_instance_killed_mid_run_loses_nothing() {
     );
     let took = after.elapsed();
     stop_all(&mut children, &dirs[1..]);
-    let (by_name, total) = names_seen(&rx);
+    let (by_name, total) = rx.names_seen();
     eprintln!(
         "killed one of three at {at_kill} POSTs: the rest delivered {:.1} s later; {} POSTs \
          for {N} ({} sent twice)",
@@ -298,7 +285,7 @@ fn a_server_restart_under_a_running_service_loses_nothing() {
     sigterm(&serve);
     let status = wait_exit(&mut serve, Duration::from_secs(60), dir.path());
     assert!(status.success(), "{status}: {}", log_tail(dir.path(), 20));
-    let (by_name, total) = names_seen(&rx);
+    let (by_name, total) = rx.names_seen();
     eprintln!(
         "server restarted under serve: {N} delivered, {total} POSTs ({} twice)",
         total - by_name.len()

@@ -105,16 +105,6 @@ fn crash_restart_after_sigkill_delivers_everything_within_seconds() {
         std::thread::sleep(Duration::from_millis(10));
         response(200, &[], b"")
     });
-    let names_seen = |rx: &RawServer| -> (HashMap<String, usize>, usize) {
-        let requests = rx.requests();
-        let mut by_name: HashMap<String, usize> = HashMap::new();
-        for r in &requests {
-            let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
-            let name = v["Notification"]["Name"].as_str().unwrap().to_string();
-            *by_name.entry(name).or_default() += 1;
-        }
-        (by_name, requests.len())
-    };
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let db = d.join("n.db");
@@ -142,7 +132,7 @@ fn crash_restart_after_sigkill_delivers_everything_within_seconds() {
     wait_for(
         "every notification after the restart",
         Duration::from_secs(60),
-        || names_seen(&rx).0.len() == N,
+        || rx.names_seen().0.len() == N,
     );
     let took = restart.elapsed();
     wait_for(
@@ -154,7 +144,7 @@ fn crash_restart_after_sigkill_delivers_everything_within_seconds() {
     let status = wait_exit(&mut second, Duration::from_secs(10), d);
     assert_eq!(status.code(), Some(0), "{}", log_tail(d, 20));
 
-    let (by_name, requests) = names_seen(&rx);
+    let (by_name, requests) = rx.names_seen();
     let duplicates = requests - by_name.len();
     let in_flight = clair_notifier::service::queue_capacity(WORKERS) + WORKERS;
     eprintln!(

@@ -2,6 +2,7 @@
 //! tells it to (any status, any headers, any body) and records each request with the
 //! connection it came on, and for TLS the SNI name and whether a client certificate was shown.
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -123,6 +124,19 @@ impl RawServer {
 
     pub fn requests(&self) -> Vec<RawRequest> {
         self.state.requests.lock().unwrap().clone()
+    }
+
+    /// How many requests named each notification (webhook bodies), and how many requests in
+    /// all.
+    pub fn names_seen(&self) -> (HashMap<String, usize>, usize) {
+        let requests = self.requests();
+        let mut by_name: HashMap<String, usize> = HashMap::new();
+        for r in &requests {
+            let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+            let name = v["Notification"]["Name"].as_str().unwrap().to_string();
+            *by_name.entry(name).or_default() += 1;
+        }
+        (by_name, requests.len())
     }
 
     /// Failed TLS handshakes, as rustls described them.
@@ -284,4 +298,16 @@ impl Drop for Silent {
             let _ = t.join();
         }
     }
+}
+
+/// The status and body of a raw HTTP answer (status 0 when there is none).
+pub fn status_and_body(answer: &[u8]) -> (u16, String) {
+    let text = String::from_utf8_lossy(answer);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (status, body.to_string())
 }
