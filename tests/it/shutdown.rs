@@ -1,13 +1,13 @@
 //! Stopping with every worker blocked on a receiver that never answers: stop returns within
-//! the send timeout plus a small bound and leaves nothing leased (the library's `Handle::stop`,
-//! and the binary on SIGTERM).
+//! the send timeout plus a small bound and leaves nothing leased (the library's `Handle::stop`
+//! on each backend, and the binary on SIGTERM).
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clair_notifier::{Datastore, NotifierConfig, Service, SqliteStore, Timestamp};
 
-use crate::common::{Silent, sample, temp_db, wait_for};
+use crate::common::backends::{TestDb, on_every_backend};
+use crate::common::{Silent, sample, wait_for};
 
 const WORKERS: usize = 32;
 const TIMEOUT: Duration = Duration::from_secs(1);
@@ -18,11 +18,15 @@ const SLACK: Duration = Duration::from_secs(5);
 /// minute, far past the bound.
 const QUEUED: usize = 1000;
 
-#[test]
-fn stop_with_32_workers_blocked_on_a_silent_receiver_is_bounded_and_releases_everything() {
+on_every_backend!(
+    stop_with_32_workers_blocked_on_a_silent_receiver_is_bounded_and_releases_everything
+);
+
+fn stop_with_32_workers_blocked_on_a_silent_receiver_is_bounded_and_releases_everything(
+    db: TestDb,
+) {
     let silent = Silent::start();
-    let (_dir, path) = temp_db();
-    let store = Arc::new(SqliteStore::open(&path).unwrap());
+    let store = db.open();
     let mut config = NotifierConfig::default();
     config.http.endpoint = silent.url();
     config.http.timeout = TIMEOUT;
@@ -45,11 +49,7 @@ fn stop_with_32_workers_blocked_on_a_silent_receiver_is_bounded_and_releases_eve
     assert!(took < TIMEOUT + SLACK, "stop took {took:?}");
     let c = store.counts(Timestamp::now()).unwrap();
     assert_eq!(c.leased, 0, "{c:?}");
-    assert_eq!(
-        crate::common::bin::rows_with_lease_owner(&path),
-        0,
-        "no lease outlives stop"
-    );
+    assert_eq!(db.rows_with_lease(), 0, "no lease outlives stop");
     // The unsent ones are due at once; the timed-out ones wait for their retry.
     assert_eq!(c.pending + c.failing, QUEUED as u64, "{c:?}");
     assert!(

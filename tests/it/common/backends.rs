@@ -130,6 +130,53 @@ impl TestDb {
             }
         }
     }
+
+    /// Each table holding rows about notifications (a `notification_id` column), with how
+    /// many of its rows are about notifications that no longer exist.
+    pub fn orphans(&self) -> Vec<(String, i64)> {
+        match &self.kind {
+            Kind::Sqlite { path, .. } => {
+                let conn = rusqlite::Connection::open(path).unwrap();
+                let tables: Vec<String> = conn
+                    .prepare(
+                        "SELECT m.name FROM sqlite_master m, pragma_table_info(m.name) c \
+                         WHERE m.type = 'table' AND c.name = 'notification_id' ORDER BY 1",
+                    )
+                    .unwrap()
+                    .query_map([], |r| r.get(0))
+                    .unwrap()
+                    .collect::<Result<_, _>>()
+                    .unwrap();
+                let orphans = |t: &str| -> i64 {
+                    conn.query_row(&orphans_query(t), [], |r| r.get(0)).unwrap()
+                };
+                tables
+                    .into_iter()
+                    .map(|t| {
+                        let n = orphans(&t);
+                        (t, n)
+                    })
+                    .collect()
+            }
+            #[cfg(feature = "postgres")]
+            Kind::Postgres(db) => db.orphans(),
+        }
+    }
+}
+
+/// The URL of a new, empty database on the server named by `CLAIR_NOTIFIER_TEST_PG`, kept
+/// after the test (for tests that give it to the binary), or `None` (with a note that the
+/// test was skipped) when the variable is not set. Panics when the server cannot be reached.
+#[cfg(feature = "postgres")]
+pub fn postgres_url() -> Option<String> {
+    Some(pg::Database::create()?.keep())
+}
+
+/// Counts the rows of `table` about notifications that no longer exist.
+fn orphans_query(table: &str) -> String {
+    format!(
+        "SELECT count(*) FROM {table} WHERE notification_id NOT IN (SELECT id FROM notification)"
+    )
 }
 
 /// How many notifications the SQLite file at `path` holds leases on.
@@ -158,6 +205,7 @@ mod pg {
         admin: String,
         name: String,
         url: String,
+        kept: bool,
     }
 
     impl Database {
@@ -175,7 +223,12 @@ mod pg {
                 .unwrap_or_else(|e| panic!("could not create the test database {name}: {e}"));
             let (base, _) = admin.rsplit_once('/').expect("a URL ending in /database");
             let url = format!("{base}/{name}");
-            Some(Database { admin, name, url })
+            Some(Database {
+                admin,
+                name,
+                url,
+                kept: false,
+            })
         }
 
         pub fn open(&self) -> PostgresStore {
@@ -188,15 +241,47 @@ mod pg {
             .unwrap()
         }
 
+        /// This database's URL; the database is kept past this value.
+        pub fn keep(mut self) -> String {
+            self.kept = true;
+            std::mem::take(&mut self.url)
+        }
+
         /// One value of `query` on this database, through a connection of its own.
         pub fn query_i64(&self, query: &str) -> i64 {
             connect(&self.url).query_one(query, &[]).unwrap().get(0)
+        }
+
+        /// See [`TestDb::orphans`](super::TestDb::orphans).
+        pub fn orphans(&self) -> Vec<(String, i64)> {
+            let mut client = connect(&self.url);
+            let tables: Vec<String> = client
+                .query(
+                    "SELECT table_name::text FROM information_schema.columns \
+                     WHERE table_schema = current_schema() AND column_name = 'notification_id' \
+                     ORDER BY 1",
+                    &[],
+                )
+                .unwrap()
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            tables
+                .into_iter()
+                .map(|t| {
+                    let n = client
+                        .query_one(&super::orphans_query(&t), &[])
+                        .unwrap()
+                        .get(0);
+                    (t, n)
+                })
+                .collect()
         }
     }
 
     impl Drop for Database {
         fn drop(&mut self) {
-            if !std::thread::panicking() {
+            if !self.kept && !std::thread::panicking() {
                 let _ = connect(&self.admin).batch_execute(&format!(
                     "DROP DATABASE IF EXISTS {} WITH (FORCE)",
                     self.name
