@@ -214,6 +214,7 @@ fn the_service_deletes_what_was_read_past_retention_and_nothing_else(db: TestDb)
 
 /// The read API answers 404 for a notification that retention deleted, as for one that never
 /// existed.
+#[cfg(feature = "api")]
 fn a_get_of_a_deleted_notification_is_404(db: TestDb) {
     use clair_notifier::api::Server;
     let store = db.open();

@@ -112,6 +112,17 @@ impl TestDb {
         }
     }
 
+    /// The `[database]` table of a configuration file for the binary on this database.
+    pub fn config_table(&self) -> String {
+        match &self.kind {
+            Kind::Sqlite { path, .. } => {
+                format!("[database]\npath = {:?}\n", path.display().to_string())
+            }
+            #[cfg(feature = "postgres")]
+            Kind::Postgres(db) => format!("[database]\nurl = {:?}\n", db.url()),
+        }
+    }
+
     /// Whether another handle's inserts (another process's, on SQLite) wake a running
     /// service at once. On PostgreSQL they do (`LISTEN`/`NOTIFY`); SQLite's are found by
     /// polling every `poll_interval`.
@@ -239,6 +250,10 @@ mod pg {
                 sslrootcert: None,
             })
             .unwrap()
+        }
+
+        pub fn url(&self) -> &str {
+            &self.url
         }
 
         /// This database's URL; the database is kept past this value.
