@@ -94,15 +94,6 @@ impl TestDb {
         Arc::new(Recording::over(self.open()))
     }
 
-    /// `"sqlite"` or `"postgres"`, for messages.
-    pub fn backend(&self) -> &'static str {
-        match &self.kind {
-            Kind::Sqlite { .. } => "sqlite",
-            #[cfg(feature = "postgres")]
-            Kind::Postgres(_) => "postgres",
-        }
-    }
-
     /// The SQLite file, for the checks that read it directly; `None` on PostgreSQL.
     pub fn sqlite_path(&self) -> Option<&Path> {
         match &self.kind {
