@@ -39,9 +39,11 @@ fn max_rate_holds_the_webhook_to_its_rate_across_workers() {
     let times: Vec<_> = receiver.requests().iter().map(|r| r.at).collect();
     let span = (*times.last().unwrap() - times[0]).as_secs_f64();
     let rate = (n - 1) as f64 / span;
-    // The rate is the property under test: within 10 % over the 4 seconds it takes.
+    // The rate is the property under test: never more than 10 % above it over the 4 seconds
+    // it takes; below it only by what a loaded machine can delay (a stalled worker or scanner
+    // makes it slower, never faster).
     assert!(
-        (rate - RATE).abs() <= RATE * 0.1,
+        rate <= RATE * 1.1 && rate >= RATE * 0.5,
         "{rate:.2} sends per second over {span:.2} s"
     );
     stop(serve, d);
