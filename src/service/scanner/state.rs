@@ -147,6 +147,20 @@ impl ScanState {
             .is_none_or(|t| at.saturating_duration_since(t) >= self.poll)
     }
 
+    /// Whether a poll must ask the store for the next due time: not while a backlog drains
+    /// (the last claim got all it asked for, so the next one is made as soon as there is room,
+    /// and a claim that comes back short asks anyway). Such a read walks the due index past
+    /// every leased row, which costs the more, the more is in flight.
+    pub fn poll_reads_due(&self) -> bool {
+        !self.draining
+    }
+
+    /// A poll at `at` that did not ask for the next due time (see
+    /// [`poll_reads_due`](ScanState::poll_reads_due)): the next poll is a poll interval away.
+    pub fn polled_without_read(&mut self, at: Instant) {
+        self.last_poll = Some(at);
+    }
+
     /// The store was asked for the next due time at `at`; a failed read keeps what was known.
     pub fn polled(&mut self, at: Instant, read: Result<Option<Timestamp>>) {
         self.last_poll = Some(at);
