@@ -23,7 +23,7 @@ pub type Ids = HashSet<i64, BuildHasherDefault<IdHasher>>;
 /// Leased ids and their lease's expiry.
 pub type Expiries = HashMap<i64, i64, BuildHasherDefault<IdHasher>>;
 
-/// The hasher of [`Ids`] and [`Expiries`].
+/// The hasher of [`Ids`] and [`Expiries`], and of the scanner's set of ids in flight.
 #[derive(Default)]
 pub struct IdHasher(u64);
 
