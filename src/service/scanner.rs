@@ -61,7 +61,11 @@ impl Scanner {
             if st.should_poll(at) {
                 self.take_over_dead_owners(now);
                 self.read_holds(&mut st);
-                st.polled(at, self.shared.store.next_due());
+                if st.poll_reads_due() {
+                    st.polled(at, self.shared.store.next_due());
+                } else {
+                    st.polled_without_read(at);
+                }
             }
             // Step 2: decide the claim.
             let plan = st.decide(now, at, self.jobs.len());

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, select};
+use crossbeam_channel::{Receiver, Sender};
 
 use super::Shared;
 use super::backoff::{self, Rng};
@@ -26,15 +26,10 @@ pub(crate) fn run(
     outcomes: Sender<Outcome>,
 ) {
     let mut rng = Rng::new();
-    loop {
-        let job = select! {
-            recv(shared.stopper.receiver()) -> _ => return,
-            recv(jobs) -> job => match job {
-                Ok(job) => job,
-                Err(_) => return,
-            },
-        };
-        // A job taken in the same instant as a stop is left for the scanner to release.
+    // On its way out (after a stop) the scanner closes the queue: a worker waiting here wakes
+    // then, with the queue's last jobs or none.
+    while let Ok(job) = jobs.recv() {
+        // A job taken after a stop is left for the scanner to release.
         if shared.stopper.is_stopped() {
             return;
         }
@@ -48,9 +43,30 @@ pub(crate) fn run(
 /// One round's step for one notification, with its attempts logged: each is next due when
 /// the outcome says.
 fn deliver(shared: &Shared, notifiers: &Notifiers, job: Claimed, rng: &mut Rng) -> Outcome {
-    let mut log = Vec::new();
-    let id = job.id;
-    let mut outcome = step(shared, notifiers, job, rng, &mut log);
+    let mut log = Vec::with_capacity(notifiers.len());
+    let Claimed {
+        progress,
+        id,
+        name,
+        created,
+        notified,
+    } = job;
+    let delivery = Delivery {
+        name,
+        created,
+        notified,
+        attempt: 1,
+    };
+    // The common case: one notifier, a fresh round, nothing held or paced.
+    let plain = notifiers.len() == 1
+        && progress.is_empty()
+        && !shared.holds.is_held(0)
+        && shared.pacers[0].is_none();
+    let mut outcome = if plain {
+        step_one(shared, notifiers, id, delivery, rng, &mut log)
+    } else {
+        step(shared, notifiers, id, &progress, delivery, rng, &mut log)
+    };
     shared.holds.forget_probe(id);
     for a in &mut log {
         a.next_due = Some(outcome.next_due);
@@ -59,12 +75,44 @@ fn deliver(shared: &Shared, notifiers: &Notifiers, job: Claimed, rng: &mut Rng) 
     outcome
 }
 
-/// One round's step for one notification: every notifier not yet done (and not paused) is
-/// tried once, and each try is added to `log`.
+/// [`step`] for a fresh round through the only notifier, which is neither held nor paced:
+/// no progress is kept unless the try fails.
+fn step_one(
+    shared: &Shared,
+    notifiers: &Notifiers,
+    id: NotificationId,
+    delivery: Delivery,
+    rng: &mut Rng,
+    log: &mut Vec<Attempt>,
+) -> Outcome {
+    let (name, notifier) = &notifiers[0];
+    let tried = send(shared, 0, name, notifier.as_ref(), &delivery);
+    log.push(tried.attempt);
+    let Some((error, retry_after)) = tried.failed else {
+        return succeeded(shared, id, &delivery);
+    };
+    let progress = vec![NotifierProgress {
+        notifier: name.clone(),
+        attempts: 1,
+        succeeded: false,
+        last_error: Some(error),
+    }];
+    let ended = Ended {
+        progress,
+        waiting: Vec::new(),
+        retry_after,
+    };
+    conclude(shared, notifiers, id, &delivery, ended, rng)
+}
+
+/// One round's step for notification `id`, with the round's `done` progress so far: every
+/// notifier not yet done (and not paused) is tried once, and each try is added to `log`.
 fn step(
     shared: &Shared,
     notifiers: &Notifiers,
-    job: Claimed,
+    id: NotificationId,
+    done: &[NotifierProgress],
+    mut delivery: Delivery,
     rng: &mut Rng,
     log: &mut Vec<Attempt>,
 ) -> Outcome {
@@ -73,8 +121,7 @@ fn step(
     // Notifiers paused by an operator: skipped, without an attempt spent.
     let mut waiting = Vec::new();
     for (i, (name, notifier)) in notifiers.iter().enumerate() {
-        let mut p = job
-            .progress
+        let mut p = done
             .iter()
             .find(|p| &p.notifier == name)
             .cloned()
@@ -85,70 +132,28 @@ fn step(
                 last_error: None,
             });
         let held = !p.succeeded && shared.holds.is_held(i);
-        let probe = held && shared.holds.probe(job.id, i);
+        let probe = held && shared.holds.probe(id, i);
         if (held && !probe) || (!p.succeeded && !paced(shared, i)) {
             waiting.push(p.notifier.clone());
         } else if !p.succeeded {
-            let before = p.clone();
-            let delivery = Delivery {
-                name: job.name.clone(),
-                created: job.created,
-                notified: job.notified,
-                attempt: p.attempts + 1,
-            };
-            let counters = &shared.metrics.notifiers[i].1;
-            let (started, clock) = (shared.clock.now(), Instant::now());
-            let sent = catch_unwind(AssertUnwindSafe(|| notifier.send(&delivery)));
-            let mut attempt = Attempt {
-                notifier: name.clone(),
-                started,
-                duration: clock.elapsed(),
-                class: AttemptClass::Ok,
-                status: None,
-                excerpt: None,
-                next_due: None,
-            };
-            match sent {
-                Ok(Ok(())) => {
+            let before = probe.then(|| p.clone());
+            delivery.attempt = p.attempts + 1;
+            let tried = send(shared, i, name, notifier.as_ref(), &delivery);
+            match tried.failed {
+                None => {
                     p.succeeded = true;
                     p.last_error = None;
-                    counters.ok.fetch_add(1, Ordering::Relaxed);
                 }
-                Ok(Err(e)) => {
+                Some((error, wait)) => {
                     p.attempts += 1;
-                    log::warn!(
-                        "notifier {name}: attempt {} for {} failed: {e}",
-                        p.attempts,
-                        job.name
-                    );
-                    if let Some(d) = e.retry_after() {
-                        retry_after =
-                            Some(retry_after.map_or(d, |r: std::time::Duration| r.max(d)));
+                    if let Some(d) = wait {
+                        retry_after = Some(retry_after.map_or(d, |r: Duration| r.max(d)));
                     }
-                    p.last_error = Some(format!("{name}: {}", e.message()));
-                    counters.failed.fetch_add(1, Ordering::Relaxed);
-                    attempt.class = e.class();
-                    attempt.status = e.status();
-                    let said = e.body().filter(|b| !b.is_empty());
-                    attempt.excerpt = Some(excerpt(said.unwrap_or(e.message())));
-                }
-                Err(panic) => {
-                    p.attempts += 1;
-                    let what = panic
-                        .downcast_ref::<&str>()
-                        .map(|s| s.to_string())
-                        .or_else(|| panic.downcast_ref::<String>().cloned())
-                        .unwrap_or_else(|| "a non-string panic".to_string());
-                    log::error!("notifier {name} panicked sending {}: {what}", job.name);
-                    p.last_error = Some(format!("{name}: panicked: {what}"));
-                    counters.failed.fetch_add(1, Ordering::Relaxed);
-                    counters.panicked.fetch_add(1, Ordering::Relaxed);
-                    attempt.class = AttemptClass::Panic;
-                    attempt.excerpt = Some(excerpt(&what));
+                    p.last_error = Some(error);
                 }
             }
-            log.push(attempt);
-            if probe && !p.succeeded {
+            log.push(tried.attempt);
+            if let Some(before) = before.filter(|_| !p.succeeded) {
                 // A failed probe is a question to the endpoint, not a try of this
                 // notification: its round is as it was, and it waits with the others.
                 p = before;
@@ -157,7 +162,98 @@ fn step(
         }
         progress.push(p);
     }
+    let ended = Ended {
+        progress,
+        waiting,
+        retry_after,
+    };
+    conclude(shared, notifiers, id, &delivery, ended, rng)
+}
 
+/// What one send came to: its attempt for the log and, if it failed, the error to show and
+/// the wait the receiver asked for.
+struct Tried {
+    attempt: Attempt,
+    failed: Option<(String, Option<Duration>)>,
+}
+
+/// Sends `delivery` through the `i`th notifier, `name`, counting the result.
+fn send(
+    shared: &Shared,
+    i: usize,
+    name: &str,
+    notifier: &dyn Notifier,
+    delivery: &Delivery,
+) -> Tried {
+    let counters = &shared.metrics.notifiers[i].1;
+    let (started, clock) = (shared.clock.now(), Instant::now());
+    let sent = catch_unwind(AssertUnwindSafe(|| notifier.send(delivery)));
+    let mut attempt = Attempt {
+        notifier: name.to_string(),
+        started,
+        duration: clock.elapsed(),
+        class: AttemptClass::Ok,
+        status: None,
+        excerpt: None,
+        next_due: None,
+    };
+    let failed = match sent {
+        Ok(Ok(())) => {
+            counters.ok.fetch_add(1, Ordering::Relaxed);
+            None
+        }
+        Ok(Err(e)) => {
+            log::warn!(
+                "notifier {name}: attempt {} for {} failed: {e}",
+                delivery.attempt,
+                delivery.name
+            );
+            counters.failed.fetch_add(1, Ordering::Relaxed);
+            attempt.class = e.class();
+            attempt.status = e.status();
+            let said = e.body().filter(|b| !b.is_empty());
+            attempt.excerpt = Some(excerpt(said.unwrap_or(e.message())));
+            Some((format!("{name}: {}", e.message()), e.retry_after()))
+        }
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a non-string panic".to_string());
+            log::error!("notifier {name} panicked sending {}: {what}", delivery.name);
+            counters.failed.fetch_add(1, Ordering::Relaxed);
+            counters.panicked.fetch_add(1, Ordering::Relaxed);
+            attempt.class = AttemptClass::Panic;
+            attempt.excerpt = Some(excerpt(&what));
+            Some((format!("{name}: panicked: {what}"), None))
+        }
+    };
+    Tried { attempt, failed }
+}
+
+/// Where a round's step left each notifier: its progress, the ones that wait (held or
+/// paced), and the longest wait a failed receiver asked for.
+struct Ended {
+    progress: Vec<NotifierProgress>,
+    waiting: Vec<String>,
+    retry_after: Option<Duration>,
+}
+
+/// The outcome of a round's step that `ended` as it says.
+fn conclude(
+    shared: &Shared,
+    notifiers: &Notifiers,
+    id: NotificationId,
+    delivery: &Delivery,
+    ended: Ended,
+    rng: &mut Rng,
+) -> Outcome {
+    let Ended {
+        progress,
+        waiting,
+        retry_after,
+    } = ended;
     let now = shared.clock.now();
     let config = &shared.config;
     let failing: Vec<&NotifierProgress> = progress
@@ -183,16 +279,10 @@ fn step(
         } else {
             config.renotify_interval
         };
-        return outcome(job.id, false, now.plus(wait), attempts, None, progress);
+        return outcome(id, false, now.plus(wait), attempts, None, progress);
     }
     if failing.is_empty() {
-        shared.metrics.rounds_ok.fetch_add(1, Ordering::Relaxed);
-        if job.notified.is_none() {
-            let ms = now.since(job.created).as_millis();
-            shared.metrics.latency_ms.observe(ms as u64);
-        }
-        let next_due = now.plus(config.renotify_interval);
-        return outcome(job.id, true, next_due, 0, None, Vec::new());
+        return succeeded(shared, id, delivery);
     }
     let attempts = failing.iter().map(|p| p.attempts).max().unwrap_or(0);
     let last_error = failing
@@ -205,30 +295,28 @@ fn step(
         shared.metrics.rounds_failed.fetch_add(1, Ordering::Relaxed);
         log::warn!(
             "notification {}: giving up this round after {attempts} attempts; next round in {}",
-            job.name,
+            delivery.name,
             crate::config::format_duration(config.renotify_interval)
         );
         let next_due = now.plus(config.renotify_interval);
-        return outcome(
-            job.id,
-            false,
-            next_due,
-            attempts,
-            Some(last_error),
-            Vec::new(),
-        );
+        return outcome(id, false, next_due, attempts, Some(last_error), Vec::new());
     }
     shared.metrics.retries.fetch_add(1, Ordering::Relaxed);
     let wait = backoff::delay(attempts, config.max_backoff, retry_after, rng);
     let next_due = now.plus(wait);
-    outcome(
-        job.id,
-        false,
-        next_due,
-        attempts,
-        Some(last_error),
-        progress,
-    )
+    outcome(id, false, next_due, attempts, Some(last_error), progress)
+}
+
+/// The outcome of a round that succeeded through every notifier.
+fn succeeded(shared: &Shared, id: NotificationId, delivery: &Delivery) -> Outcome {
+    let now = shared.clock.now();
+    shared.metrics.rounds_ok.fetch_add(1, Ordering::Relaxed);
+    if delivery.notified.is_none() {
+        let ms = now.since(delivery.created).as_millis();
+        shared.metrics.latency_ms.observe(ms as u64);
+    }
+    let next_due = now.plus(shared.config.renotify_interval);
+    outcome(id, true, next_due, 0, None, Vec::new())
 }
 
 /// Waits for the next send slot of the `i`th notifier, if it is paced; `false` if a stop

@@ -33,6 +33,7 @@ pub use owner::{LeaseOwner, OwnerGuard};
 #[cfg(feature = "postgres")]
 pub use postgres::{Copied, PostgresOptions, PostgresStore, STATEMENT_TIMEOUT, SslMode};
 pub use request::{ClaimRequest, DeleteRequest};
+pub(crate) use sqlite::IdHasher;
 pub use sqlite::{AttemptLog, SqliteStore, Vacuumed};
 
 use std::time::Duration;

@@ -3,11 +3,12 @@
 //! that each step is tested alone, without threads or sleeps.
 
 use std::collections::HashSet;
+use std::hash::BuildHasherDefault;
 use std::time::{Duration, Instant};
 
 use crate::error::Result;
 use crate::notification::NotificationId;
-use crate::store::Outcome;
+use crate::store::{IdHasher, Outcome};
 use crate::time::Timestamp;
 
 /// The first wait after a failed store operation; it doubles up to [`MAX_STORE_RETRY`].
@@ -74,8 +75,9 @@ pub(super) struct ScanState {
     poll: Duration,
     /// How often the leases of work in flight are renewed.
     renew_every: Duration,
-    /// Work claimed and not yet reported.
-    in_flight: HashSet<NotificationId>,
+    /// Work claimed and not yet reported (hashed as the store's id sets are: by one
+    /// multiplication, as a row id asks no more).
+    in_flight: HashSet<NotificationId, BuildHasherDefault<IdHasher>>,
     /// Outcomes not yet written.
     pending: Vec<Outcome>,
     /// When the oldest outcome in `pending` arrived.
@@ -111,7 +113,7 @@ impl ScanState {
             claim_threshold: (capacity / 2).max(1),
             poll,
             renew_every: lease / 3,
-            in_flight: HashSet::new(),
+            in_flight: HashSet::default(),
             pending: Vec::new(),
             pending_since: at,
             woken: true,
@@ -145,6 +147,20 @@ impl ScanState {
     pub fn should_poll(&self, at: Instant) -> bool {
         self.last_poll
             .is_none_or(|t| at.saturating_duration_since(t) >= self.poll)
+    }
+
+    /// Whether a poll must ask the store for the next due time: not while a backlog drains
+    /// (the last claim got all it asked for, so the next one is made as soon as there is room,
+    /// and a claim that comes back short asks anyway). Such a read walks the due index past
+    /// every leased row, which costs the more, the more is in flight.
+    pub fn poll_reads_due(&self) -> bool {
+        !self.draining
+    }
+
+    /// A poll at `at` that did not ask for the next due time (see
+    /// [`poll_reads_due`](ScanState::poll_reads_due)): the next poll is a poll interval away.
+    pub fn polled_without_read(&mut self, at: Instant) {
+        self.last_poll = Some(at);
     }
 
     /// The store was asked for the next due time at `at`; a failed read keeps what was known.

@@ -318,3 +318,27 @@ fn while_everything_is_held_only_the_probes_are_claimed() {
     assert_eq!(st.next_probe(), None);
     assert_eq!(st.decide(now, t0, 0).claim, 0, "the probe is spent");
 }
+
+#[test]
+fn while_a_backlog_drains_the_poll_does_not_ask_for_the_next_due_time() {
+    let (mut st, t0, now) = start();
+    assert!(st.poll_reads_due(), "nothing claimed yet");
+    let plan = st.decide(now, t0, 0);
+    claim(&mut st, plan, plan.claim, 0, now);
+    assert!(
+        !st.poll_reads_due(),
+        "a full claim: the next claim comes anyway"
+    );
+    st.polled_without_read(t0 + POLL);
+    assert!(!st.should_poll(t0 + POLL + ms(1)), "the poll is counted");
+    assert_eq!(
+        st.decide(now, t0 + POLL, 0).claim,
+        FIRST_CLAIM * CLAIM_GROWTH
+    );
+    let plan = st.decide(now, t0 + POLL, 0);
+    assert!(
+        claim(&mut st, plan, 1, 5_000, now),
+        "short: it asks at once"
+    );
+    assert!(st.poll_reads_due(), "the backlog is drained");
+}

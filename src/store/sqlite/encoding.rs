@@ -26,8 +26,13 @@ pub fn name_text(row: &rusqlite::Row<'_>, column: usize) -> rusqlite::Result<Str
     if let rusqlite::types::ValueRef::Text(t) = value {
         return Ok(String::from_utf8_lossy(t).into_owned());
     }
+    // Written into a buffer on the stack, then copied once (no formatter, no regrowth).
     uuid::Uuid::from_slice(value.as_blob()?)
-        .map(|u| u.hyphenated().to_string())
+        .map(|u| {
+            u.hyphenated()
+                .encode_lower(&mut uuid::Uuid::encode_buffer())
+                .to_owned()
+        })
         .map_err(|e| {
             rusqlite::Error::FromSqlConversionFailure(
                 column,

@@ -23,7 +23,7 @@ pub type Ids = HashSet<i64, BuildHasherDefault<IdHasher>>;
 /// Leased ids and their lease's expiry.
 pub type Expiries = HashMap<i64, i64, BuildHasherDefault<IdHasher>>;
 
-/// The hasher of [`Ids`] and [`Expiries`].
+/// The hasher of [`Ids`] and [`Expiries`], and of the scanner's set of ids in flight. and of the scanner's set of ids in flight.
 #[derive(Default)]
 pub struct IdHasher(u64);
 
@@ -66,9 +66,55 @@ pub fn free(
 #[derive(Debug, Default)]
 pub struct Leases {
     /// The ids the owner holds, and when its lease expires; `None` if it holds none.
-    own: Option<(Ids, i64)>,
+    own: Option<Own>,
     /// Ids under other owners' live leases.
     others: Ids,
+}
+
+/// The owner's lease within one transaction: its ids sorted, as its row keeps them, with the
+/// ones ended meanwhile marked. (A set built from the row and sorted back into it costs
+/// every transaction a hash and a sort step per id in flight, thousands of them.)
+#[derive(Debug)]
+struct Own {
+    /// Sorted, without repeats.
+    ids: Vec<i64>,
+    /// Whether `ids[i]`'s lease has ended in this transaction.
+    ended: Vec<bool>,
+    /// How many of `ids` have not ended.
+    live: usize,
+    /// When the lease expires (milliseconds).
+    until: i64,
+}
+
+impl Own {
+    /// An owner's lease on sorted `ids`.
+    fn new(ids: Vec<i64>, until: i64) -> Own {
+        Own {
+            ended: vec![false; ids.len()],
+            live: ids.len(),
+            ids,
+            until,
+        }
+    }
+
+    /// Where `id` is, if the lease holds it.
+    fn find(&self, id: i64) -> Option<usize> {
+        // Most ids a claim looks at are newer than all those held: no search for them.
+        let (&first, &last) = (self.ids.first()?, self.ids.last()?);
+        if id < first || id > last {
+            return None;
+        }
+        self.ids.binary_search(&id).ok().filter(|&i| !self.ended[i])
+    }
+
+    /// The ids held, in order.
+    fn held(&self) -> impl Iterator<Item = i64> + '_ {
+        self.ids
+            .iter()
+            .zip(&self.ended)
+            .filter(|(_, e)| !**e)
+            .map(|(id, _)| *id)
+    }
 }
 
 impl Leases {
@@ -84,7 +130,12 @@ impl Leases {
                 let (who, until): (i64, i64) = (r.get(0)?, r.get(1)?);
                 let ids = decode(r.get_ref(2)?.as_blob()?);
                 if who == owner.get() {
-                    leases.own = Some((ids.collect(), until));
+                    let mut ids: Vec<i64> = ids.collect();
+                    if !ids.is_sorted_by(|a, b| a < b) {
+                        ids.sort_unstable();
+                        ids.dedup();
+                    }
+                    leases.own = Some(Own::new(ids, until));
                 } else if until > now.as_millis() {
                     leases.others.extend(ids);
                 } else {
@@ -101,45 +152,75 @@ impl Leases {
 
     /// Whether a claim must pass over `id`: leased to the owner or live under another.
     pub fn taken(&self, id: i64) -> bool {
-        self.others.contains(&id) || self.own.as_ref().is_some_and(|(own, _)| own.contains(&id))
+        self.others.contains(&id) || self.own.as_ref().is_some_and(|own| own.find(id).is_some())
     }
 
     /// Ends the owner's lease on `id`; returns whether it held it.
     pub fn end(&mut self, id: NotificationId) -> bool {
-        self.own
-            .as_mut()
-            .is_some_and(|(own, _)| own.remove(&id.get()))
+        let Some(own) = self.own.as_mut() else {
+            return false;
+        };
+        match own.find(id.get()) {
+            Some(i) => {
+                own.ended[i] = true;
+                own.live -= 1;
+                true
+            }
+            None => false,
+        }
     }
 
     /// Adds `ids` to the owner's lease, which then lasts at least until `until`.
     pub fn take(&mut self, ids: impl IntoIterator<Item = i64>, until: Timestamp) {
-        let (own, expiry) = self.own.get_or_insert_with(|| (Ids::default(), i64::MIN));
-        own.extend(ids);
-        *expiry = (*expiry).max(until.as_millis());
+        let mut new: Vec<i64> = ids.into_iter().collect();
+        new.sort_unstable();
+        let old = self
+            .own
+            .take()
+            .unwrap_or_else(|| Own::new(Vec::new(), i64::MIN));
+        // Merged in one pass: the ids held and the new ones, both sorted.
+        let mut ids = Vec::with_capacity(old.live + new.len());
+        let mut held = old.held().peekable();
+        let mut new = new.into_iter().peekable();
+        loop {
+            let next = match (held.peek(), new.peek()) {
+                (Some(&a), Some(&b)) if a < b => held.next(),
+                (Some(&a), Some(&b)) if a == b => {
+                    held.next();
+                    new.next()
+                }
+                (Some(_), None) => held.next(),
+                (_, Some(_)) => new.next(),
+                (None, None) => break,
+            };
+            ids.extend(next);
+        }
+        self.own = Some(Own::new(ids, old.until.max(until.as_millis())));
     }
 
     /// Extends the owner's lease to at least `until`; returns how many of `ids` it holds
     /// (none if it holds no lease: it has lost them).
     pub fn renew(&mut self, ids: &[NotificationId], until: Timestamp) -> usize {
-        let Some((own, expiry)) = self.own.as_mut() else {
+        let Some(own) = self.own.as_mut() else {
             return 0;
         };
-        *expiry = (*expiry).max(until.as_millis());
-        ids.iter().filter(|id| own.contains(&id.get())).count()
+        own.until = own.until.max(until.as_millis());
+        ids.iter().filter(|id| own.find(id.get()).is_some()).count()
     }
 
     /// Writes the owner's row back: deleted once it holds nothing.
     pub fn save(&self, tx: &Transaction<'_>, owner: LeaseOwner) -> rusqlite::Result<()> {
         match &self.own {
-            Some((own, until)) if !own.is_empty() => {
-                let mut ids: Vec<i64> = own.iter().copied().collect();
-                ids.sort_unstable();
-                let blob: Vec<u8> = ids.iter().flat_map(|id| id.to_le_bytes()).collect();
+            Some(own) if own.live > 0 => {
+                let mut blob = Vec::with_capacity(own.live * 8);
+                for id in own.held() {
+                    blob.extend_from_slice(&id.to_le_bytes());
+                }
                 tx.prepare_cached(
                     "INSERT INTO lease (owner, until, ids) VALUES (?1, ?2, ?3)
                      ON CONFLICT (owner) DO UPDATE SET until = excluded.until, ids = excluded.ids",
                 )?
-                .execute(params![owner.get(), until, blob])?;
+                .execute(params![owner.get(), own.until, blob])?;
             }
             _ => {
                 tx.prepare_cached("DELETE FROM lease WHERE owner = ?1")?
@@ -223,5 +304,46 @@ mod tests {
         let mut ids = Ids::default();
         ids.extend(0..10_000);
         assert!(ids.contains(&9_999) && !ids.contains(&10_000));
+    }
+
+    /// Taken, ended and taken again in one transaction, the owner's ids are written back
+    /// sorted, once each, without the ended ones: what the next transaction and the read
+    /// API's search find.
+    #[test]
+    fn the_owners_row_is_written_back_sorted_without_what_ended() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE lease (owner INTEGER PRIMARY KEY, until INTEGER NOT NULL, ids BLOB NOT NULL)",
+        )
+        .unwrap();
+        let owner = LeaseOwner::new(7);
+        let (t1, t2) = (Timestamp::from_millis(1_000), Timestamp::from_millis(2_000));
+        let tx = conn.transaction().unwrap();
+        let mut leases = Leases::load(&tx, owner, t1).unwrap();
+        leases.take([9, 1, 5], t2);
+        assert!(leases.end(NotificationId::new(5)));
+        assert!(!leases.end(NotificationId::new(5)), "ended once");
+        assert!(!leases.taken(5));
+        leases.take([5, 3], t1);
+        leases.save(&tx, owner).unwrap();
+        let mut leases = Leases::load(&tx, owner, t1).unwrap();
+        assert!([1, 3, 5, 9].iter().all(|&id| leases.taken(id)));
+        assert!(!leases.taken(2));
+        let ids = [1, 2, 9].map(NotificationId::new);
+        assert_eq!(leases.renew(&ids, t1), 2);
+        assert!(leases.end(NotificationId::new(1)));
+        leases.save(&tx, owner).unwrap();
+        for id in [3, 5, 9] {
+            assert_eq!(expiry_of(&tx, id).unwrap(), Some(2_000), "{id}");
+        }
+        assert_eq!(expiry_of(&tx, 1).unwrap(), None);
+        for id in [3, 5, 9] {
+            assert!(leases.end(NotificationId::new(id)));
+        }
+        leases.save(&tx, owner).unwrap();
+        let n: i64 = tx
+            .query_row("SELECT count(*) FROM lease", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 0, "a row that holds nothing is deleted");
     }
 }

@@ -63,6 +63,7 @@ use crate::time::Timestamp;
 use crate::wake::Waker;
 #[cfg(feature = "postgres")]
 pub(crate) use export::Exported;
+pub(crate) use lease::IdHasher;
 
 /// How long a statement waits for another connection's write lock before failing.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
