@@ -1,9 +1,9 @@
 //! The attempt log: rows appended with the outcome they belong to, the oldest beyond
 //! [`KEPT_ATTEMPTS`] dropped in the same write, and read back for one notification.
 //!
-//! Which successes get a row is the store's [`AttemptLog`] setting: every one, or only the
-//! last, kept in the notification's own row (which the outcome rewrites anyway, so that a
-//! delivery still writes one row).
+//! Which successes get a row is the store's [`AttemptLog`](crate::store::AttemptLog)
+//! setting: every one, or only the last, kept in the notification's own row (which the outcome
+//! rewrites anyway, so that a delivery still writes one row).
 
 use std::time::Duration;
 
@@ -12,64 +12,6 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use super::encoding::name_key;
 use crate::attempt::{Attempt, AttemptClass, KEPT_ATTEMPTS};
 use crate::time::Timestamp;
-
-/// Which attempts the SQLite store logs. Failures always get a row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum AttemptLog {
-    /// Every failure, and only the last success of each notification (kept in its row: no
-    /// write beyond the outcome's own).
-    #[default]
-    LastSuccess,
-    /// Every attempt, successes included: one more row written per delivery.
-    EverySuccess,
-    /// Nothing: the store as it was before the attempt log (for measuring its cost).
-    Off,
-}
-
-impl AttemptLog {
-    pub(super) fn from_u8(v: u8) -> AttemptLog {
-        match v {
-            1 => AttemptLog::EverySuccess,
-            2 => AttemptLog::Off,
-            _ => AttemptLog::LastSuccess,
-        }
-    }
-
-    pub(super) fn as_u8(self) -> u8 {
-        match self {
-            AttemptLog::LastSuccess => 0,
-            AttemptLog::EverySuccess => 1,
-            AttemptLog::Off => 2,
-        }
-    }
-
-    /// The attempts of `log` that get a row, and the success kept in the notification's row.
-    pub(super) fn split(self, log: &[Attempt]) -> (Vec<&Attempt>, Option<&Attempt>) {
-        match self {
-            AttemptLog::Off => (Vec::new(), None),
-            AttemptLog::EverySuccess => (log.iter().collect(), None),
-            AttemptLog::LastSuccess => (
-                log.iter().filter(|a| a.class != AttemptClass::Ok).collect(),
-                log.iter().rev().find(|a| a.class == AttemptClass::Ok),
-            ),
-        }
-    }
-}
-
-/// The success kept in a notification's row, as the four values its columns bind.
-pub(super) fn ok_columns(
-    ok: Option<&Attempt>,
-) -> (Option<&str>, Option<i64>, Option<i64>, Option<i64>) {
-    match ok {
-        None => (None, None, None, None),
-        Some(a) => (
-            Some(a.notifier.as_str()),
-            Some(a.started.as_millis()),
-            Some(a.duration.as_millis() as i64),
-            a.next_due.map(Timestamp::as_millis),
-        ),
-    }
-}
 
 /// Appends `rows` to the log of notification `id`, which now counts `logged` rows ever
 /// written (these included), and drops those beyond the last [`KEPT_ATTEMPTS`].
