@@ -123,7 +123,8 @@ impl PostgresStore {
         &self.pool.target.name
     }
 
-    /// Whether the database holds no notification and no setting (what `migrate --to` needs).
+    /// Whether the database holds no notification, no setting and no notifier state (what
+    /// `migrate --to` needs).
     ///
     /// # Errors
     ///
@@ -132,7 +133,8 @@ impl PostgresStore {
         self.pool.with("could not read", |c| {
             let rows = c.query(
                 "SELECT NOT EXISTS (SELECT 1 FROM notification)
-                     AND NOT EXISTS (SELECT 1 FROM setting)",
+                     AND NOT EXISTS (SELECT 1 FROM setting)
+                     AND NOT EXISTS (SELECT 1 FROM notifier)",
                 &[],
             )?;
             Ok(rows[0].get(0))

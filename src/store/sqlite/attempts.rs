@@ -52,6 +52,20 @@ pub(super) fn append(
 
 /// The log of the notification `name`, oldest first; `None` if there is none of that name.
 pub(super) fn read(conn: &Connection, name: &str) -> rusqlite::Result<Option<Vec<Attempt>>> {
+    let Some((ok, rows)) = parts(conn, name)? else {
+        return Ok(None);
+    };
+    let mut log: Vec<Attempt> = rows.into_iter().map(|(_, a)| a).collect();
+    if let Some(ok) = ok {
+        let at = log.partition_point(|a| a.started <= ok.started);
+        log.insert(at, ok);
+    }
+    Ok(Some(log))
+}
+
+/// The log of the notification `name` as stored: the last success kept in its row, and its
+/// rows with their numbers, oldest first; `None` if there is none of that name.
+pub(super) fn parts(conn: &Connection, name: &str) -> rusqlite::Result<Option<Parts>> {
     let Some(key) = name_key(name) else {
         return Ok(None);
     };
@@ -78,13 +92,13 @@ pub(super) fn read(conn: &Connection, name: &str) -> rusqlite::Result<Option<Vec
     let Some((id, ok)) = head else {
         return Ok(None);
     };
-    let mut log: Vec<Attempt> = conn
+    let rows = conn
         .prepare_cached(
-            "SELECT notifier, started_at, duration_ms, class, status, excerpt, next_due
+            "SELECT notifier, started_at, duration_ms, class, status, excerpt, next_due, seq
              FROM attempt WHERE notification_id = ?1 ORDER BY seq",
         )?
         .query_map([id], |r| {
-            Ok(Attempt {
+            let a = Attempt {
                 notifier: r.get(0)?,
                 started: Timestamp::from_millis(r.get(1)?),
                 duration: Duration::from_millis(r.get::<_, i64>(2)?.max(0) as u64),
@@ -92,15 +106,16 @@ pub(super) fn read(conn: &Connection, name: &str) -> rusqlite::Result<Option<Vec
                 status: r.get(4)?,
                 excerpt: r.get(5)?,
                 next_due: r.get::<_, Option<i64>>(6)?.map(Timestamp::from_millis),
-            })
+            };
+            Ok((r.get(7)?, a))
         })?
         .collect::<rusqlite::Result<_>>()?;
-    if let Some(ok) = ok {
-        let at = log.partition_point(|a| a.started <= ok.started);
-        log.insert(at, ok);
-    }
-    Ok(Some(log))
+    Ok(Some((ok, rows)))
 }
+
+/// The last success kept in a notification's row, and the rows of its log with their
+/// numbers.
+pub(super) type Parts = (Option<Attempt>, Vec<(i64, Attempt)>);
 
 /// Deletes up to `limit` rows that started at or before `before`, oldest first.
 pub(super) fn delete_before(
