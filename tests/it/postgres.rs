@@ -16,7 +16,7 @@ const VAR: &str = "CLAIR_NOTIFIER_TEST_PG";
 
 /// The URL of a new, empty database on the test server; `None` (with a note) when the
 /// variable is not set.
-fn fresh_db() -> Option<String> {
+pub(crate) fn fresh_db() -> Option<String> {
     let Ok(admin) = std::env::var(VAR) else {
         use std::io::Write;
         let _ = writeln!(
@@ -35,7 +35,7 @@ fn fresh_db() -> Option<String> {
     Some(format!("{base}/{db}"))
 }
 
-fn open(url: &str) -> PostgresStore {
+pub(crate) fn open(url: &str) -> PostgresStore {
     PostgresStore::open(&PostgresOptions {
         url: url.to_string(),
         password: None,
