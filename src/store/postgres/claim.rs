@@ -35,13 +35,24 @@ pub fn decode(id: NotificationId) -> (i64, i32) {
 /// read); then due work is claimed, oldest first, skipping rows other claims have locked. The
 /// `LIMIT` sits in a `MATERIALIZED` CTE so that no more rows are locked than are returned, and
 /// the claimed rows are updated through `= ANY(ARRAY(...))`, an index lookup each: joined to
-/// the CTE, the planner hashed the whole table for every claim. The attempt log (`$12` on, see
-/// [`attempts::Log`]) is written for the outcomes recorded, in the same statement.
+/// the CTE, the planner hashed the whole table for every claim.
+///
+/// The outcomes' rows are found by `id = ANY($1)` (as many index lookups as outcomes, and the
+/// planner knows how many); every other condition on them is written against a column of the
+/// materialized outcomes (`owner`; `unread` for `read_at IS NULL`), none on the table alone.
+/// With `lease_owner = $9` as a condition of its own, statistics gathered while few rows were
+/// leased (or before a bulk insert was analyzed) made the planner expect a handful of rows,
+/// and it scanned or hashed the whole table (60,000 rows: 50-450 ms a batch, whenever
+/// autovacuum had just analyzed it).
+///
+/// The attempt log (`$12` on, see [`attempts::Log`]) is written for the outcomes recorded, in
+/// the same statement.
 const RECORD_AND_CLAIM: &str = "
-WITH o AS (
-    SELECT * FROM unnest($1::bigint[], $2::integer[], $3::boolean[], $4::bigint[],
-                         $5::integer[], $6::text[], $7::text[],
-                         $12::bigint[], $13::text[], $14::bigint[], $15::bigint[], $16::bigint[])
+WITH o AS MATERIALIZED (
+    SELECT *, $9::bigint AS owner, true AS unread
+    FROM unnest($1::bigint[], $2::integer[], $3::boolean[], $4::bigint[],
+                $5::integer[], $6::text[], $7::text[],
+                $12::bigint[], $13::text[], $14::bigint[], $15::bigint[], $16::bigint[])
         WITH ORDINALITY
         AS o(id, token, notified, next_due, attempts, last_error, progress,
              nlog, ok_notifier, ok_at, ok_ms, ok_next_due, ord)
@@ -54,7 +65,8 @@ WITH o AS (
         ok_at = coalesce(o.ok_at, n.ok_at), ok_ms = coalesce(o.ok_ms, n.ok_ms),
         ok_next_due = coalesce(o.ok_next_due, n.ok_next_due)
     FROM o
-    WHERE n.id = o.id AND n.lease_owner = $9 AND n.lease_token = o.token AND n.read_at IS NULL
+    WHERE n.id = ANY($1) AND n.id = o.id AND n.lease_owner = o.owner AND n.lease_token = o.token
+        AND (n.read_at IS NULL) = o.unread
     RETURNING n.id, n.logged, o.nlog, o.ord
 ), logged AS (
     INSERT INTO attempt (notification_id, seq, notifier, started_at, duration_ms, class,
@@ -178,7 +190,8 @@ fn split(ids: &[NotificationId]) -> (Vec<i64>, Vec<i32>) {
     ids.iter().map(|&id| decode(id)).unzip()
 }
 
-/// Extends the leases `owner` still holds on `ids` (each fenced by its token).
+/// Extends the leases `owner` still holds on `ids` (each fenced by its token; the owner matched
+/// as a column, see [`RECORD_AND_CLAIM`]).
 pub fn renew(
     conn: &mut Conn,
     owner: LeaseOwner,
@@ -187,10 +200,12 @@ pub fn renew(
 ) -> Result<usize, postgres::Error> {
     let (rows, tokens) = split(ids);
     let held = conn.query(
-        "WITH extended AS (
+        "WITH h AS MATERIALIZED (
+             SELECT *, $1::bigint AS owner FROM unnest($3::bigint[], $4::integer[]) AS h(id, token)
+         ), extended AS (
              UPDATE notification n SET lease_until = greatest(n.lease_until, $2)
-             FROM unnest($3::bigint[], $4::integer[]) AS h(id, token)
-             WHERE n.id = h.id AND n.lease_token = h.token AND n.lease_owner = $1
+             FROM h WHERE n.id = ANY($3) AND n.id = h.id AND n.lease_token = h.token
+                 AND n.lease_owner = h.owner
              RETURNING 1)
          SELECT count(*) FROM extended",
         &[&owner.get(), &until.as_millis(), &rows, &tokens],
@@ -206,10 +221,13 @@ pub fn release(
 ) -> Result<(), postgres::Error> {
     let (rows, tokens) = split(ids);
     conn.query(
-        "UPDATE notification n SET lease_owner = NULL, lease_until = NULL,
+        "WITH h AS MATERIALIZED (
+             SELECT *, $1::bigint AS owner FROM unnest($3::bigint[], $4::integer[]) AS h(id, token)
+         )
+         UPDATE notification n SET lease_owner = NULL, lease_until = NULL,
              due_at = CASE WHEN n.read_at IS NULL THEN $2::bigint END
-         FROM unnest($3::bigint[], $4::integer[]) AS h(id, token)
-         WHERE n.id = h.id AND n.lease_token = h.token AND n.lease_owner = $1",
+         FROM h WHERE n.id = ANY($3) AND n.id = h.id AND n.lease_token = h.token
+                 AND n.lease_owner = h.owner",
         &[&owner.get(), &now.as_millis(), &rows, &tokens],
     )?;
     Ok(())
