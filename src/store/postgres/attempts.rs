@@ -26,8 +26,14 @@ pub struct Log {
     ok_at: Vec<Option<i64>>,
     ok_ms: Vec<Option<i64>>,
     ok_next_due: Vec<Option<i64>>,
-    outcome: Vec<i64>,
-    pos: Vec<i64>,
+    rows: Tries<i64>,
+}
+
+/// Rows of the attempt log as arrays for `unnest`: each with a key naming its notification
+/// (of type `K`), a number, and its values.
+pub struct Tries<K> {
+    key: Vec<K>,
+    seq: Vec<i64>,
     notifier: Vec<String>,
     started: Vec<i64>,
     ms: Vec<i64>,
@@ -35,6 +41,57 @@ pub struct Log {
     status: Vec<Option<i32>>,
     excerpt: Vec<Option<String>>,
     next_due: Vec<Option<i64>>,
+}
+
+impl<K> Default for Tries<K> {
+    fn default() -> Self {
+        Tries {
+            key: Vec::new(),
+            seq: Vec::new(),
+            notifier: Vec::new(),
+            started: Vec::new(),
+            ms: Vec::new(),
+            class: Vec::new(),
+            status: Vec::new(),
+            excerpt: Vec::new(),
+            next_due: Vec::new(),
+        }
+    }
+}
+
+impl<K: ToSql + Sync> Tries<K> {
+    /// Adds the row `a` of the notification `key`, numbered `seq`.
+    pub fn push(&mut self, key: K, seq: i64, a: &Attempt) {
+        self.key.push(key);
+        self.seq.push(seq);
+        self.notifier.push(a.notifier.clone());
+        self.started.push(a.started.as_millis());
+        self.ms.push(millis(a.duration));
+        self.class.push(a.class.as_str());
+        self.status.push(a.status.map(i32::from));
+        self.excerpt.push(a.excerpt.clone());
+        self.next_due.push(a.next_due.map(Timestamp::as_millis));
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.key.is_empty()
+    }
+
+    /// The arrays, in the order of the fields.
+    pub fn params(&self) -> [&(dyn ToSql + Sync); 9] {
+        [
+            &self.key,
+            &self.seq,
+            &self.notifier,
+            &self.started,
+            &self.ms,
+            &self.class,
+            &self.status,
+            &self.excerpt,
+            &self.next_due,
+        ]
+    }
 }
 
 const KEPT: i64 = KEPT_ATTEMPTS as i64;
@@ -51,37 +108,22 @@ impl Log {
         self.ok_next_due.push(next);
         let outcome = self.count.len() as i64;
         for (pos, a) in (1..).zip(rows) {
-            self.outcome.push(outcome);
-            self.pos.push(pos);
-            self.notifier.push(a.notifier.clone());
-            self.started.push(a.started.as_millis());
-            self.ms.push(millis(a.duration));
-            self.class.push(a.class.as_str());
-            self.status.push(a.status.map(i32::from));
-            self.excerpt.push(a.excerpt.clone());
-            self.next_due.push(a.next_due.map(Timestamp::as_millis));
+            self.rows.push(outcome, pos, a);
         }
     }
 
     /// `$12` to `$26`.
-    pub fn params(&self) -> [&(dyn ToSql + Sync); 15] {
-        [
+    pub fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![
             &self.count,
             &self.ok_notifier,
             &self.ok_at,
             &self.ok_ms,
             &self.ok_next_due,
-            &self.outcome,
-            &self.pos,
-            &self.notifier,
-            &self.started,
-            &self.ms,
-            &self.class,
-            &self.status,
-            &self.excerpt,
-            &self.next_due,
-            &KEPT,
-        ]
+        ];
+        params.extend(self.rows.params());
+        params.push(&KEPT);
+        params
     }
 }
 

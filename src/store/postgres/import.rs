@@ -6,8 +6,8 @@
 use std::path::Path;
 
 use super::PostgresStore;
+use super::attempts::Tries;
 use super::claim::progress_json;
-use crate::attempt::Attempt;
 use crate::error::{Error, ErrorKind, Result};
 use crate::store::SqliteStore;
 use crate::store::sqlite::Exported;
@@ -125,7 +125,7 @@ fn copy_batch(
     let (mut created, mut notified, mut read, mut due) = (vec![], vec![], vec![], vec![]);
     let (mut attempts, mut errors, mut progress) = (vec![], vec![], vec![]);
     let (mut logged, mut log) = (vec![], super::attempts::Log::default());
-    let mut logged_rows = LogRows::default();
+    let mut tries = Tries::default();
     for e in batch {
         let s = &e.page.summary;
         let name = uuid::Uuid::try_parse(&s.name).unwrap_or_else(|_| uuid::Uuid::new_v4());
@@ -143,7 +143,7 @@ fn copy_batch(
         log.push(AttemptLog::LastSuccess, e.last_ok.as_slice());
         copied.attempts += u64::from(e.last_ok.is_some()) + e.attempts.len() as u64;
         for (seq, a) in &e.attempts {
-            logged_rows.push(name, *seq, a);
+            tries.push(name, *seq, a);
         }
     }
     let ok = log.params();
@@ -155,67 +155,32 @@ fn copy_batch(
             ok[3], ok[4],
         ],
     )?;
-    logged_rows.run(tx)?;
+    copy_tries(tx, &tries)?;
     copied.notifications += batch.len() as u64;
     copied.layers += rows.layers() as u64;
     Ok(())
 }
 
-/// Rows of the attempt log, with their notification's name and their number.
-#[derive(Default)]
-struct LogRows {
-    name: Vec<uuid::Uuid>,
-    seq: Vec<i64>,
-    notifier: Vec<String>,
-    started: Vec<i64>,
-    ms: Vec<i64>,
-    class: Vec<&'static str>,
-    status: Vec<Option<i32>>,
-    excerpt: Vec<Option<String>>,
-    next_due: Vec<Option<i64>>,
-}
-
-impl LogRows {
-    fn push(&mut self, name: uuid::Uuid, seq: i64, a: &Attempt) {
-        self.name.push(name);
-        self.seq.push(seq);
-        self.notifier.push(a.notifier.clone());
-        self.started.push(a.started.as_millis());
-        self.ms
-            .push(i64::try_from(a.duration.as_millis()).unwrap_or(i64::MAX));
-        self.class.push(a.class.as_str());
-        self.status.push(a.status.map(i32::from));
-        self.excerpt.push(a.excerpt.clone());
-        self.next_due.push(a.next_due.map(Timestamp::as_millis));
+/// Writes `rows`, each keyed by its notification's name.
+fn copy_tries(
+    tx: &mut postgres::Transaction<'_>,
+    rows: &Tries<uuid::Uuid>,
+) -> std::result::Result<(), postgres::Error> {
+    if rows.is_empty() {
+        return Ok(());
     }
-
-    fn run(&self, tx: &mut postgres::Transaction<'_>) -> std::result::Result<(), postgres::Error> {
-        if self.name.is_empty() {
-            return Ok(());
-        }
-        tx.execute(
-            "INSERT INTO attempt (notification_id, seq, notifier, started_at, duration_ms, class,
-                                  status, excerpt, next_due)
-             SELECT n.id, a.seq, a.notifier, a.started, a.ms, a.class, a.status, a.excerpt,
-                    a.next_due
-             FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[],
-                         $6::text[], $7::integer[], $8::text[], $9::bigint[])
-                 AS a(name, seq, notifier, started, ms, class, status, excerpt, next_due)
-             JOIN notification n ON n.name = a.name",
-            &[
-                &self.name,
-                &self.seq,
-                &self.notifier,
-                &self.started,
-                &self.ms,
-                &self.class,
-                &self.status,
-                &self.excerpt,
-                &self.next_due,
-            ],
-        )?;
-        Ok(())
-    }
+    tx.execute(
+        "INSERT INTO attempt (notification_id, seq, notifier, started_at, duration_ms, class,
+                              status, excerpt, next_due)
+         SELECT n.id, a.seq, a.notifier, a.started, a.ms, a.class, a.status, a.excerpt,
+                a.next_due
+         FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[],
+                     $6::text[], $7::integer[], $8::text[], $9::bigint[])
+             AS a(name, seq, notifier, started, ms, class, status, excerpt, next_due)
+         JOIN notification n ON n.name = a.name",
+        &rows.params(),
+    )?;
+    Ok(())
 }
 
 fn copy_notifier(

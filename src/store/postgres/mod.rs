@@ -6,7 +6,10 @@
 //! under renewable leases, each claim fenced by a token of its own ([`claim`]); outcomes are
 //! written in batches with the next claim, in one statement; pages are keyset range queries;
 //! no transaction is held open across a delivery; inserts `NOTIFY` every instance
-//! ([`listen`]); owners prove they are alive with session advisory locks ([`owners`]).
+//! ([`listen`]); owners prove they are alive with session advisory locks ([`owners`]). The
+//! attempt log is written with the outcomes, in the same statement ([`attempts`]); each
+//! notifier's pause and circuit live in a row of its own, changed under its row lock
+//! ([`notifiers`], [`circuit`]), so every instance sees and obeys the same state.
 //!
 //! # Durability
 //!

@@ -8,8 +8,8 @@ use crate::store::DeleteRequest;
 const TURN_MS: i64 = 60_000;
 
 /// The turn is taken (or kept) unless another collector's is still running; the oldest read
-/// notifications are then deleted with their content, layers and attempts, skipping rows another
-/// statement holds.
+/// notifications are then deleted with their content, layers and attempts, skipping rows
+/// another statement holds.
 const DELETE_READ: &str = "
 WITH turn AS (
     INSERT INTO setting (key, value) VALUES ('retention_turn', $1::text || ':' || $2::text)
