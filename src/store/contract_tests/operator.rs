@@ -267,7 +267,31 @@ fn instances_recording_sends_at_once_lose_no_failure(s: &dyn TestStore) {
     assert_eq!(s.notifiers(t(0)).unwrap()[0].failures, 200);
 }
 
+fn a_probe_is_taken_once_by_instances_asking_at_once(s: &dyn TestStore) {
+    assert_eq!(record(s, &[false; 3], BREAKER, 0), CircuitChange::Opened(3));
+    let stores: Vec<Box<dyn Datastore>> = (0..4).map(|_| s.reopen()).collect();
+    let taken: usize = std::thread::scope(|scope| {
+        let asks: Vec<_> = stores
+            .iter()
+            .map(|store| {
+                scope.spawn(move || {
+                    (0..5)
+                        .filter(|_| {
+                            store
+                                .take_probe("webhook", BREAKER.probe, t(30_000))
+                                .unwrap()
+                        })
+                        .count()
+                })
+            })
+            .collect();
+        asks.into_iter().map(|a| a.join().unwrap()).sum()
+    });
+    assert_eq!(taken, 1);
+}
+
 backends!(
+    a_probe_is_taken_once_by_instances_asking_at_once,
     resend_starts_a_fresh_round_at_once_and_is_idempotent,
     resend_of_a_read_notification_needs_unread,
     resend_of_unknown_names_changes_nothing,
