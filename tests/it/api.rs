@@ -1,5 +1,6 @@
 //! The read API over real HTTP on loopback: Clair v1's JSON and status codes, paging, page
-//! tokens, limits, the bearer token, /health and /metrics, and the whole receiver loop.
+//! tokens, limits, the bearer token, /health and /metrics, and the whole receiver loop. What
+//! reads or writes the store runs on each backend; the HTTP layer's own checks on SQLite.
 
 use std::io::{Read, Write};
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use clair_notifier::{
 };
 use serde_json::Value;
 
+use crate::common::backends::{TestDb, on_every_backend};
 use crate::common::receiver::Receiver;
 use crate::common::{OffsetClock, sample, temp_db, wait_for};
 
@@ -64,25 +66,27 @@ fn error(message: &str) -> String {
 }
 
 struct Fixture {
-    _dir: tempfile::TempDir,
-    path: std::path::PathBuf,
-    store: Arc<SqliteStore>,
+    db: TestDb,
+    store: Arc<dyn Datastore>,
     server: RunningServer,
     base: String,
 }
 
-fn start_with(config: ApiConfig) -> Fixture {
-    let (dir, path) = temp_db();
-    let store = Arc::new(SqliteStore::open(&path).unwrap());
+/// The API on a new database of `db`'s backend.
+fn start_on(db: TestDb, config: ApiConfig) -> Fixture {
+    let store = db.open();
     let server = Server::start(&config, store.clone(), None).unwrap();
     let base = format!("http://{}", server.addr());
     Fixture {
-        _dir: dir,
-        path,
+        db,
         store,
         server,
         base,
     }
+}
+
+fn start_with(config: ApiConfig) -> Fixture {
+    start_on(TestDb::sqlite(), config)
 }
 
 fn loopback() -> ApiConfig {
@@ -131,9 +135,18 @@ fn rich() -> NewNotification {
     }
 }
 
-#[test]
-fn get_answers_clairs_json_byte_for_byte() {
-    let f = start();
+on_every_backend!(
+    get_answers_clairs_json_byte_for_byte,
+    pages_walk_old_and_new_lists_of_different_lengths,
+    bad_limits_tokens_and_names_are_clairs_errors,
+    delete_marks_read_repeatably_and_the_notification_stays_readable,
+    page_tokens_survive_a_restart_and_need_the_same_key,
+    health_and_metrics_show_the_service_and_stuck_work,
+    a_clair_receiver_reads_every_page_deletes_and_hears_no_more,
+);
+
+fn get_answers_clairs_json_byte_for_byte(db: TestDb) {
+    let f = start_on(db, loopback());
     let names = f.store.insert(&[rich()], Timestamp::now()).unwrap();
     let name = &names[0];
     let created = f.store.summary(name).unwrap().unwrap().created.as_secs();
@@ -163,9 +176,8 @@ fn get_answers_clairs_json_byte_for_byte() {
     assert_eq!(a.body, want);
 }
 
-#[test]
-fn pages_walk_old_and_new_lists_of_different_lengths() {
-    let f = start();
+fn pages_walk_old_and_new_lists_of_different_lengths(db: TestDb) {
+    let f = start_on(db, loopback());
     let name = &f.store.insert(&[rich()], Timestamp::now()).unwrap()[0];
     let (mut old, mut new, mut pages) = (Vec::new(), Vec::new(), 0);
     let mut token: Option<String> = None;
@@ -206,9 +218,8 @@ fn pages_walk_old_and_new_lists_of_different_lengths() {
     assert_eq!(new, layers("new-", 2));
 }
 
-#[test]
-fn bad_limits_tokens_and_names_are_clairs_errors() {
-    let f = start();
+fn bad_limits_tokens_and_names_are_clairs_errors(db: TestDb) {
+    let f = start_on(db, loopback());
     let names = f
         .store
         .insert(&[rich(), sample("CVE-2", 3)], Timestamp::now())
@@ -287,18 +298,15 @@ fn bad_limits_tokens_and_names_are_clairs_errors() {
     assert_eq!(ok.status, 200);
 }
 
-#[test]
-fn delete_marks_read_repeatably_and_the_notification_stays_readable() {
-    let (_dir, path) = temp_db();
-    let store = Arc::new(SqliteStore::open(&path).unwrap());
+fn delete_marks_read_repeatably_and_the_notification_stays_readable(db: TestDb) {
+    let store = db.open();
     let clock = OffsetClock::default();
     let api = Api::new(&loopback(), store.clone())
         .unwrap()
         .clock(clock.clock());
     let server = Server::serve(&loopback(), api, None).unwrap();
     let f = Fixture {
-        _dir,
-        path,
+        db,
         store,
         base: format!("http://{}", server.addr()),
         server,
@@ -430,21 +438,18 @@ fn the_bearer_token_guards_get_and_delete_only() {
     assert!(f.store.summary(name).unwrap().unwrap().read.is_none());
 }
 
-#[test]
-fn page_tokens_survive_a_restart_and_need_the_same_key() {
-    let f = start();
+fn page_tokens_survive_a_restart_and_need_the_same_key(db: TestDb) {
+    let f = start_on(db, loopback());
     let name = f.store.insert(&[rich()], Timestamp::now()).unwrap()[0].clone();
     let next = get(&f.base, &format!("/v1/notifications/{name}?limit=1")).json()["Notification"]
         ["NextPage"]
         .as_str()
         .unwrap()
         .to_string();
-    let Fixture {
-        _dir, path, server, ..
-    } = f;
+    let Fixture { db, server, .. } = f;
     server.stop();
     // A new process on the same database: the generated key was kept in it.
-    let store = Arc::new(SqliteStore::open(&path).unwrap());
+    let store = db.open();
     let again = Server::start(&loopback(), store.clone(), None).unwrap();
     let r = get(
         &format!("http://{}", again.addr()),
@@ -499,12 +504,10 @@ fn fast_webhook(url: &str) -> NotifierConfig {
     c
 }
 
-#[test]
-fn health_and_metrics_show_the_service_and_stuck_work() {
+fn health_and_metrics_show_the_service_and_stuck_work(db: TestDb) {
     let rx = Receiver::start(2);
     rx.set_status(500);
-    let (_dir, path) = temp_db();
-    let store = Arc::new(SqliteStore::open(&path).unwrap());
+    let store = db.open();
     let handle = Service::new(fast_webhook(&rx.url()), store.clone())
         .start()
         .unwrap();
@@ -553,11 +556,9 @@ fn health_and_metrics_show_the_service_and_stuck_work() {
     assert_eq!(h.json()["Notifier"], "stopped");
 }
 
-#[test]
-fn a_clair_receiver_reads_every_page_deletes_and_hears_no_more() {
+fn a_clair_receiver_reads_every_page_deletes_and_hears_no_more(db: TestDb) {
     let rx = Receiver::start(2);
-    let (_dir, path) = temp_db();
-    let store = Arc::new(SqliteStore::open(&path).unwrap());
+    let store = db.open();
     let handle = Service::new(fast_webhook(&rx.url()), store.clone())
         .start()
         .unwrap();

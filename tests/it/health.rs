@@ -9,11 +9,11 @@ use clair_notifier::api::{Server, ServiceView};
 use clair_notifier::service::ServiceState;
 use clair_notifier::{
     ApiConfig, Clock, Datastore, Delivery, Notifier, NotifierConfig, Registry, SendError, Service,
-    SqliteStore, Timestamp,
+    Timestamp,
 };
 
-use crate::common::recording::Recording;
-use crate::common::{sample, temp_db, wait_for};
+use crate::common::backends::{TestDb, on_every_backend};
+use crate::common::{sample, wait_for};
 
 /// A notifier that succeeds at once.
 struct Ok0;
@@ -52,10 +52,13 @@ fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
     (status, r.body_mut().read_to_string().unwrap())
 }
 
-#[test]
-fn a_scanner_killed_by_a_panicking_store_makes_health_answer_503() {
-    let (_dir, path) = temp_db();
-    let store = Arc::new(Recording::new(SqliteStore::open(&path).unwrap()));
+on_every_backend!(
+    a_scanner_killed_by_a_panicking_store_makes_health_answer_503,
+    a_worker_that_died_makes_the_service_unhealthy,
+);
+
+fn a_scanner_killed_by_a_panicking_store_makes_health_answer_503(db: TestDb) {
+    let store = db.recording();
     let handle = Service::new(NotifierConfig::default(), store.clone())
         .registry(registry())
         .start()
@@ -100,10 +103,8 @@ fn a_scanner_killed_by_a_panicking_store_makes_health_answer_503() {
     handle.stop();
 }
 
-#[test]
-fn a_worker_that_died_makes_the_service_unhealthy() {
-    let (_dir, path) = temp_db();
-    let store = Arc::new(Recording::new(SqliteStore::open(&path).unwrap()));
+fn a_worker_that_died_makes_the_service_unhealthy(db: TestDb) {
+    let store = db.recording();
     // Workers read the clock after each send: the first worker to do so panics, outside the
     // guard that catches a notifier's panics.
     let armed = Arc::new(AtomicBool::new(true));

@@ -17,22 +17,7 @@ const VAR: &str = "CLAIR_NOTIFIER_TEST_PG";
 /// The URL of a new, empty database on the test server; `None` (with a note) when the
 /// variable is not set.
 pub(crate) fn fresh_db() -> Option<String> {
-    let Ok(admin) = std::env::var(VAR) else {
-        use std::io::Write;
-        let _ = writeln!(
-            std::io::stderr(),
-            "note: skipped on PostgreSQL: {VAR} is not set (contrib/pg-test-cluster starts a server)"
-        );
-        return None;
-    };
-    let mut client = postgres::Client::connect(&admin, postgres::NoTls)
-        .unwrap_or_else(|e| panic!("{VAR} is set but its server cannot be reached: {e}"));
-    let db = format!("cn_it_{}_{}", std::process::id(), fastrand::u32(..));
-    client
-        .batch_execute(&format!("CREATE DATABASE {db}"))
-        .unwrap();
-    let (base, _) = admin.rsplit_once('/').unwrap();
-    Some(format!("{base}/{db}"))
+    crate::common::backends::postgres_url()
 }
 
 pub(crate) fn open(url: &str) -> PostgresStore {

@@ -1,7 +1,10 @@
 //! Operating two instances of the real binary on one PostgreSQL database
-//! (`CLAIR_NOTIFIER_TEST_PG`): the circuit they share opens once, its probes are spaced
-//! across both, `pause` stops both, `resume` delivers everything, and `show --attempts`
-//! shows the tries.
+//! (`CLAIR_NOTIFIER_TEST_PG`): the circuit they share opens once and its probes spend no
+//! attempt, `pause` stops both, `resume` delivers everything and the circuit closes once, and
+//! `show --attempts` shows the tries. (The spacing of probes is tested with one instance in
+//! `breaker.rs`, and the store's half of it, one probe per interval between instances, in
+//! the store's contract tests: a probe an instance took waits for its next claim, so two
+//! instances' probes may go out close together.)
 
 use std::path::Path;
 use std::process::Child;
@@ -94,11 +97,6 @@ fn two_instances_share_the_circuit_the_pause_and_the_attempt_log() {
     wait_for("three probes", Duration::from_secs(30), || {
         receiver.count() >= before + 3
     });
-    let probes: Vec<_> = receiver.requests()[before..].iter().map(|r| r.at).collect();
-    for pair in probes.windows(2) {
-        let gap = pair[1] - pair[0];
-        assert!(gap >= Duration::from_millis(450), "probes {gap:?} apart");
-    }
     assert_eq!(
         attempts_spent(&url),
         spent,

@@ -8,10 +8,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use clair_notifier::{Datastore, Handle, NotifierConfig, Service, SqliteStore, State, Timestamp};
+use clair_notifier::{Datastore, Handle, NotifierConfig, Service, State, Timestamp};
 
+use crate::common::backends::{TestDb, on_every_backend};
 use crate::common::faulty::{Fault, Faulty, Hit};
-use crate::common::{sample, temp_db, wait_for};
+use crate::common::{sample, wait_for};
 
 /// Signed POSTs carry the notification's name in `webhook-id` (`<name>.<round>`), which the
 /// receiver reads before the body.
@@ -20,15 +21,13 @@ const HEALTHY: usize = 30;
 
 struct Rig {
     rx: Faulty,
-    _dir: tempfile::TempDir,
-    store: Arc<SqliteStore>,
+    store: Arc<dyn Datastore>,
     config: NotifierConfig,
 }
 
-fn rig(timeout: Duration, max_backoff: Duration) -> Rig {
+fn rig(db: &TestDb, timeout: Duration, max_backoff: Duration) -> Rig {
     let rx = Faulty::start();
-    let (dir, path) = temp_db();
-    let store = Arc::new(SqliteStore::open(&path).unwrap());
+    let store = db.open();
     let mut config = NotifierConfig::default();
     config.http.endpoint = rx.url();
     config.http.signing_secret = SECRET.into();
@@ -37,12 +36,7 @@ fn rig(timeout: Duration, max_backoff: Duration) -> Rig {
     config.workers = 2;
     config.poll_interval = Duration::from_millis(50);
     config.max_backoff = max_backoff;
-    Rig {
-        rx,
-        _dir: dir,
-        store,
-        config,
-    }
+    Rig { rx, store, config }
 }
 
 impl Rig {
@@ -75,11 +69,23 @@ impl Rig {
     }
 }
 
+on_every_backend!(
+    server_errors_500_and_503_are_retried,
+    a_redirect_is_a_failure_and_is_not_followed,
+    a_receiver_that_never_answers_times_out,
+    a_connection_closed_mid_request_is_a_failed_attempt,
+    a_connection_closed_mid_status_line_is_a_failed_attempt,
+    an_answer_dripped_byte_by_byte_is_bounded_by_the_timeout,
+    an_endless_error_body_is_read_a_bounded_amount,
+    a_2xx_with_a_cut_endless_or_huge_body_is_a_delivery,
+    retry_after_is_honoured_and_capped_at_max_backoff,
+);
+
 /// Runs one faulty notification among healthy ones, checks what is recorded, lets the
 /// receiver recover, and returns the rig for fault-specific checks.
-fn fault_then_recover(fault: Fault, expect: &str, timeout: Duration) -> (Rig, String) {
+fn fault_then_recover(db: &TestDb, fault: Fault, expect: &str, timeout: Duration) -> (Rig, String) {
     let max_backoff = Duration::from_millis(300);
-    let r = rig(timeout, max_backoff);
+    let r = rig(db, timeout, max_backoff);
     let bad = r.insert("CVE-BAD");
     r.rx.set(&bad, Some(fault.clone()));
     let handle = r.start();
@@ -122,10 +128,10 @@ fn fault_then_recover(fault: Fault, expect: &str, timeout: Duration) -> (Rig, St
     (r, bad)
 }
 
-#[test]
-fn server_errors_500_and_503_are_retried() {
+fn server_errors_500_and_503_are_retried(db: TestDb) {
     for status in [500, 503] {
         fault_then_recover(
+            &db,
             Fault::Status(status, vec![]),
             &format!("got status {status}"),
             Duration::from_secs(2),
@@ -133,11 +139,11 @@ fn server_errors_500_and_503_are_retried() {
     }
 }
 
-#[test]
-fn a_redirect_is_a_failure_and_is_not_followed() {
+fn a_redirect_is_a_failure_and_is_not_followed(db: TestDb) {
     let probe = Faulty::start();
     let location = format!("http://{}/elsewhere", probe.addr);
     let (r, _) = fault_then_recover(
+        &db,
         Fault::Status(302, vec![("Location".into(), location.clone())]),
         &format!("got status 302 Found, expected 2xx (redirect to {location} not followed)"),
         Duration::from_secs(2),
@@ -146,10 +152,9 @@ fn a_redirect_is_a_failure_and_is_not_followed() {
     assert!(probe.paths().is_empty(), "the redirect was followed");
 }
 
-#[test]
-fn a_receiver_that_never_answers_times_out() {
+fn a_receiver_that_never_answers_times_out(db: TestDb) {
     let timeout = Duration::from_millis(800);
-    let (r, bad) = fault_then_recover(Fault::Silent, "timed out after 800ms", timeout);
+    let (r, bad) = fault_then_recover(&db, Fault::Silent, "timed out after 800ms", timeout);
     for e in r.rx.endings_for(&bad) {
         // The client gave up after its timeout (not before, not much after).
         assert!(e.after >= timeout / 2, "{e:?}");
@@ -157,28 +162,27 @@ fn a_receiver_that_never_answers_times_out() {
     }
 }
 
-#[test]
-fn a_connection_closed_mid_request_is_a_failed_attempt() {
+fn a_connection_closed_mid_request_is_a_failed_attempt(db: TestDb) {
     fault_then_recover(
+        &db,
         Fault::CloseMidRequest,
         "io: Peer disconnected",
         Duration::from_secs(2),
     );
 }
 
-#[test]
-fn a_connection_closed_mid_status_line_is_a_failed_attempt() {
+fn a_connection_closed_mid_status_line_is_a_failed_attempt(db: TestDb) {
     fault_then_recover(
+        &db,
         Fault::CloseMidStatus,
         "io: Peer disconnected",
         Duration::from_secs(2),
     );
 }
 
-#[test]
-fn an_answer_dripped_byte_by_byte_is_bounded_by_the_timeout() {
+fn an_answer_dripped_byte_by_byte_is_bounded_by_the_timeout(db: TestDb) {
     let timeout = Duration::from_millis(1000);
-    let (r, bad) = fault_then_recover(Fault::Drip, "timed out after 1s", timeout);
+    let (r, bad) = fault_then_recover(&db, Fault::Drip, "timed out after 1s", timeout);
     let endings = r.rx.endings_for(&bad);
     assert!(!endings.is_empty());
     for e in endings {
@@ -190,10 +194,9 @@ fn an_answer_dripped_byte_by_byte_is_bounded_by_the_timeout() {
     }
 }
 
-#[test]
-fn an_endless_error_body_is_read_a_bounded_amount() {
+fn an_endless_error_body_is_read_a_bounded_amount(db: TestDb) {
     let timeout = Duration::from_secs(2);
-    let (r, bad) = fault_then_recover(Fault::Endless(500), "got status 500", timeout);
+    let (r, bad) = fault_then_recover(&db, Fault::Endless(500), "got status 500", timeout);
     for e in r.rx.endings_for(&bad) {
         assert!(e.after < timeout + Duration::from_secs(3), "{e:?}");
         // What the kernel's socket buffers hold, not the endless stream.
@@ -203,10 +206,9 @@ fn an_endless_error_body_is_read_a_bounded_amount() {
 
 /// Once a 2xx status has arrived, the answer's body does not matter: cut short, endless or
 /// huge, the notification is delivered at the first attempt, and the attempt is bounded.
-#[test]
-fn a_2xx_with_a_cut_endless_or_huge_body_is_a_delivery() {
+fn a_2xx_with_a_cut_endless_or_huge_body_is_a_delivery(db: TestDb) {
     let timeout = Duration::from_secs(2);
-    let r = rig(timeout, Duration::from_millis(300));
+    let r = rig(&db, timeout, Duration::from_millis(300));
     let faults = [Fault::CloseMidBody, Fault::Endless(200), Fault::Huge];
     let names: Vec<String> = faults
         .iter()
@@ -246,10 +248,9 @@ fn first_attempt(r: &Rig, name: &str) -> Option<(clair_notifier::NotificationSum
 /// `429` with `Retry-After` in seconds or as an HTTP date: the next attempt waits as long as
 /// asked, capped at `max_backoff`; the wait is checked in the store (`due`) and between the
 /// attempts the receiver saw.
-#[test]
-fn retry_after_is_honoured_and_capped_at_max_backoff() {
+fn retry_after_is_honoured_and_capped_at_max_backoff(db: TestDb) {
     let max_backoff = Duration::from_secs(3);
-    let r = rig(Duration::from_secs(2), max_backoff);
+    let r = rig(&db, Duration::from_secs(2), max_backoff);
     let date = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(4));
     let cases = [
         ("2", 1900u64, 2600u64),

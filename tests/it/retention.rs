@@ -1,6 +1,7 @@
 //! Retention: read notifications deleted `retention.read` after they were read, never an
-//! unread one; a file that stops growing under a steady load (incremental auto-vacuum); and
-//! `clair-notifier vacuum` for a database made before it.
+//! unread one (on each backend); an SQLite file that stops growing under a steady load
+//! (incremental auto-vacuum); and `clair-notifier vacuum` for an SQLite database made before
+//! it.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use clair_notifier::notification::PageCursor;
 use clair_notifier::store::{DeleteRequest, LeaseOwner};
 use clair_notifier::{Datastore, NotifierConfig, RetentionConfig, Service, SqliteStore, Timestamp};
 
+use crate::common::backends::{TestDb, on_every_backend};
 use crate::common::receiver::Receiver;
 use crate::common::recording::Recording;
 use crate::common::{OffsetClock, sample, temp_db, wait_for};
@@ -51,20 +53,31 @@ fn integrity(path: &Path) -> String {
         .unwrap()
 }
 
-/// Rows of `table` about notifications that no longer exist.
-fn orphans(path: &Path, table: &str) -> i64 {
-    sql(
-        path,
-        &format!(
-            "SELECT count(*) FROM {table} WHERE notification_id NOT IN (SELECT id FROM notification)"
-        ),
-    )
+/// Nothing about a deleted notification is left behind, in any table.
+fn assert_no_orphans(db: &TestDb) {
+    let orphans = db.orphans();
+    assert!(
+        orphans.iter().any(|(t, _)| t == "content"),
+        "the tables about notifications were found: {orphans:?}"
+    );
+    for (table, n) in orphans {
+        assert_eq!(n, 0, "{table} rows left behind");
+    }
 }
 
-#[test]
-fn delete_read_takes_the_longest_read_first_and_never_an_unread_one() {
-    let (_dir, path) = temp_db();
-    let store = SqliteStore::open(&path).unwrap();
+on_every_backend!(
+    delete_read_takes_the_longest_read_first_and_never_an_unread_one,
+    the_service_deletes_what_was_read_past_retention_and_nothing_else,
+    #[cfg(feature = "api")]
+    a_get_of_a_deleted_notification_is_404,
+    a_collector_killed_by_a_panicking_store_makes_the_service_unhealthy,
+    collectors_take_turns,
+    with_two_services_on_one_database_one_collects,
+    an_outcome_or_release_for_a_deleted_notification_is_passed_over,
+);
+
+fn delete_read_takes_the_longest_read_first_and_never_an_unread_one(db: TestDb) {
+    let store = db.open();
     // 100 layers a side: content rows and layer chunks to delete with each notification.
     let names = store
         .insert(
@@ -125,10 +138,10 @@ fn delete_read_takes_the_longest_read_first_and_never_an_unread_one() {
         let p = store.page(kept, PageCursor::FIRST, 200).unwrap().unwrap();
         assert_eq!(p.new.unwrap().layers.len(), 100);
     }
-    for table in ["content", "layer_chunk", "progress", "attempt"] {
-        assert_eq!(orphans(&path, table), 0, "{table} rows left behind");
+    assert_no_orphans(&db);
+    if let Some(path) = db.sqlite_path() {
+        assert_eq!(integrity(path), "ok");
     }
-    assert_eq!(integrity(&path), "ok");
 }
 
 fn config(url: &str) -> NotifierConfig {
@@ -141,11 +154,9 @@ fn config(url: &str) -> NotifierConfig {
 
 /// More than one batch of read notifications past retention are deleted by the service; an
 /// unread one, older than all of them, and one read too recently stay.
-#[test]
-fn the_service_deletes_what_was_read_past_retention_and_nothing_else() {
+fn the_service_deletes_what_was_read_past_retention_and_nothing_else(db: TestDb) {
     let rx = Receiver::start(4);
-    let (_dir, path) = temp_db();
-    let store = Arc::new(Recording::new(SqliteStore::open(&path).unwrap()));
+    let store = db.recording();
     let clock = OffsetClock::default();
     let unread = store.insert(&[sample("CVE-U", 3)], clock.now()).unwrap()[0].clone();
     let batch: Vec<_> = (0..450).map(|i| sample(&format!("CVE-{i}"), 3)).collect();
@@ -204,11 +215,9 @@ fn the_service_deletes_what_was_read_past_retention_and_nothing_else() {
 /// The read API answers 404 for a notification that retention deleted, as for one that never
 /// existed.
 #[cfg(feature = "api")]
-#[test]
-fn a_get_of_a_deleted_notification_is_404() {
+fn a_get_of_a_deleted_notification_is_404(db: TestDb) {
     use clair_notifier::api::Server;
-    let (_dir, path) = temp_db();
-    let store = Arc::new(SqliteStore::open(&path).unwrap());
+    let store = db.open();
     let name = store.insert(&[sample("CVE-1", 2)], t(0)).unwrap()[0].clone();
     let config = clair_notifier::ApiConfig {
         addr: "127.0.0.1:0".into(),
@@ -494,12 +503,10 @@ fn retention_keys_are_checked_and_described() {
 
 /// The collector is one of the service's threads: killed by a panicking store, the service is
 /// unhealthy (as `/health` then says), though it never asked to stop.
-#[test]
-fn a_collector_killed_by_a_panicking_store_makes_the_service_unhealthy() {
+fn a_collector_killed_by_a_panicking_store_makes_the_service_unhealthy(db: TestDb) {
     use clair_notifier::service::ServiceState;
     let rx = Receiver::start(2);
-    let (_dir, path) = temp_db();
-    let store = Arc::new(Recording::new(SqliteStore::open(&path).unwrap()));
+    let store = db.recording();
     let handle = Service::new(config(&rx.url()), store.clone())
         .start()
         .unwrap();
@@ -519,10 +526,8 @@ fn a_collector_killed_by_a_panicking_store_makes_the_service_unhealthy() {
 
 /// A collector that deleted holds a turn for a minute past its last batch: meanwhile another
 /// collector deletes nothing, after it the other may.
-#[test]
-fn collectors_take_turns() {
-    let (_dir, path) = temp_db();
-    let store = SqliteStore::open(&path).unwrap();
+fn collectors_take_turns(db: TestDb) {
+    let store = db.open();
     let other = LeaseOwner::new(2);
     let names = store
         .insert(
@@ -566,16 +571,13 @@ fn collectors_take_turns() {
     assert_eq!(store.counts(t(90_000)).unwrap().read, 1);
 }
 
-/// Two services on one file with a backlog to delete: while the first to delete holds its
+/// Two services on one database with a backlog to delete: while the first to delete holds its
 /// turn (paused between two batches), the other looks and deletes nothing; the first deletes
 /// it all.
-#[test]
-fn with_two_services_on_one_file_one_collects() {
+fn with_two_services_on_one_database_one_collects(db: TestDb) {
     use std::sync::atomic::Ordering;
     let rx = Receiver::start(2);
-    let (_dir, path) = temp_db();
-    let a = Arc::new(Recording::new(SqliteStore::open(&path).unwrap()));
-    let b = Arc::new(Recording::new(SqliteStore::open(&path).unwrap()));
+    let (a, b) = (db.recording(), db.recording());
     let long_ago = Timestamp::now().minus(40 * DAY);
     let names = a
         .insert(
@@ -642,11 +644,9 @@ fn vacuum_refuses_while_serve_runs() {
 /// A notification deleted while another instance still held it (claimed, then read, then past
 /// retention): the holder's outcome and release pass it over, nothing comes back, and the
 /// next claim finds nothing.
-#[test]
-fn an_outcome_or_release_for_a_deleted_notification_is_passed_over() {
+fn an_outcome_or_release_for_a_deleted_notification_is_passed_over(db: TestDb) {
     use clair_notifier::store::{NotifierProgress, Outcome};
-    let (_dir, path) = temp_db();
-    let store = SqliteStore::open(&path).unwrap();
+    let store = db.open();
     let names = store
         .insert(&[sample("CVE-1", 50), sample("CVE-2", 50)], t(0))
         .unwrap();
@@ -681,7 +681,5 @@ fn an_outcome_or_release_for_a_deleted_notification_is_passed_over() {
             .unwrap()
             .is_empty()
     );
-    for table in ["content", "layer_chunk", "progress", "attempt"] {
-        assert_eq!(orphans(&path, table), 0, "{table} rows left behind");
-    }
+    assert_no_orphans(&db);
 }

@@ -1,13 +1,31 @@
-//! The service end to end: real SQLite files, a real loopback receiver, the webhook notifier.
+//! The service end to end: a real database (an SQLite file, and a PostgreSQL database when
+//! `CLAIR_NOTIFIER_TEST_PG` names a server; each test runs on both), a real loopback
+//! receiver, the webhook notifier.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use clair_notifier::{Datastore, NotifierConfig, Service, SqliteStore, State, Timestamp};
+use clair_notifier::{Datastore, NotifierConfig, Service, State, Timestamp};
 
+use crate::common::backends::{TestDb, on_every_backend};
 use crate::common::receiver::Receiver;
-use crate::common::recording::Recording;
-use crate::common::{OffsetClock, Silent, sample, temp_db, wait_for};
+use crate::common::{OffsetClock, Silent, sample, wait_for};
+
+on_every_backend!(
+    happy_path_delivers_each_notification_exactly_once,
+    retries_back_off_then_succeed,
+    exhausted_attempts_wait_for_the_renotify_interval,
+    unread_notifications_are_sent_again_after_the_interval_and_read_ones_never,
+    a_crashed_owners_expired_lease_is_taken_over,
+    two_services_on_one_database_do_not_double_send,
+    stop_is_prompt_with_a_hanging_receiver_and_leaves_nothing_leased,
+    failing_and_hanging_notifications_do_not_hold_up_healthy_ones,
+    a_panicking_notifier_is_a_failed_attempt_and_its_worker_lives_on,
+    with_no_enabled_notifier_the_service_is_disabled,
+    in_process_inserts_wake_the_scanner_and_other_writers_are_found_as_documented,
+    idle_workers_get_a_small_first_batch_then_a_full_queue,
+    fast_workers_draining_a_backlog_keep_claims_full,
+);
 
 fn webhook_config(url: &str) -> NotifierConfig {
     let mut c = NotifierConfig::default();
@@ -18,22 +36,20 @@ fn webhook_config(url: &str) -> NotifierConfig {
     c
 }
 
-fn notified_count(store: &SqliteStore) -> u64 {
+fn notified_count(store: &dyn Datastore) -> u64 {
     store.counts(Timestamp::now()).unwrap().notified
 }
 
-#[test]
-fn happy_path_delivers_each_notification_exactly_once() {
+fn happy_path_delivers_each_notification_exactly_once(db: TestDb) {
     let rx = Receiver::start(4);
-    let (_dir, path) = temp_db();
-    let store = Arc::new(SqliteStore::open(&path).unwrap());
+    let store = db.open();
     let handle = Service::new(webhook_config(&rx.url()), store.clone())
         .start()
         .unwrap();
     let batch: Vec<_> = (0..500).map(|i| sample(&format!("CVE-{i}"), 3)).collect();
     let names = store.insert(&batch, Timestamp::now()).unwrap();
     wait_for("500 notified", Duration::from_secs(30), || {
-        notified_count(&store) == 500
+        notified_count(&*store) == 500
     });
     handle.stop();
     let reqs = rx.requests();
@@ -66,12 +82,10 @@ fn start_with_clock(
         .unwrap()
 }
 
-#[test]
-fn retries_back_off_then_succeed() {
+fn retries_back_off_then_succeed(db: TestDb) {
     let rx = Receiver::start(2);
     rx.fail_next(2, 500);
-    let (_dir, path) = temp_db();
-    let store = Arc::new(SqliteStore::open(&path).unwrap());
+    let store = db.open();
     let handle = Service::new(webhook_config(&rx.url()), store.clone())
         .start()
         .unwrap();
@@ -97,12 +111,10 @@ fn retries_back_off_then_succeed() {
     );
 }
 
-#[test]
-fn exhausted_attempts_wait_for_the_renotify_interval() {
+fn exhausted_attempts_wait_for_the_renotify_interval(db: TestDb) {
     let rx = Receiver::start(2);
     rx.set_status(503);
-    let (_dir, path) = temp_db();
-    let store = Arc::new(Recording::new(SqliteStore::open(&path).unwrap()));
+    let store = db.recording();
     let clock = OffsetClock::default();
     let mut config = webhook_config(&rx.url());
     config.attempts = 3;
@@ -155,11 +167,9 @@ fn exhausted_attempts_wait_for_the_renotify_interval() {
     handle.stop();
 }
 
-#[test]
-fn unread_notifications_are_sent_again_after_the_interval_and_read_ones_never() {
+fn unread_notifications_are_sent_again_after_the_interval_and_read_ones_never(db: TestDb) {
     let rx = Receiver::start(2);
-    let (_dir, path) = temp_db();
-    let store = Arc::new(Recording::new(SqliteStore::open(&path).unwrap()));
+    let store = db.recording();
     let clock = OffsetClock::default();
     let mut config = webhook_config(&rx.url());
     config.renotify_interval = Duration::from_secs(7200);
@@ -217,11 +227,9 @@ fn unread_notifications_are_sent_again_after_the_interval_and_read_ones_never() 
     );
 }
 
-#[test]
-fn a_crashed_owners_expired_lease_is_taken_over() {
+fn a_crashed_owners_expired_lease_is_taken_over(db: TestDb) {
     let rx = Receiver::start(2);
-    let (_dir, path) = temp_db();
-    let store = Arc::new(Recording::new(SqliteStore::open(&path).unwrap()));
+    let store = db.recording();
     let clock = OffsetClock::default();
     let name = store.insert(&[sample("CVE-L", 0)], clock.now()).unwrap()[0].clone();
     // Another instance claims it and dies without an outcome.
@@ -259,12 +267,9 @@ fn a_crashed_owners_expired_lease_is_taken_over() {
     handle.stop();
 }
 
-#[test]
-fn two_services_on_one_file_do_not_double_send() {
+fn two_services_on_one_database_do_not_double_send(db: TestDb) {
     let rx = Receiver::start(4);
-    let (_dir, path) = temp_db();
-    let a = Arc::new(SqliteStore::open(&path).unwrap());
-    let b = Arc::new(SqliteStore::open(&path).unwrap());
+    let (a, b) = (db.open(), db.open());
     let ha = Service::new(webhook_config(&rx.url()), a.clone())
         .start()
         .unwrap();
@@ -279,7 +284,7 @@ fn two_services_on_one_file_do_not_double_send() {
         store.insert(&batch, Timestamp::now()).unwrap();
     }
     wait_for("2000 notified", Duration::from_secs(60), || {
-        notified_count(&a) == 2000
+        notified_count(&*a) == 2000
     });
     let failed: u64 = [&ha, &hb]
         .iter()
@@ -311,11 +316,9 @@ fn two_services_on_one_file_do_not_double_send() {
     );
 }
 
-#[test]
-fn stop_is_prompt_with_a_hanging_receiver_and_leaves_nothing_leased() {
+fn stop_is_prompt_with_a_hanging_receiver_and_leaves_nothing_leased(db: TestDb) {
     let silent = Silent::start();
-    let (_dir, path) = temp_db();
-    let store = Arc::new(SqliteStore::open(&path).unwrap());
+    let store = db.open();
     let mut config = webhook_config(&silent.url());
     config.http.timeout = Duration::from_secs(1);
     config.workers = 4;
@@ -344,11 +347,9 @@ fn stop_is_prompt_with_a_hanging_receiver_and_leaves_nothing_leased() {
     );
 }
 
-#[test]
-fn failing_and_hanging_notifications_do_not_hold_up_healthy_ones() {
+fn failing_and_hanging_notifications_do_not_hold_up_healthy_ones(db: TestDb) {
     let rx = Receiver::start(8);
-    let (_dir, path) = temp_db();
-    let store = Arc::new(SqliteStore::open(&path).unwrap());
+    let store = db.open();
     let mut config = webhook_config(&rx.url());
     config.http.timeout = Duration::from_millis(700);
     config.lease = Duration::from_secs(10);
@@ -366,7 +367,7 @@ fn failing_and_hanging_notifications_do_not_hold_up_healthy_ones() {
     let good: Vec<_> = (0..200).map(|i| sample(&format!("CVE-{i}"), 0)).collect();
     store.insert(&good, Timestamp::now()).unwrap();
     wait_for("200 healthy delivered", Duration::from_secs(30), || {
-        notified_count(&store) == 200
+        notified_count(&*store) == 200
     });
     assert!(rx.count_for(&bad[0]) >= 1);
     let s = store.summary(&bad[0]).unwrap().unwrap();
@@ -374,8 +375,7 @@ fn failing_and_hanging_notifications_do_not_hold_up_healthy_ones() {
     handle.stop();
 }
 
-#[test]
-fn a_panicking_notifier_is_a_failed_attempt_and_its_worker_lives_on() {
+fn a_panicking_notifier_is_a_failed_attempt_and_its_worker_lives_on(db: TestDb) {
     use clair_notifier::{Delivery, Notifier, Registry, SendError};
     use std::sync::atomic::{AtomicUsize, Ordering};
     struct Flaky(Arc<AtomicUsize>);
@@ -392,8 +392,7 @@ fn a_panicking_notifier_is_a_failed_attempt_and_its_worker_lives_on() {
         }
     }
     let calls = Arc::new(AtomicUsize::new(0));
-    let (_dir, path) = temp_db();
-    let store = Arc::new(SqliteStore::open(&path).unwrap());
+    let store = db.open();
     let mut registry = Registry::new();
     registry.register("flaky", Flaky(calls.clone()));
     let mut config = webhook_config("");
@@ -405,7 +404,7 @@ fn a_panicking_notifier_is_a_failed_attempt_and_its_worker_lives_on() {
     let batch: Vec<_> = (0..5).map(|i| sample(&format!("CVE-{i}"), 0)).collect();
     store.insert(&batch, Timestamp::now()).unwrap();
     wait_for("all delivered on retry", Duration::from_secs(20), || {
-        notified_count(&store) == 5
+        notified_count(&*store) == 5
     });
     assert_eq!(
         calls.load(Ordering::SeqCst),
@@ -417,10 +416,8 @@ fn a_panicking_notifier_is_a_failed_attempt_and_its_worker_lives_on() {
     handle.stop();
 }
 
-#[test]
-fn with_no_enabled_notifier_the_service_is_disabled() {
-    let (_dir, path) = temp_db();
-    let store = Arc::new(SqliteStore::open(&path).unwrap());
+fn with_no_enabled_notifier_the_service_is_disabled(db: TestDb) {
+    let store = db.open();
     let handle = Service::new(NotifierConfig::default(), store)
         .start()
         .unwrap();
@@ -428,11 +425,12 @@ fn with_no_enabled_notifier_the_service_is_disabled() {
     assert!(handle.notifiers().is_empty());
 }
 
-#[test]
-fn in_process_inserts_wake_the_scanner_and_other_writers_are_polled() {
+/// Inserts through the service's own store handle wake its scanner at once. Another writer's
+/// (another process's) inserts are found as the backend documents: at once on PostgreSQL
+/// (`LISTEN`/`NOTIFY`), within `poll_interval` on SQLite.
+fn in_process_inserts_wake_the_scanner_and_other_writers_are_found_as_documented(db: TestDb) {
     let rx = Receiver::start(2);
-    let (_dir, path) = temp_db();
-    let store = Arc::new(Recording::new(SqliteStore::open(&path).unwrap()));
+    let store = db.recording();
     let mut config = webhook_config(&rx.url());
     config.poll_interval = Duration::from_secs(3600);
     let handle = Service::new(config, store.clone()).start().unwrap();
@@ -449,33 +447,43 @@ fn in_process_inserts_wake_the_scanner_and_other_writers_are_polled() {
     });
     handle.stop();
 
+    // A service started afresh on a handle of its own; another handle inserts.
+    let store = db.recording();
     let mut config = webhook_config(&rx.url());
-    config.poll_interval = Duration::from_millis(100);
+    config.poll_interval = if db.other_writers_wake() {
+        Duration::from_secs(3600)
+    } else {
+        Duration::from_millis(100)
+    };
     let handle = Service::new(config, store.clone()).start().unwrap();
-    let other = SqliteStore::open(&path).unwrap(); // as another process would write
+    wait_for("the scanner's first look", Duration::from_secs(10), || {
+        store.looked()
+    });
+    let other = db.open(); // as another process would write
     other
         .insert(&[sample("CVE-P", 0)], Timestamp::now())
         .unwrap();
-    wait_for("polled delivery", Duration::from_secs(10), || {
-        rx.count() == 2
-    });
+    let what = if db.other_writers_wake() {
+        "delivery woken by another writer's insert"
+    } else {
+        "polled delivery"
+    };
+    wait_for(what, Duration::from_secs(10), || rx.count() == 2);
     handle.stop();
 }
 
 /// With idle workers, the scanner claims a small batch first, so sending starts at once, and
 /// fills the rest of the queue with claims four times larger each.
-#[test]
-fn idle_workers_get_a_small_first_batch_then_a_full_queue() {
+fn idle_workers_get_a_small_first_batch_then_a_full_queue(db: TestDb) {
     let rx = Receiver::start(4);
-    let (_dir, path) = temp_db();
-    let store = Arc::new(Recording::new(SqliteStore::open(&path).unwrap()));
+    let store = db.recording();
     let batch: Vec<_> = (0..2000).map(|i| sample(&format!("CVE-{i}"), 0)).collect();
     store.inner.insert(&batch, Timestamp::now()).unwrap();
     let config = webhook_config(&rx.url());
     let capacity = clair_notifier::service::queue_capacity(config.workers);
     let handle = Service::new(config, store.clone()).start().unwrap();
     wait_for("2000 notified", Duration::from_secs(60), || {
-        notified_count(&store.inner) == 2000
+        notified_count(&*store.inner) == 2000
     });
     handle.stop();
     let limits = store.limits();
@@ -505,10 +513,8 @@ impl clair_notifier::Notifier for Instant0 {
 
 /// Workers fast enough to empty the queue between claims do not shrink the claims: only the
 /// first ones, growing from idle, are small.
-#[test]
-fn fast_workers_draining_a_backlog_keep_claims_full() {
-    let (_dir, path) = temp_db();
-    let store = Arc::new(Recording::new(SqliteStore::open(&path).unwrap()));
+fn fast_workers_draining_a_backlog_keep_claims_full(db: TestDb) {
+    let store = db.recording();
     let batch: Vec<_> = (0..20_000)
         .map(|i| sample(&format!("CVE-{i}"), 0))
         .collect();
@@ -520,7 +526,7 @@ fn fast_workers_draining_a_backlog_keep_claims_full() {
         .start()
         .unwrap();
     wait_for("20000 notified", Duration::from_secs(120), || {
-        notified_count(&store.inner) == 20_000
+        notified_count(&*store.inner) == 20_000
     });
     handle.stop();
     let limits = store.limits();

@@ -1,13 +1,13 @@
 //! Stopping with every worker blocked on a receiver that never answers: stop returns within
 //! the send timeout plus a small bound and leaves nothing leased (the library's `Handle::stop`,
-//! and the binary on SIGTERM).
+//! and the binary on SIGTERM), on each backend.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clair_notifier::{Datastore, NotifierConfig, Service, SqliteStore, Timestamp};
+use clair_notifier::{NotifierConfig, Service, Timestamp};
 
-use crate::common::{Silent, sample, temp_db, wait_for};
+use crate::common::backends::{TestDb, on_every_backend};
+use crate::common::{Silent, sample, wait_for};
 
 const WORKERS: usize = 32;
 const TIMEOUT: Duration = Duration::from_secs(1);
@@ -18,11 +18,17 @@ const SLACK: Duration = Duration::from_secs(5);
 /// minute, far past the bound.
 const QUEUED: usize = 1000;
 
-#[test]
-fn stop_with_32_workers_blocked_on_a_silent_receiver_is_bounded_and_releases_everything() {
+on_every_backend!(
+    stop_with_32_workers_blocked_on_a_silent_receiver_is_bounded_and_releases_everything,
+    #[cfg(feature = "cli")]
+    sigterm_with_32_workers_blocked_exits_in_bounded_time,
+);
+
+fn stop_with_32_workers_blocked_on_a_silent_receiver_is_bounded_and_releases_everything(
+    db: TestDb,
+) {
     let silent = Silent::start();
-    let (_dir, path) = temp_db();
-    let store = Arc::new(SqliteStore::open(&path).unwrap());
+    let store = db.open();
     let mut config = NotifierConfig::default();
     config.http.endpoint = silent.url();
     config.http.timeout = TIMEOUT;
@@ -45,11 +51,7 @@ fn stop_with_32_workers_blocked_on_a_silent_receiver_is_bounded_and_releases_eve
     assert!(took < TIMEOUT + SLACK, "stop took {took:?}");
     let c = store.counts(Timestamp::now()).unwrap();
     assert_eq!(c.leased, 0, "{c:?}");
-    assert_eq!(
-        crate::common::bin::rows_with_lease_owner(&path),
-        0,
-        "no lease outlives stop"
-    );
+    assert_eq!(db.rows_with_lease(), 0, "no lease outlives stop");
     // The unsent ones are due at once; the timed-out ones wait for their retry.
     assert_eq!(c.pending + c.failing, QUEUED as u64, "{c:?}");
     assert!(
@@ -59,8 +61,7 @@ fn stop_with_32_workers_blocked_on_a_silent_receiver_is_bounded_and_releases_eve
 }
 
 #[cfg(feature = "cli")]
-#[test]
-fn sigterm_with_32_workers_blocked_exits_in_bounded_time() {
+fn sigterm_with_32_workers_blocked_exits_in_bounded_time(db: TestDb) {
     use crate::common::bin::{log_tail, sigterm, spawn_serve, wait_exit};
 
     let silent = Silent::start();
@@ -69,15 +70,15 @@ fn sigterm_with_32_workers_blocked_exits_in_bounded_time() {
     std::fs::write(
         d.join("serve.toml"),
         format!(
-            "[database]\npath = \"n.db\"\n\
-             [notifier]\nworkers = {WORKERS}\npoll_interval = \"50ms\"\n\
+            "{}[notifier]\nworkers = {WORKERS}\npoll_interval = \"50ms\"\n\
              [notifier.http]\nendpoint = \"{}\"\ntimeout = \"{}ms\"\n[api]\naddr = \"\"\n",
+            db.config_table(),
             silent.url(),
             TIMEOUT.as_millis()
         ),
     )
     .unwrap();
-    let store = SqliteStore::open(d.join("n.db")).unwrap();
+    let store = db.open();
     let batch: Vec<_> = (0..QUEUED)
         .map(|i| sample(&format!("CVE-{i}"), 1))
         .collect();
@@ -95,11 +96,6 @@ fn sigterm_with_32_workers_blocked_exits_in_bounded_time() {
     eprintln!("SIGTERM with {WORKERS} workers blocked (timeout {TIMEOUT:?}): exited in {took:.2?}");
     assert_eq!(status.code(), Some(0), "{}", log_tail(d, 20));
     assert!(took < TIMEOUT + SLACK, "exit took {took:?}");
-    assert_eq!(
-        crate::common::bin::rows_with_lease_owner(&d.join("n.db")),
-        0,
-        "{}",
-        log_tail(d, 20)
-    );
+    assert_eq!(db.rows_with_lease(), 0, "{}", log_tail(d, 20));
     assert_eq!(store.counts(Timestamp::now()).unwrap().leased, 0);
 }

@@ -3,21 +3,20 @@
 //! listener that never answers, and a CONNECT proxy.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use clair_notifier::{
-    Datastore, Delivery, HttpConfig, Notifier, NotifierConfig, SendError, Service, SqliteStore,
-    Timestamp, Webhook,
+    Delivery, HttpConfig, Notifier, NotifierConfig, SendError, Service, Timestamp, Webhook,
 };
 
+use crate::common::backends::{TestDb, on_every_backend};
 use crate::common::proxy::Proxy;
 use crate::common::rawhttp::{RawServer, Silent, response};
 use crate::common::receiver::Receiver;
 use crate::common::tls::{Pki, path};
-use crate::common::{sample, temp_db, wait_for};
+use crate::common::{sample, wait_for};
 
 const NAME: &str = "6e4ad270-4957-4242-b5ad-dad851379573";
 const SECRET_VALUE: &str = "Bearer s3cr3t-header-value";
@@ -688,12 +687,16 @@ fn debug_and_errors_never_show_header_values_or_secrets() {
     );
 }
 
-#[test]
-fn service_delivers_over_mutual_tls() {
+// The service's deliveries through the webhook, on each backend.
+on_every_backend!(
+    service_delivers_over_mutual_tls,
+    the_service_records_a_refused_connection_as_a_failed_attempt,
+);
+
+fn service_delivers_over_mutual_tls(db: TestDb) {
     let pki = Pki::new(&["127.0.0.1"]);
     let server = RawServer::https(pki.server_config(true), |_| response(204, &[], b""));
-    let (_dir, db) = temp_db();
-    let store = Arc::new(SqliteStore::open(&db).unwrap());
+    let store = db.open();
     let mut c = NotifierConfig {
         http: http(&server.https_url("/hook")),
         ..NotifierConfig::default()
@@ -777,11 +780,9 @@ fn deny_private_refuses_a_receiver_on_loopback_which_gets_nothing() {
     assert_eq!(server.requests().len(), 1);
 }
 
-#[test]
-fn the_service_records_a_refused_connection_as_a_failed_attempt() {
+fn the_service_records_a_refused_connection_as_a_failed_attempt(db: TestDb) {
     let server = RawServer::http(|_| response(204, &[], b""));
-    let (_dir, db) = temp_db();
-    let store = Arc::new(SqliteStore::open(&db).unwrap());
+    let store = db.open();
     let mut c = NotifierConfig {
         http: http(&by_name(&server.http_url("/hook"))),
         ..NotifierConfig::default()

@@ -1,6 +1,7 @@
 //! Wakes the service when any instance inserts: a thread of its own `LISTEN`s on the insert
-//! channel and wakes every watcher on each notification (and after reconnecting, since
-//! inserts may have been missed meanwhile). Polling stays as the fallback.
+//! channel and wakes every watcher on each notification, and each time its `LISTEN` starts
+//! (inserts made before it, after the watcher's last look, were heard by nobody). Polling
+//! stays as the fallback.
 
 use std::sync::{Mutex, Weak};
 use std::thread;
@@ -37,7 +38,6 @@ fn wake_all(watchers: &Weak<Mutex<Vec<Waker>>>) -> bool {
 
 fn run(target: &Target, watchers: &Weak<Mutex<Vec<Waker>>>) {
     let mut backoff = TICK;
-    let mut first = true;
     while watchers.strong_count() > 0 {
         let mut client = match target.connect().and_then(|mut c| {
             c.batch_execute(&format!("LISTEN {CHANNEL}"))
@@ -58,10 +58,9 @@ fn run(target: &Target, watchers: &Weak<Mutex<Vec<Waker>>>) {
             }
         };
         backoff = TICK;
-        if !first && !wake_all(watchers) {
+        if !wake_all(watchers) {
             return;
         }
-        first = false;
         loop {
             let got = client.notifications().timeout_iter(TICK).next();
             match got {

@@ -65,13 +65,7 @@ pub fn wait_exit(child: &mut Child, limit: Duration, dir: &Path) -> std::process
 /// Notifications still held under a lease (ids in the lease rows, 8 bytes each; after a clean
 /// stop there must be none).
 pub fn rows_with_lease_owner(path: &Path) -> i64 {
-    let conn = rusqlite::Connection::open(path).unwrap();
-    conn.query_row(
-        "SELECT coalesce(sum(length(ids)), 0) / 8 FROM lease",
-        [],
-        |r| r.get(0),
-    )
-    .unwrap()
+    super::backends::sqlite_leases(path)
 }
 
 pub fn integrity_check(path: &Path) -> String {

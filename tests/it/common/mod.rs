@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod backends;
 #[cfg(feature = "cli")]
 pub mod bin;
 pub mod faulty;

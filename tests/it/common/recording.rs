@@ -1,11 +1,11 @@
-//! A store that is the SQLite store and also notes what the scanner asked of it: each claim
-//! (its size, its `now`, the names it got) and each `next_due`. A test that must show that
+//! A store that is another store (SQLite, PostgreSQL) and also notes what the scanner asked of
+//! it: each claim (its size, its `now`, the names it got) and each `next_due`. A test that must show that
 //! nothing happened waits for a claim made after the moment in question, which proves the
 //! scanner looked, instead of sleeping and hoping it did. Told to, it panics on a claim, as a
 //! custom datastore with a bug might.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clair_notifier::notification::{
@@ -15,7 +15,7 @@ use clair_notifier::store::{
     CircuitChange, ClaimRequest, Claimed, Counts, DeleteRequest, LeaseOwner, ListFilter,
     NotifierState, Outcome, OwnerGuard, Resend, Sends,
 };
-use clair_notifier::{Datastore, Result, SqliteStore, Timestamp, Waker};
+use clair_notifier::{Datastore, Result, Timestamp, Waker};
 
 /// One claim as the store saw it.
 #[derive(Debug, Clone)]
@@ -29,7 +29,7 @@ pub struct Claim {
 }
 
 pub struct Recording {
-    pub inner: SqliteStore,
+    pub inner: Arc<dyn Datastore>,
     claims: Mutex<Vec<Claim>>,
     next_due: Mutex<usize>,
     deletes: Mutex<Vec<usize>>,
@@ -43,7 +43,12 @@ pub struct Recording {
 }
 
 impl Recording {
-    pub fn new(inner: SqliteStore) -> Recording {
+    pub fn new(inner: impl Datastore + 'static) -> Recording {
+        Recording::over(Arc::new(inner))
+    }
+
+    /// Notes what is asked of `inner`, a handle that may be shared.
+    pub fn over(inner: Arc<dyn Datastore>) -> Recording {
         Recording {
             inner,
             claims: Mutex::new(Vec::new()),
