@@ -3,6 +3,11 @@
 //! `postgres`, on a fresh database of the server named by `CLAIR_NOTIFIER_TEST_PG` (the test
 //! prints that it was skipped when that is not set; it fails when the server is unreachable).
 
+#[macro_use]
+mod backends;
+mod attempts;
+mod operator;
+
 use std::time::{Duration, Instant};
 
 use crate::error::ErrorKind;
@@ -34,8 +39,8 @@ pub(super) fn new_only(layers: usize) -> NewNotification {
     }
 }
 
-const A: LeaseOwner = LeaseOwner::new(1);
-const B: LeaseOwner = LeaseOwner::new(2);
+pub(super) const A: LeaseOwner = LeaseOwner::new(1);
+pub(super) const B: LeaseOwner = LeaseOwner::new(2);
 
 pub(super) fn done(id: NotificationId, next_due: Timestamp) -> Outcome {
     Outcome {
@@ -448,35 +453,6 @@ fn owners_that_never_held_a_lock_are_not_found_dead(s: &dyn Datastore) {
     s.claim(A, 1, t(0), t(100)).unwrap();
     assert!(s.release_dead_owners(t(1)).unwrap().is_empty());
     assert!(s.claim(B, 1, t(2), t(100)).unwrap().is_empty());
-}
-
-/// Runs each named body on each backend, as `<backend>::<body>`.
-macro_rules! backends {
-    ($($body:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[test]
-                fn $body() {
-                    let dir = tempfile::tempdir().unwrap();
-                    let store = crate::SqliteStore::open(dir.path().join("contract.db")).unwrap();
-                    super::$body(&store);
-                }
-            )*
-        }
-
-        #[cfg(feature = "postgres")]
-        mod postgres {
-            $(
-                #[test]
-                fn $body() {
-                    let Some(store) = crate::store::postgres::testing::fresh_store() else {
-                        return;
-                    };
-                    super::$body(&store);
-                }
-            )*
-        }
-    };
 }
 
 backends!(

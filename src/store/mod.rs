@@ -17,6 +17,7 @@
 //! (attempts, success, last error) is kept only while a round is unfinished; the common case
 //! (every notifier succeeds on the first try) writes one row.
 
+mod attempt_log;
 mod batch;
 #[cfg(test)]
 mod contract_tests;
@@ -27,6 +28,7 @@ mod postgres;
 mod request;
 mod sqlite;
 
+pub use attempt_log::AttemptLog;
 use batch::check_all;
 pub use operator::{Breaker, CircuitChange, NotifierState, Resend, Sends};
 pub use owner::{LeaseOwner, OwnerGuard};
@@ -34,7 +36,7 @@ pub use owner::{LeaseOwner, OwnerGuard};
 pub use postgres::{Copied, PostgresOptions, PostgresStore, STATEMENT_TIMEOUT, SslMode};
 pub use request::{ClaimRequest, DeleteRequest};
 pub(crate) use sqlite::IdHasher;
-pub use sqlite::{AttemptLog, SqliteStore, Vacuumed};
+pub use sqlite::{SqliteStore, Vacuumed};
 
 use std::time::Duration;
 
@@ -140,10 +142,10 @@ pub struct ListFilter {
 ///
 /// # The contract
 ///
-/// A backend is correct when these hold; the SQLite store's tests check each of them
-/// (`src/store/sqlite/tests.rs`, and `tests_attempts.rs` and `tests_operator.rs` beside it
-/// for the attempt log, the operators' calls and the circuits), and a second backend should
-/// be tested against the same list.
+/// A backend is correct when these hold; `src/store/contract_tests.rs` checks each of them
+/// on every backend from one source (`contract_tests/attempts.rs` and `operator.rs` beside it
+/// for the attempt log, the operators' calls and the circuits), and a new backend is added
+/// to its `backends!` macro.
 ///
 /// - **Due.** A notification is due at `now` when it is not read, its due time is at or before
 ///   `now`, and no live lease covers it. Inserted notifications are due at once. Read ones are

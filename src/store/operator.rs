@@ -69,3 +69,31 @@ pub enum CircuitChange {
     /// It closed: a send succeeded.
     Closed,
 }
+
+/// A circuit after `results` (oldest first) from `failures` consecutive failures, open or not
+/// (`open`): its consecutive failures, whether it is open, and whether its next probe moves
+/// (it opened, or a probe failed). What every store's `record_sends` computes, under the
+/// notifier's lock.
+pub(crate) fn fold_sends(
+    mut failures: u32,
+    mut open: bool,
+    results: &[bool],
+    breaker: Breaker,
+) -> (u32, bool, bool) {
+    let mut probe_moved = false;
+    for &ok in results {
+        if ok {
+            failures = 0;
+            open = false;
+        } else {
+            failures = failures.saturating_add(1);
+            if open {
+                probe_moved = true;
+            } else if breaker.failures > 0 && failures >= breaker.failures {
+                open = true;
+                probe_moved = true;
+            }
+        }
+    }
+    (failures, open, probe_moved)
+}

@@ -29,6 +29,8 @@ mod operate;
 mod pacing;
 #[cfg(all(feature = "cli", feature = "postgres"))]
 mod postgres;
+#[cfg(all(feature = "cli", feature = "postgres"))]
+mod postgres_operate;
 #[cfg(feature = "cli")]
 mod promises;
 mod receiver_faults;

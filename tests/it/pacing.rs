@@ -43,7 +43,7 @@ fn max_rate_holds_the_webhook_to_its_rate_across_workers() {
     // it takes; below it only by what a loaded machine can delay (a stalled worker or scanner
     // makes it slower, never faster).
     assert!(
-        rate <= RATE * 1.1 && rate >= RATE * 0.5,
+        (RATE * 0.5..=RATE * 1.1).contains(&rate),
         "{rate:.2} sends per second over {span:.2} s"
     );
     stop(serve, d);

@@ -16,11 +16,11 @@ const VAR: &str = "CLAIR_NOTIFIER_TEST_PG";
 
 /// The URL of a new, empty database on the test server; `None` (with a note) when the
 /// variable is not set.
-fn fresh_db() -> Option<String> {
+pub(crate) fn fresh_db() -> Option<String> {
     crate::common::backends::postgres_url()
 }
 
-fn open(url: &str) -> PostgresStore {
+pub(crate) fn open(url: &str) -> PostgresStore {
     PostgresStore::open(&PostgresOptions {
         url: url.to_string(),
         password: None,
@@ -292,7 +292,8 @@ fn a_server_restart_under_a_running_service_loses_nothing() {
 #[test]
 fn migrate_copies_a_sqlite_database_and_refuses_a_used_target() {
     use clair_notifier::api::Api;
-    use clair_notifier::store::{LeaseOwner, NotifierProgress, Outcome};
+    use clair_notifier::attempt::{Attempt, AttemptClass};
+    use clair_notifier::store::{Breaker, LeaseOwner, NotifierProgress, Outcome, Sends};
     use clair_notifier::{ApiConfig, PageCursor, SqliteStore};
     use std::sync::Arc;
 
@@ -317,7 +318,20 @@ fn migrate_copies_a_sqlite_database_and_refuses_a_used_target() {
         .iter()
         .enumerate()
         .map(|(i, c)| Outcome {
-            log: Vec::new(),
+            // A failed try gets a row; a success is kept in the notification's row.
+            log: vec![Attempt {
+                notifier: "webhook".into(),
+                started: now,
+                duration: Duration::from_millis(i as u64),
+                class: if i % 2 == 0 {
+                    AttemptClass::Ok
+                } else {
+                    AttemptClass::Status
+                },
+                status: (i % 2 == 1).then_some(503),
+                excerpt: (i % 2 == 1).then(|| format!("busy {i}")),
+                next_due: Some(now.plus(Duration::from_secs(3600))),
+            }],
             id: c.id,
             notified: i % 2 == 0,
             next_due: now.plus(Duration::from_secs(3600)),
@@ -336,6 +350,17 @@ fn migrate_copies_a_sqlite_database_and_refuses_a_used_target() {
         })
         .collect();
     sqlite.record(owner, &outcomes, now).unwrap();
+    // A paused notifier and an open circuit.
+    sqlite.set_paused("webhook", true, now).unwrap();
+    let sends = Sends {
+        notifier: "other".into(),
+        results: vec![false; 3],
+        breaker: Breaker {
+            failures: 3,
+            probe: Duration::from_secs(30),
+        },
+    };
+    sqlite.record_sends(&sends, now).unwrap();
     // A page token handed out before the move.
     let api = Api::new(&ApiConfig::default(), sqlite.clone()).unwrap();
     let big = &names[500];
@@ -368,7 +393,8 @@ fn migrate_copies_a_sqlite_database_and_refuses_a_used_target() {
     );
     assert!(
         stdout.starts_with(&format!(
-            "copied {N} notifications (100 read, {} layer names) and 1 settings",
+            "copied {N} notifications (100 read, {} layer names, 300 attempts), 1 settings and \
+             2 notifier states",
             20 * 150 + (N - 20) * 3
         )),
         "{stdout}"
@@ -414,6 +440,23 @@ fn migrate_copies_a_sqlite_database_and_refuses_a_used_target() {
         second_sqlite, second_pg,
         "a token handed out before the move still works"
     );
+    // The attempt log came along, and the notifiers' states.
+    for c in &claimed {
+        let log = pg.attempts(&c.name).unwrap().unwrap();
+        assert_eq!(log.len(), 1, "{}", c.name);
+        assert_eq!(
+            log,
+            sqlite.attempts(&c.name).unwrap().unwrap(),
+            "{}",
+            c.name
+        );
+    }
+    let later = now.plus(Duration::from_secs(1));
+    let states = pg.notifiers(later).unwrap();
+    assert_eq!(states, sqlite.notifiers(later).unwrap());
+    assert_eq!(states.len(), 2);
+    assert!(states[0].open_since.is_some() && states[1].paused.is_some());
+    assert_eq!(states[1].waiting, 150, "the failing ones wait for webhook");
     // The round's progress came along: the failing ones are claimed with it.
     let retry = pg
         .claim(

@@ -8,9 +8,10 @@ pub const HELP: &str = "\
 Usage: clair-notifier [--config FILE] migrate --to postgres://user@host:port/database
 
 Copies the SQLite database of database.path (notifications, layers, delivery state, read marks,
-the read API's pagination key, so page tokens handed out stay valid) into an empty PostgreSQL
-database, in one transaction, and prints what it copied. A database that already holds
-notifications is refused and left untouched. The password comes from the URL, PGPASSWORD or
+attempt log, the read API's pagination key, so page tokens handed out stay valid, and the
+notifiers' pauses and circuits) into an empty PostgreSQL database, in one transaction, and prints
+what it copied. A database that already holds notifications, settings or notifier states is
+refused and left untouched. The password comes from the URL, PGPASSWORD or
 database.password_file; sslmode and sslrootcert from [database]. Needs the cargo feature
 postgres. Stop serve first: what it delivers meanwhile is not copied.
 ";
@@ -38,12 +39,14 @@ fn copy(config: &clair_notifier::Config, to: &str) -> Result<(), CliError> {
     log::info!("copied {source} into PostgreSQL at {}", store.server());
     writeln!(
         std::io::stdout().lock(),
-        "copied {} notifications ({} read, {} layer names) and {} settings from {source} to \
-         PostgreSQL at {}",
+        "copied {} notifications ({} read, {} layer names, {} attempts), {} settings and {} \
+         notifier states from {source} to PostgreSQL at {}",
         c.notifications,
         c.read,
         c.layers,
+        c.attempts,
         c.settings,
+        c.notifiers,
         store.server()
     )?;
     Ok(())

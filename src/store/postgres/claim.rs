@@ -12,9 +12,10 @@
 
 use postgres::Row;
 
+use super::attempts;
 use super::pool::Conn;
 use crate::notification::NotificationId;
-use crate::store::{ClaimRequest, Claimed, LeaseOwner, NotifierProgress, Outcome};
+use crate::store::{AttemptLog, ClaimRequest, Claimed, LeaseOwner, NotifierProgress, Outcome};
 use crate::time::Timestamp;
 
 const TOKEN_BITS: u32 = 16;
@@ -43,21 +44,44 @@ pub fn decode(id: NotificationId) -> (i64, i32) {
 /// leased (or before a bulk insert was analyzed) made the planner expect a handful of rows,
 /// and it scanned or hashed the whole table (60,000 rows: 50-450 ms a batch, whenever
 /// autovacuum had just analyzed it).
+///
+/// The attempt log (`$12` on, see [`attempts::Log`]) is written for the outcomes recorded, in
+/// the same statement.
 const RECORD_AND_CLAIM: &str = "
 WITH o AS MATERIALIZED (
     SELECT *, $9::bigint AS owner, true AS unread
     FROM unnest($1::bigint[], $2::integer[], $3::boolean[], $4::bigint[],
-                $5::integer[], $6::text[], $7::text[])
-        AS o(id, token, notified, next_due, attempts, last_error, progress)
+                $5::integer[], $6::text[], $7::text[],
+                $12::bigint[], $13::text[], $14::bigint[], $15::bigint[], $16::bigint[])
+        WITH ORDINALITY
+        AS o(id, token, notified, next_due, attempts, last_error, progress,
+             nlog, ok_notifier, ok_at, ok_ms, ok_next_due, ord)
 ), recorded AS (
     UPDATE notification n SET
         notified_at = CASE WHEN o.notified THEN $8 ELSE n.notified_at END,
         due_at = o.next_due, attempts = o.attempts, last_error = o.last_error,
-        progress = o.progress, lease_owner = NULL, lease_until = NULL
+        progress = o.progress, lease_owner = NULL, lease_until = NULL,
+        logged = n.logged + o.nlog, ok_notifier = coalesce(o.ok_notifier, n.ok_notifier),
+        ok_at = coalesce(o.ok_at, n.ok_at), ok_ms = coalesce(o.ok_ms, n.ok_ms),
+        ok_next_due = coalesce(o.ok_next_due, n.ok_next_due)
     FROM o
     WHERE n.id = ANY($1) AND n.id = o.id AND n.lease_owner = o.owner AND n.lease_token = o.token
         AND (n.read_at IS NULL) = o.unread
-    RETURNING n.id
+    RETURNING n.id, n.logged, o.nlog, o.ord
+), logged AS (
+    INSERT INTO attempt (notification_id, seq, notifier, started_at, duration_ms, class,
+                         status, excerpt, next_due)
+    SELECT r.id, r.logged - r.nlog + a.pos, a.notifier, a.started, a.ms, a.class, a.status,
+           a.excerpt, a.next_due
+    FROM unnest($17::bigint[], $18::bigint[], $19::text[], $20::bigint[], $21::bigint[],
+                $22::text[], $23::integer[], $24::text[], $25::bigint[])
+        AS a(ord, pos, notifier, started, ms, class, status, excerpt, next_due)
+    JOIN recorded r ON r.ord = a.ord
+    WHERE r.logged - r.nlog + a.pos > r.logged - $26
+), dropped AS (
+    DELETE FROM attempt t USING recorded r
+    WHERE r.nlog > 0 AND r.logged > $26 AND t.notification_id = r.id
+      AND t.seq <= r.logged - $26
 ), due AS MATERIALIZED (
     SELECT id FROM notification
     WHERE due_at <= $8 AND (lease_until IS NULL OR lease_until <= $8) AND id <> ALL($1)
@@ -76,7 +100,9 @@ pub fn record_and_claim(
     owner: LeaseOwner,
     outcomes: &[Outcome],
     claim: ClaimRequest,
+    log: AttemptLog,
 ) -> Result<Vec<Claimed>, postgres::Error> {
+    let mut logs = attempts::Log::default();
     let n = outcomes.len();
     let (mut rows, mut tokens) = (Vec::with_capacity(n), Vec::with_capacity(n));
     let (mut notified, mut next_due) = (Vec::with_capacity(n), Vec::with_capacity(n));
@@ -94,24 +120,20 @@ pub fn record_and_claim(
         attempts.push(i32::try_from(o.attempts).unwrap_or(i32::MAX));
         errors.push(o.last_error.clone());
         progress.push((!o.progress.is_empty()).then(|| progress_json(&o.progress)));
+        logs.push(log, &o.log);
     }
     let limit = i64::try_from(claim.limit).unwrap_or(i64::MAX);
-    let found = conn.query(
-        RECORD_AND_CLAIM,
-        &[
-            &rows,
-            &tokens,
-            &notified,
-            &next_due,
-            &attempts,
-            &errors,
-            &progress,
-            &claim.now.as_millis(),
-            &owner.get(),
-            &limit,
-            &claim.lease_until.as_millis(),
-        ],
-    )?;
+    let (now, owner, until) = (
+        claim.now.as_millis(),
+        owner.get(),
+        claim.lease_until.as_millis(),
+    );
+    let mut params: Vec<&(dyn postgres::types::ToSql + Sync)> = vec![
+        &rows, &tokens, &notified, &next_due, &attempts, &errors, &progress, &now, &owner, &limit,
+        &until,
+    ];
+    params.extend(logs.params());
+    let found = conn.query(RECORD_AND_CLAIM, &params)?;
     let mut claimed: Vec<(i64, Claimed)> = found.iter().map(claimed_row).collect();
     claimed.sort_by_key(|(due, c)| (*due, c.id));
     Ok(claimed.into_iter().map(|(_, c)| c).collect())

@@ -6,7 +6,10 @@
 //! under renewable leases, each claim fenced by a token of its own ([`claim`]); outcomes are
 //! written in batches with the next claim, in one statement; pages are keyset range queries;
 //! no transaction is held open across a delivery; inserts `NOTIFY` every instance
-//! ([`listen`]); owners prove they are alive with session advisory locks ([`owners`]).
+//! ([`listen`]); owners prove they are alive with session advisory locks ([`owners`]). The
+//! attempt log is written with the outcomes, in the same statement ([`attempts`]); each
+//! notifier's pause and circuit live in a row of its own, changed under its row lock
+//! ([`notifiers`], [`circuit`]), so every instance sees and obeys the same state.
 //!
 //! # Durability
 //!
@@ -19,11 +22,14 @@
 //! statement timeout ([`STATEMENT_TIMEOUT`]), so a stuck query holds no thread for ever. The
 //! listener and each owner lock have a connection of their own.
 
+mod attempts;
+mod circuit;
 mod claim;
 mod connect;
 mod import;
 mod insert;
 mod listen;
+mod notifiers;
 mod operator;
 mod owners;
 mod pool;
@@ -33,6 +39,7 @@ mod schema;
 #[cfg(test)]
 pub(crate) mod testing;
 
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, Once};
 
 pub use connect::{PostgresOptions, STATEMENT_TIMEOUT, SslMode};
@@ -44,8 +51,8 @@ use crate::notification::{
     NewNotification, NotificationId, NotificationPage, NotificationSummary, PageCursor,
 };
 use crate::store::{
-    CircuitChange, ClaimRequest, Claimed, Counts, Datastore, DeleteRequest, LeaseOwner, ListFilter,
-    NotifierState, Outcome, OwnerGuard, Resend, Sends,
+    AttemptLog, CircuitChange, ClaimRequest, Claimed, Counts, Datastore, DeleteRequest, LeaseOwner,
+    ListFilter, NotifierState, Outcome, OwnerGuard, Resend, Sends,
 };
 use crate::time::Timestamp;
 use crate::wake::Waker;
@@ -56,6 +63,8 @@ pub struct PostgresStore {
     watchers: Arc<Mutex<Vec<Waker>>>,
     listening: Once,
     held_here: owners::HeldHere,
+    /// Which attempts are logged: an [`AttemptLog`] as a number.
+    attempt_log: AtomicU8,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -83,12 +92,24 @@ impl PostgresStore {
             let name = pool.target.name.clone();
             schema::migrate(&mut conn.client, &name)
         })??;
-        Ok(PostgresStore {
+        Ok(PostgresStore::on(pool))
+    }
+
+    /// A store on the connections of `pool` (its schema already migrated).
+    fn on(pool: pool::Pool) -> PostgresStore {
+        PostgresStore {
             pool,
             watchers: Arc::new(Mutex::new(Vec::new())),
             listening: Once::new(),
             held_here: owners::HeldHere::default(),
-        })
+            attempt_log: AtomicU8::new(AttemptLog::default().as_u8()),
+        }
+    }
+
+    /// Chooses which attempts this store logs from now on (every failure always; by default
+    /// only the last success of each notification, kept in its row; see [`AttemptLog`]).
+    pub fn set_attempt_log(&self, log: AttemptLog) {
+        self.attempt_log.store(log.as_u8(), Ordering::Relaxed);
     }
 
     /// Checks `options` as [`open`](PostgresStore::open) would, without connecting.
@@ -105,7 +126,8 @@ impl PostgresStore {
         &self.pool.target.name
     }
 
-    /// Whether the database holds no notification and no setting (what `migrate --to` needs).
+    /// Whether the database holds no notification, no setting and no notifier state (what
+    /// `migrate --to` needs).
     ///
     /// # Errors
     ///
@@ -114,7 +136,8 @@ impl PostgresStore {
         self.pool.with("could not read", |c| {
             let rows = c.query(
                 "SELECT NOT EXISTS (SELECT 1 FROM notification)
-                     AND NOT EXISTS (SELECT 1 FROM setting)",
+                     AND NOT EXISTS (SELECT 1 FROM setting)
+                     AND NOT EXISTS (SELECT 1 FROM notifier)",
                 &[],
             )?;
             Ok(rows[0].get(0))
@@ -148,8 +171,9 @@ impl Datastore for PostgresStore {
         if outcomes.is_empty() && claim.limit == 0 {
             return Ok(Vec::new());
         }
+        let log = AttemptLog::from_u8(self.attempt_log.load(Ordering::Relaxed));
         self.pool.with("could not record deliveries in", |c| {
-            claim::record_and_claim(c, owner, outcomes, claim)
+            claim::record_and_claim(c, owner, outcomes, claim, log)
         })
     }
 
@@ -257,33 +281,61 @@ impl Datastore for PostgresStore {
             .with("could not resend in", |c| operator::resend_failing(c, now))
     }
 
-    fn set_paused(&self, _notifier: &str, _paused: bool, _now: Timestamp) -> Result<bool> {
-        operator::none("pausing a notifier")
+    fn set_paused(&self, notifier: &str, paused: bool, now: Timestamp) -> Result<bool> {
+        self.pool
+            .with("could not change a notifier's state in", |c| {
+                if paused {
+                    notifiers::pause(c, notifier, now)
+                } else {
+                    notifiers::resume(c, notifier, now)
+                }
+            })
     }
 
-    fn end_wait(&self, _notifier: &str, _now: Timestamp) -> Result<usize> {
-        Ok(0)
+    fn end_wait(&self, notifier: &str, now: Timestamp) -> Result<usize> {
+        self.pool
+            .with("could not make waiting notifications due in", |c| {
+                notifiers::end_wait(c, notifier, now)
+            })
     }
 
-    fn notifiers(&self, _now: Timestamp) -> Result<Vec<NotifierState>> {
-        Ok(Vec::new())
+    fn notifiers(&self, now: Timestamp) -> Result<Vec<NotifierState>> {
+        self.pool
+            .with("could not read the notifiers' state in", |c| {
+                notifiers::notifiers(c, now)
+            })
     }
 
-    fn record_sends(&self, _sends: &Sends, _now: Timestamp) -> Result<CircuitChange> {
-        Ok(CircuitChange::Unchanged)
+    fn record_sends(&self, sends: &Sends, now: Timestamp) -> Result<CircuitChange> {
+        self.pool.with("could not record sends in", |c| {
+            circuit::record_sends(c, sends, now)
+        })
     }
 
     fn take_probe(
         &self,
-        _notifier: &str,
-        _probe: std::time::Duration,
-        _now: Timestamp,
+        notifier: &str,
+        probe: std::time::Duration,
+        now: Timestamp,
     ) -> Result<bool> {
-        Ok(false)
+        self.pool.with("could not take a probe in", |c| {
+            circuit::take_probe(c, notifier, probe, now)
+        })
     }
 
-    fn attempts(&self, _name: &str) -> Result<Option<Vec<Attempt>>> {
-        operator::none("the attempt log")
+    fn delete_attempts(&self, before: Timestamp, limit: usize) -> Result<usize> {
+        if limit == 0 {
+            return Ok(0);
+        }
+        self.pool.with("could not delete old attempts in", |c| {
+            attempts::delete_before(c, before, limit)
+        })
+    }
+
+    fn attempts(&self, name: &str) -> Result<Option<Vec<Attempt>>> {
+        self.pool.with("could not read the attempts in", |c| {
+            attempts::read(c, name)
+        })
     }
 
     fn watch(&self, waker: Waker) {

@@ -1,20 +1,9 @@
-//! What operators do (`resend`), and what the PostgreSQL store does not keep yet: notifier
-//! pauses, circuit breakers and the attempt log are SQLite-only for now. The service's hooks
-//! answer as for a store that has none of them (nothing paused, no circuit open); the
-//! operator commands that need them fail with one sentence saying so.
+//! An operator's resend: a notification due at once, with a fresh round. Leases are not
+//! touched: a notification in flight keeps its own, and its outcome decides what follows.
 
 use super::pool::Conn;
-use crate::error::{Error, ErrorKind, Result};
 use crate::store::Resend;
 use crate::time::Timestamp;
-
-/// The error of an operation this store does not support yet.
-pub fn unsupported(what: &str) -> Error {
-    Error::new(
-        ErrorKind::Store,
-        format!("{what} is not supported by the PostgreSQL store yet (only by SQLite)"),
-    )
-}
 
 /// Makes `name` due at `now` with a fresh round (a read one only when `unread`).
 pub fn resend(
@@ -23,12 +12,9 @@ pub fn resend(
     unread: bool,
     now: Timestamp,
 ) -> std::result::Result<Resend, postgres::Error> {
-    let Ok(key) = uuid::Uuid::try_parse(name) else {
+    let Some(key) = super::query::key(name) else {
         return Ok(Resend::Unknown);
     };
-    if key.hyphenated().to_string() != name {
-        return Ok(Resend::Unknown);
-    }
     let rows = conn.query(
         "WITH target AS (SELECT id, read_at FROM notification WHERE name = $1),
          changed AS (
@@ -60,9 +46,4 @@ pub fn resend_failing(
         &[&now.as_millis()],
     )?;
     Ok(rows[0].get::<_, i64>(0) as u64)
-}
-
-/// The result for operations on notifier state that this store keeps none of.
-pub fn none<T>(what: &str) -> Result<T> {
-    Err(unsupported(what))
 }

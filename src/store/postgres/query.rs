@@ -49,7 +49,7 @@ fn summary_row(r: &Row) -> NotificationSummary {
 }
 
 /// The UUID of `name` if it is a name this store hands out (lowercase, hyphenated).
-fn key(name: &str) -> Option<uuid::Uuid> {
+pub(super) fn key(name: &str) -> Option<uuid::Uuid> {
     let uuid = uuid::Uuid::try_parse(name).ok()?;
     (uuid.hyphenated().to_string() == name).then_some(uuid)
 }

@@ -8,8 +8,8 @@ use crate::store::DeleteRequest;
 const TURN_MS: i64 = 60_000;
 
 /// The turn is taken (or kept) unless another collector's is still running; the oldest read
-/// notifications are then deleted with their content and layers, skipping rows another
-/// statement holds.
+/// notifications are then deleted with their content, layers and attempts, skipping rows
+/// another statement holds.
 const DELETE_READ: &str = "
 WITH turn AS (
     INSERT INTO setting (key, value) VALUES ('retention_turn', $1::text || ':' || $2::text)
@@ -26,6 +26,8 @@ WITH turn AS (
     DELETE FROM content WHERE notification_id = ANY(ARRAY(SELECT id FROM victims))
 ), l AS (
     DELETE FROM layer WHERE notification_id = ANY(ARRAY(SELECT id FROM victims))
+), a AS (
+    DELETE FROM attempt WHERE notification_id = ANY(ARRAY(SELECT id FROM victims))
 ), n AS (
     DELETE FROM notification WHERE id = ANY(ARRAY(SELECT id FROM victims)) RETURNING 1
 )

@@ -66,6 +66,43 @@ pub const MIGRATIONS: &[&str] = &[
     DROP INDEX notification_leased;
     ALTER TABLE notification SET (fillfactor = 80);
     ",
+    // 4 (the operators' features, as for SQLite): the attempt log, its rows numbered per
+    // notification (`logged` counts them) so that those beyond the last 100 are one key range;
+    // the last success kept in the notification's row (which the outcome rewrites anyway);
+    // each notifier's pause and circuit. A partial index finds the rounds that wait for a
+    // notifier (made due when it resumes, counted as waiting): only rows with progress have
+    // an entry, so a plain delivery writes none, and a claim (changing neither column) stays
+    // a HOT update.
+    "
+    CREATE TABLE attempt (
+        notification_id bigint NOT NULL,
+        seq             bigint NOT NULL,       -- 1, 2, ... per notification
+        notifier        text NOT NULL,
+        started_at      bigint NOT NULL,       -- unix milliseconds
+        duration_ms     bigint NOT NULL,
+        class           text NOT NULL,         -- ok, status, timeout, connect, tls, panic, other
+        status          integer,               -- HTTP status, where there was one
+        excerpt         text,                  -- at most 1 KiB of the answer or the error
+        next_due        bigint,
+        PRIMARY KEY (notification_id, seq)
+    );
+    CREATE INDEX attempt_started ON attempt (started_at);  -- for [retention] attempts
+    ALTER TABLE notification
+        ADD COLUMN logged bigint NOT NULL DEFAULT 0,
+        ADD COLUMN ok_notifier text,           -- the last success, when kept here
+        ADD COLUMN ok_at bigint,
+        ADD COLUMN ok_ms bigint,
+        ADD COLUMN ok_next_due bigint;
+    CREATE INDEX notification_progress ON notification (id)
+        WHERE progress IS NOT NULL AND read_at IS NULL;
+    CREATE TABLE notifier (
+        name       text PRIMARY KEY,
+        paused_at  bigint,                     -- set while paused
+        failures   integer NOT NULL DEFAULT 0, -- consecutive failed sends
+        open_since bigint,                     -- set while the circuit is open
+        next_probe bigint                      -- set while the circuit is open
+    );
+    ",
 ];
 
 /// The schema version this build writes.

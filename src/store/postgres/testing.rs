@@ -55,3 +55,8 @@ pub fn fresh_store() -> Option<PostgresStore> {
     let url = fresh_url()?;
     Some(PostgresStore::open(&options(url)).expect("the test database opens"))
 }
+
+/// Another store on the database of `store` (as after a restart, or another instance).
+pub fn reopen(store: &PostgresStore) -> PostgresStore {
+    PostgresStore::on(super::pool::Pool::new(store.pool.target.clone()))
+}

@@ -1,9 +1,9 @@
 //! The attempt log: rows appended with the outcome they belong to, the oldest beyond
 //! [`KEPT_ATTEMPTS`] dropped in the same write, and read back for one notification.
 //!
-//! Which successes get a row is the store's [`AttemptLog`] setting: every one, or only the
-//! last, kept in the notification's own row (which the outcome rewrites anyway, so that a
-//! delivery still writes one row).
+//! Which successes get a row is the store's [`AttemptLog`](crate::store::AttemptLog)
+//! setting: every one, or only the last, kept in the notification's own row (which the outcome
+//! rewrites anyway, so that a delivery still writes one row).
 
 use std::time::Duration;
 
@@ -12,64 +12,6 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use super::encoding::name_key;
 use crate::attempt::{Attempt, AttemptClass, KEPT_ATTEMPTS};
 use crate::time::Timestamp;
-
-/// Which attempts the SQLite store logs. Failures always get a row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum AttemptLog {
-    /// Every failure, and only the last success of each notification (kept in its row: no
-    /// write beyond the outcome's own).
-    #[default]
-    LastSuccess,
-    /// Every attempt, successes included: one more row written per delivery.
-    EverySuccess,
-    /// Nothing: the store as it was before the attempt log (for measuring its cost).
-    Off,
-}
-
-impl AttemptLog {
-    pub(super) fn from_u8(v: u8) -> AttemptLog {
-        match v {
-            1 => AttemptLog::EverySuccess,
-            2 => AttemptLog::Off,
-            _ => AttemptLog::LastSuccess,
-        }
-    }
-
-    pub(super) fn as_u8(self) -> u8 {
-        match self {
-            AttemptLog::LastSuccess => 0,
-            AttemptLog::EverySuccess => 1,
-            AttemptLog::Off => 2,
-        }
-    }
-
-    /// The attempts of `log` that get a row, and the success kept in the notification's row.
-    pub(super) fn split(self, log: &[Attempt]) -> (Vec<&Attempt>, Option<&Attempt>) {
-        match self {
-            AttemptLog::Off => (Vec::new(), None),
-            AttemptLog::EverySuccess => (log.iter().collect(), None),
-            AttemptLog::LastSuccess => (
-                log.iter().filter(|a| a.class != AttemptClass::Ok).collect(),
-                log.iter().rev().find(|a| a.class == AttemptClass::Ok),
-            ),
-        }
-    }
-}
-
-/// The success kept in a notification's row, as the four values its columns bind.
-pub(super) fn ok_columns(
-    ok: Option<&Attempt>,
-) -> (Option<&str>, Option<i64>, Option<i64>, Option<i64>) {
-    match ok {
-        None => (None, None, None, None),
-        Some(a) => (
-            Some(a.notifier.as_str()),
-            Some(a.started.as_millis()),
-            Some(a.duration.as_millis() as i64),
-            a.next_due.map(Timestamp::as_millis),
-        ),
-    }
-}
 
 /// Appends `rows` to the log of notification `id`, which now counts `logged` rows ever
 /// written (these included), and drops those beyond the last [`KEPT_ATTEMPTS`].
@@ -110,6 +52,20 @@ pub(super) fn append(
 
 /// The log of the notification `name`, oldest first; `None` if there is none of that name.
 pub(super) fn read(conn: &Connection, name: &str) -> rusqlite::Result<Option<Vec<Attempt>>> {
+    let Some((ok, rows)) = parts(conn, name)? else {
+        return Ok(None);
+    };
+    let mut log: Vec<Attempt> = rows.into_iter().map(|(_, a)| a).collect();
+    if let Some(ok) = ok {
+        let at = log.partition_point(|a| a.started <= ok.started);
+        log.insert(at, ok);
+    }
+    Ok(Some(log))
+}
+
+/// The log of the notification `name` as stored: the last success kept in its row, and its
+/// rows with their numbers, oldest first; `None` if there is none of that name.
+pub(super) fn parts(conn: &Connection, name: &str) -> rusqlite::Result<Option<Parts>> {
     let Some(key) = name_key(name) else {
         return Ok(None);
     };
@@ -136,13 +92,13 @@ pub(super) fn read(conn: &Connection, name: &str) -> rusqlite::Result<Option<Vec
     let Some((id, ok)) = head else {
         return Ok(None);
     };
-    let mut log: Vec<Attempt> = conn
+    let rows = conn
         .prepare_cached(
-            "SELECT notifier, started_at, duration_ms, class, status, excerpt, next_due
+            "SELECT notifier, started_at, duration_ms, class, status, excerpt, next_due, seq
              FROM attempt WHERE notification_id = ?1 ORDER BY seq",
         )?
         .query_map([id], |r| {
-            Ok(Attempt {
+            let a = Attempt {
                 notifier: r.get(0)?,
                 started: Timestamp::from_millis(r.get(1)?),
                 duration: Duration::from_millis(r.get::<_, i64>(2)?.max(0) as u64),
@@ -150,15 +106,16 @@ pub(super) fn read(conn: &Connection, name: &str) -> rusqlite::Result<Option<Vec
                 status: r.get(4)?,
                 excerpt: r.get(5)?,
                 next_due: r.get::<_, Option<i64>>(6)?.map(Timestamp::from_millis),
-            })
+            };
+            Ok((r.get(7)?, a))
         })?
         .collect::<rusqlite::Result<_>>()?;
-    if let Some(ok) = ok {
-        let at = log.partition_point(|a| a.started <= ok.started);
-        log.insert(at, ok);
-    }
-    Ok(Some(log))
+    Ok(Some((ok, rows)))
 }
+
+/// The last success kept in a notification's row, and the rows of its log with their
+/// numbers.
+pub(super) type Parts = (Option<Attempt>, Vec<(i64, Attempt)>);
 
 /// Deletes up to `limit` rows that started at or before `before`, oldest first.
 pub(super) fn delete_before(

@@ -6,6 +6,7 @@ use std::time::Duration;
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::notifiers::end_wait;
+use crate::store::operator::fold_sends;
 use crate::store::{CircuitChange, Sends};
 use crate::time::Timestamp;
 
@@ -21,22 +22,9 @@ pub fn record_sends(
             s.query_row([notifier], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()
         })?;
-    let (mut failures, opened) = row.unwrap_or((0, None));
-    let (was_open, mut open, mut probe_moved) = (opened.is_some(), opened.is_some(), false);
-    for &ok in &sends.results {
-        if ok {
-            failures = 0;
-            open = false;
-        } else {
-            failures = failures.saturating_add(1);
-            if open {
-                probe_moved = true;
-            } else if breaker.failures > 0 && failures >= breaker.failures {
-                open = true;
-                probe_moved = true;
-            }
-        }
-    }
+    let (failures, opened) = row.unwrap_or((0, None));
+    let was_open = opened.is_some();
+    let (failures, open, probe_moved) = fold_sends(failures, was_open, &sends.results, breaker);
     let open_since = match (was_open, open) {
         (true, true) => opened,
         (_, true) => Some(now.as_millis()),

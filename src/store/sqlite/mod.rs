@@ -68,7 +68,7 @@ pub(crate) use lease::IdHasher;
 /// How long a statement waits for another connection's write lock before failing.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub use attempts::AttemptLog;
+pub use crate::store::AttemptLog;
 
 /// Reader connections kept open for reuse.
 const READER_POOL: usize = 8;
@@ -487,7 +487,3 @@ impl Datastore for SqliteStore {
 
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod tests_attempts;
-#[cfg(test)]
-mod tests_operator;

@@ -2,10 +2,11 @@
 
 use rusqlite::{OptionalExtension, Statement, ToSql, Transaction, params, params_from_iter};
 
-use super::attempts::{self, AttemptLog};
+use super::attempts;
 use super::lease::Leases;
 use crate::error::Result;
 use crate::store::Outcome;
+use crate::store::attempt_log::{AttemptLog, ok_columns};
 use crate::time::Timestamp;
 
 /// How many rows the log gains (`?n`), and the last success kept in the notification's row
@@ -91,7 +92,7 @@ pub fn record(
             continue;
         }
         let (rows, ok) = log.split(&o.log);
-        let (ok_notifier, ok_at, ok_ms, ok_next) = attempts::ok_columns(ok);
+        let (ok_notifier, ok_at, ok_ms, ok_next) = ok_columns(ok);
         let plain =
             o.notified && o.attempts == 0 && o.last_error.is_none() && o.progress.is_empty();
         // Both statements end with the log's values, from their ?4 and ?8 on.

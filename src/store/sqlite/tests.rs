@@ -17,14 +17,6 @@ pub(super) fn open() -> (tempfile::TempDir, SqliteStore) {
 pub(super) const A: LeaseOwner = LeaseOwner::new(1);
 pub(super) const B: LeaseOwner = LeaseOwner::new(2);
 
-/// A new store holding `n` notifications inserted at 0, and their names.
-pub(super) fn stored(n: usize) -> (tempfile::TempDir, SqliteStore, Vec<String>) {
-    let (dir, store) = open();
-    let batch: Vec<_> = (0..n).map(|_| new_only(0)).collect();
-    let names = store.insert(&batch, t(0)).unwrap();
-    (dir, store, names)
-}
-
 /// The names `A` claims at `now` (up to 10, leased for a while).
 fn claimed_names(store: &SqliteStore, now: Timestamp) -> Vec<String> {
     let claimed = store.claim(A, 10, now, now.plus(Duration::from_secs(100)));

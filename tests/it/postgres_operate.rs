@@ -1,0 +1,155 @@
+//! Operating two instances of the real binary on one PostgreSQL database
+//! (`CLAIR_NOTIFIER_TEST_PG`): the circuit they share opens once and its probes spend no
+//! attempt, `pause` stops both, `resume` delivers everything and the circuit closes once, and
+//! `show --attempts` shows the tries. (The spacing of probes is tested with one instance in
+//! `breaker.rs`, and the store's half of it, one probe per interval between instances, in
+//! the store's contract tests: a probe an instance took waits for its next claim, so two
+//! instances' probes may go out close together.)
+
+use std::path::Path;
+use std::process::Child;
+use std::time::Duration;
+
+use clair_notifier::{Datastore, Timestamp};
+
+use crate::cli::run_in;
+use crate::common::bin::{log_count, log_tail, sigterm, wait_exit};
+use crate::common::receiver::Receiver;
+use crate::common::{sample, wait_for};
+use crate::operate::spawn_serve;
+use crate::postgres::{fresh_db, open};
+
+const OPENED: &str = "circuit of notifier webhook opened";
+const CLOSED: &str = "circuit of notifier webhook closed";
+const PAUSED: &str = "notifier webhook is paused";
+const HELD: &str = "every notifier is held";
+const CFG: [&str; 2] = ["--config", "serve.toml"];
+
+fn instance(url: &str, endpoint: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("serve.toml"),
+        format!(
+            "[database]\nurl = \"{url}\"\n[notifier]\nworkers = 4\npoll_interval = \"100ms\"\n\
+             max_backoff = \"200ms\"\nbreaker_failures = 5\nbreaker_probe = \"500ms\"\n\
+             [notifier.http]\nendpoint = \"{endpoint}\"\n[api]\naddr = \"\"\n"
+        ),
+    )
+    .unwrap();
+    dir
+}
+
+fn total(dirs: &[tempfile::TempDir], line: &str) -> usize {
+    dirs.iter().map(|d| log_count(d.path(), line)).sum()
+}
+
+fn attempts_spent(url: &str) -> i64 {
+    let mut client = postgres::Client::connect(url, postgres::NoTls).unwrap();
+    let row = client
+        .query_one(
+            "SELECT coalesce(sum(attempts), 0)::bigint FROM notification",
+            &[],
+        )
+        .unwrap();
+    row.get(0)
+}
+
+/// Waits for two more polls of every instance that log `line`.
+fn two_polls(dirs: &[tempfile::TempDir], line: &str) {
+    let seen: Vec<usize> = dirs.iter().map(|d| log_count(d.path(), line)).collect();
+    wait_for(
+        "two polls of each instance",
+        Duration::from_secs(10),
+        || {
+            dirs.iter()
+                .zip(&seen)
+                .all(|(d, &n)| log_count(d.path(), line) >= n + 2)
+        },
+    );
+}
+
+fn stop(mut child: Child, dir: &Path) {
+    sigterm(&child);
+    let status = wait_exit(&mut child, Duration::from_secs(30), dir);
+    assert!(status.success(), "{status:?}: {}", log_tail(dir, 20));
+}
+
+#[test]
+fn two_instances_share_the_circuit_the_pause_and_the_attempt_log() {
+    let Some(url) = fresh_db() else { return };
+    let store = open(&url);
+    let receiver = Receiver::start(4);
+    receiver.set_status(503);
+    let batch: Vec<_> = (0..200).map(|i| sample(&format!("CVE-{i}"), 1)).collect();
+    let names = store.insert(&batch, Timestamp::now()).unwrap();
+    let dirs = [
+        instance(&url, &receiver.url()),
+        instance(&url, &receiver.url()),
+    ];
+    let serves: Vec<Child> = dirs.iter().map(|d| spawn_serve(d.path())).collect();
+
+    wait_for("the circuit to open", Duration::from_secs(30), || {
+        total(&dirs, OPENED) >= 1
+    });
+    two_polls(&dirs, HELD);
+    assert_eq!(total(&dirs, OPENED), 1, "one opening, by one instance");
+    let (before, spent) = (receiver.count(), attempts_spent(&url));
+    wait_for("three probes", Duration::from_secs(30), || {
+        receiver.count() >= before + 3
+    });
+    assert_eq!(
+        attempts_spent(&url),
+        spent,
+        "a probe or a wait spent an attempt"
+    );
+
+    // Paused, with the receiver back: no probe, no POST, from either instance.
+    let d0 = dirs[0].path();
+    assert_eq!(
+        run_in(d0, &[&CFG[..], &["pause", "webhook"]].concat(), None).code,
+        0
+    );
+    wait_for("both to see the pause", Duration::from_secs(10), || {
+        dirs.iter().all(|d| log_count(d.path(), PAUSED) == 1)
+    });
+    receiver.set_status(200);
+    two_polls(&dirs, HELD);
+    let settled = receiver.count();
+    two_polls(&dirs, HELD);
+    two_polls(&dirs, HELD);
+    assert_eq!(receiver.count(), settled, "a POST arrived while paused");
+    let stats = run_in(d0, &[&CFG[..], &["stats", "--json"]].concat(), None).ok();
+    let v: serde_json::Value = serde_json::from_str(&stats.stdout).unwrap();
+    assert_eq!(v["notifiers"]["webhook"]["paused"], true, "{stats:?}");
+    assert_eq!(v["notifiers"]["webhook"]["circuit"], "open", "{stats:?}");
+
+    assert_eq!(
+        run_in(d0, &[&CFG[..], &["resume", "webhook"]].concat(), None).code,
+        0
+    );
+    wait_for("every notification", Duration::from_secs(60), || {
+        store.counts(Timestamp::now()).unwrap().notified == names.len() as u64
+    });
+    assert_eq!(total(&dirs, CLOSED), 1, "one closing, by one instance");
+    let delivered: std::collections::HashSet<String> =
+        receiver.requests().iter().map(|r| r.name()).collect();
+    assert_eq!(delivered.len(), names.len());
+
+    // The log of a notification that failed before it was delivered.
+    let failed = receiver.requests()[0].name();
+    let show = run_in(
+        d0,
+        &[&CFG[..], &["show", &failed, "--attempts", "--json"]].concat(),
+        None,
+    )
+    .ok();
+    let v: serde_json::Value = serde_json::from_str(&show.stdout).unwrap();
+    let tries = v["Attempts"].as_array().unwrap();
+    assert!(tries.len() >= 2, "{show:?}");
+    assert_eq!(tries[0]["Outcome"], "status", "{show:?}");
+    assert_eq!(tries[0]["Status"], 503, "{show:?}");
+    assert_eq!(tries.last().unwrap()["Outcome"], "ok", "{show:?}");
+    for (serve, dir) in serves.into_iter().zip(&dirs) {
+        stop(serve, dir.path());
+    }
+}
