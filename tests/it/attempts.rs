@@ -1,5 +1,6 @@
 //! The attempt log end to end: tries classified by the webhook, written by the real binary's
-//! `serve`, shown by `show --attempts [--json]` and by the read API under its token.
+//! `serve`, shown by `show --attempts [--json]` and by the read API under its token; on each
+//! backend.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -7,13 +8,20 @@ use std::time::Duration;
 
 use clair_notifier::api::{Api, Request};
 use clair_notifier::attempt::AttemptClass;
-use clair_notifier::{ApiConfig, Datastore, Delivery, HttpConfig, Notifier, SqliteStore};
+use clair_notifier::{ApiConfig, Datastore, Delivery, HttpConfig, Notifier};
 use clair_notifier::{Timestamp, Webhook};
 
 use crate::cli::run_in;
+use crate::common::backends::{TestDb, on_every_backend};
 use crate::common::rawhttp::{RawServer, response};
 use crate::common::{Silent, sample, wait_for};
-use crate::operate::{spawn_serve, stop};
+use crate::operate::{spawn_serve, stop_on};
+
+on_every_backend!(
+    every_try_is_shown_by_show_attempts_and_the_api,
+    a_panic_is_logged_as_one,
+    the_collector_deletes_attempts_past_retention_attempts,
+);
 
 fn send_once(endpoint: &str) -> clair_notifier::SendError {
     let http = HttpConfig {
@@ -47,8 +55,7 @@ fn the_webhook_classifies_its_failures() {
     assert_eq!(send_once(&silent.url()).class(), AttemptClass::Timeout);
 }
 
-#[test]
-fn every_try_is_shown_by_show_attempts_and_the_api() {
+fn every_try_is_shown_by_show_attempts_and_the_api(db: TestDb) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     // Two busy answers, then success.
@@ -61,8 +68,8 @@ fn every_try_is_shown_by_show_attempts_and_the_api() {
             response(200, &[], b"")
         }
     });
-    crate::operate::write_config(d, &receiver.http_url("/hook"));
-    let store = Arc::new(SqliteStore::open(d.join("notifier.db")).unwrap());
+    crate::operate::write_config(d, &db, &receiver.http_url("/hook"));
+    let store = db.open();
     let name = store
         .insert(&[sample("CVE-1", 1)], Timestamp::now())
         .unwrap()[0]
@@ -71,7 +78,7 @@ fn every_try_is_shown_by_show_attempts_and_the_api() {
     wait_for("the delivery", Duration::from_secs(30), || {
         store.summary(&name).unwrap().unwrap().notified.is_some()
     });
-    stop(serve, d);
+    stop_on(&db, serve, d);
 
     let cfg = ["--config", "serve.toml"];
     let table = run_in(
@@ -158,19 +165,14 @@ impl Notifier for PanicsOnce {
     }
 }
 
-/// A service over a new store whose one notifier, "custom", panics once and then succeeds,
-/// with `clock` and `retention`; one notification inserted and delivered after the panic.
+/// A service over `db` whose one notifier, "custom", panics once and then succeeds, with
+/// `clock` and `retention`; one notification inserted and delivered after the panic.
 fn panic_then_delivery(
+    db: &TestDb,
     clock: &crate::common::OffsetClock,
     retention: clair_notifier::config::RetentionConfig,
-) -> (
-    tempfile::TempDir,
-    Arc<SqliteStore>,
-    clair_notifier::Handle,
-    String,
-) {
-    let (dir, path) = crate::common::temp_db();
-    let store = Arc::new(SqliteStore::open(&path).unwrap());
+) -> (Arc<dyn Datastore>, clair_notifier::Handle, String) {
+    let store = db.open();
     let mut registry = clair_notifier::Registry::new();
     registry.register("custom", PanicsOnce(AtomicUsize::new(0)));
     let config = clair_notifier::NotifierConfig {
@@ -190,13 +192,12 @@ fn panic_then_delivery(
         Duration::from_secs(30),
         || store.summary(&name).unwrap().unwrap().notified.is_some(),
     );
-    (dir, store, handle, name)
+    (store, handle, name)
 }
 
-#[test]
-fn a_panic_is_logged_as_one() {
+fn a_panic_is_logged_as_one(db: TestDb) {
     let clock = crate::common::OffsetClock::default();
-    let (_dir, store, handle, name) = panic_then_delivery(&clock, Default::default());
+    let (store, handle, name) = panic_then_delivery(&db, &clock, Default::default());
     handle.stop();
     let log = store.attempts(&name).unwrap().unwrap();
     let classes: Vec<AttemptClass> = log.iter().map(|a| a.class).collect();
@@ -209,14 +210,13 @@ fn a_panic_is_logged_as_one() {
     assert!(log[0].next_due.unwrap() <= log[1].started);
 }
 
-#[test]
-fn the_collector_deletes_attempts_past_retention_attempts() {
+fn the_collector_deletes_attempts_past_retention_attempts(db: TestDb) {
     let clock = crate::common::OffsetClock::default();
     let retention = clair_notifier::config::RetentionConfig {
         read: Duration::ZERO,
         attempts: Duration::from_secs(3600),
     };
-    let (_dir, store, handle, name) = panic_then_delivery(&clock, retention);
+    let (store, handle, name) = panic_then_delivery(&db, &clock, retention);
     assert_eq!(store.attempts(&name).unwrap().unwrap().len(), 2);
     clock.advance(Duration::from_secs(2 * 3600));
     wait_for("the failed try deleted", Duration::from_secs(30), || {

@@ -1,37 +1,30 @@
 //! The circuit breaker with the real binary: a receiver that fails opens the webhook's
 //! circuit (one log line), probes go out one per `breaker_probe` without spending attempts,
 //! and once the receiver recovers the first probe closes it (one log line) and every
-//! notification is delivered.
+//! notification is delivered. On each backend.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use clair_notifier::{
-    Datastore, Delivery, Notifier, NotifierConfig, Registry, SendError, Service, SqliteStore,
-    Timestamp,
-};
+use clair_notifier::{Delivery, Notifier, NotifierConfig, Registry, SendError, Service, Timestamp};
 
 use crate::cli::run_in;
+use crate::common::backends::{TestDb, on_every_backend};
 use crate::common::bin::log_count;
 use crate::common::receiver::Receiver;
 use crate::common::{sample, wait_for};
-use crate::operate::{spawn_serve, stop};
+use crate::operate::{spawn_serve, stop_on};
 
 const OPENED: &str = "circuit of notifier webhook opened";
 const CLOSED: &str = "circuit of notifier webhook closed";
 const HELD: &str = "every notifier is held";
 
-fn attempts_spent(db: &std::path::Path) -> i64 {
-    let conn = rusqlite::Connection::open(db).unwrap();
-    conn.query_row("SELECT total(attempts) FROM notification", [], |r| {
-        r.get::<_, f64>(0)
-    })
-    .map(|v| v as i64)
-    .unwrap()
-}
+on_every_backend!(
+    an_open_circuit_sends_only_spaced_probes_and_a_recovery_delivers_everything,
+    sends_to_the_other_notifiers_go_on_while_one_circuit_is_open,
+);
 
-#[test]
-fn an_open_circuit_sends_only_spaced_probes_and_a_recovery_delivers_everything() {
+fn an_open_circuit_sends_only_spaced_probes_and_a_recovery_delivers_everything(db: TestDb) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let receiver = Receiver::start(4);
@@ -39,14 +32,15 @@ fn an_open_circuit_sends_only_spaced_probes_and_a_recovery_delivers_everything()
     std::fs::write(
         d.join("serve.toml"),
         format!(
-            "[database]\npath = \"notifier.db\"\n[notifier]\nworkers = 4\n\
+            "{}[notifier]\nworkers = 4\n\
              poll_interval = \"100ms\"\nmax_backoff = \"200ms\"\nbreaker_failures = 5\n\
              breaker_probe = \"500ms\"\n[notifier.http]\nendpoint = \"{}\"\n[api]\naddr = \"\"\n",
+            db.config_table(),
             receiver.url()
         ),
     )
     .unwrap();
-    let store = SqliteStore::open(d.join("notifier.db")).unwrap();
+    let store = db.open();
     let batch: Vec<_> = (0..300).map(|i| sample(&format!("CVE-{i}"), 1)).collect();
     let names = store.insert(&batch, Timestamp::now()).unwrap();
     let serve = spawn_serve(d);
@@ -59,7 +53,7 @@ fn an_open_circuit_sends_only_spaced_probes_and_a_recovery_delivers_everything()
     wait_for("two polls while open", Duration::from_secs(10), || {
         log_count(d, HELD) >= held + 2
     });
-    let (before, spent) = (receiver.count(), attempts_spent(&d.join("notifier.db")));
+    let (before, spent) = (receiver.count(), db.attempts_spent());
     wait_for("three probes", Duration::from_secs(30), || {
         receiver.count() >= before + 3
     });
@@ -69,7 +63,7 @@ fn an_open_circuit_sends_only_spaced_probes_and_a_recovery_delivers_everything()
         assert!(gap >= Duration::from_millis(450), "probes {gap:?} apart");
     }
     assert_eq!(
-        attempts_spent(&d.join("notifier.db")),
+        db.attempts_spent(),
         spent,
         "a probe or a wait spent an attempt"
     );
@@ -88,7 +82,7 @@ fn an_open_circuit_sends_only_spaced_probes_and_a_recovery_delivers_everything()
         "one line per opening, not per failure"
     );
     // A restart keeps the circuit open: still only probes, and no second opening.
-    stop(serve, d);
+    stop_on(&db, serve, d);
     let serve = spawn_serve(d);
     let before = receiver.count();
     wait_for(
@@ -109,7 +103,7 @@ fn an_open_circuit_sends_only_spaced_probes_and_a_recovery_delivers_everything()
     let delivered: std::collections::HashSet<String> =
         receiver.requests().iter().map(|r| r.name()).collect();
     assert_eq!(delivered.len(), names.len());
-    stop(serve, d);
+    stop_on(&db, serve, d);
 }
 
 #[test]
@@ -167,10 +161,8 @@ impl Notifier for Counting {
     }
 }
 
-#[test]
-fn sends_to_the_other_notifiers_go_on_while_one_circuit_is_open() {
-    let (_dir, path) = crate::common::temp_db();
-    let store = Arc::new(SqliteStore::open(&path).unwrap());
+fn sends_to_the_other_notifiers_go_on_while_one_circuit_is_open(db: TestDb) {
+    let store = db.open();
     let (bad, good) = (Arc::default(), Arc::<Mutex<Vec<String>>>::default());
     let mut registry = Registry::new();
     registry.register(

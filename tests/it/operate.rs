@@ -1,15 +1,16 @@
-//! The operators' commands with the real binary: `pause`/`resume` while `serve` drains a
-//! backlog (no POST while paused, every notification after), `resend` (one, read ones,
-//! `--failing`) while `serve` delivers, and their mistakes.
+//! The operators' commands with the real binary, on each backend: `pause`/`resume` while
+//! `serve` drains a backlog (no POST while paused, every notification after), `resend` (one,
+//! read ones, `--failing`) while `serve` delivers, and their mistakes.
 
 use std::collections::HashSet;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use clair_notifier::{Datastore, SqliteStore, Timestamp};
+use clair_notifier::Timestamp;
 
 use crate::cli::run_in;
+use crate::common::backends::{TestDb, on_every_backend};
 use crate::common::bin::{BIN, log_count, log_tail, rows_with_lease_owner, sigterm, wait_exit};
 use crate::common::receiver::Receiver;
 use crate::common::{sample, wait_for};
@@ -18,14 +19,21 @@ const WORKERS: usize = 4;
 const PAUSED: &str = "notifier webhook is paused";
 const LOOKED: &str = "every notifier is held (paused or its circuit open): claiming only probes";
 
-/// `serve.toml` in `dir`: database `notifier.db`, a fast poll, the webhook at `url`.
-pub(crate) fn write_config(dir: &Path, url: &str) {
+on_every_backend!(
+    pause_stops_every_post_and_resume_delivers_the_rest_once,
+    resend_while_serve_delivers_loses_and_breaks_nothing,
+    operator_commands_refuse_bad_input_with_one_sentence,
+);
+
+/// `serve.toml` in `dir`: the database `db`, a fast poll, the webhook at `url`.
+pub(crate) fn write_config(dir: &Path, db: &TestDb, url: &str) {
     std::fs::write(
         dir.join("serve.toml"),
         format!(
-            "[database]\npath = \"notifier.db\"\n[notifier]\nworkers = {WORKERS}\n\
+            "{}[notifier]\nworkers = {WORKERS}\n\
              poll_interval = \"100ms\"\nmax_backoff = \"200ms\"\n\
-             [notifier.http]\nendpoint = \"{url}\"\n[api]\naddr = \"\"\n"
+             [notifier.http]\nendpoint = \"{url}\"\n[api]\naddr = \"\"\n",
+            db.config_table()
         ),
     )
     .unwrap();
@@ -45,31 +53,40 @@ pub(crate) fn spawn_serve(dir: &Path) -> Child {
         .expect("start serve")
 }
 
-fn insert(dir: &Path, n: usize) -> Vec<String> {
-    let store = SqliteStore::open(dir.join("notifier.db")).unwrap();
+fn insert(db: &TestDb, n: usize) -> Vec<String> {
     let batch: Vec<_> = (0..n).map(|i| sample(&format!("CVE-{i}"), 1)).collect();
-    store.insert(&batch, Timestamp::now()).unwrap()
+    db.open().insert(&batch, Timestamp::now()).unwrap()
 }
 
-pub(crate) fn stop(mut child: Child, dir: &Path) {
+/// Stops `serve` (started in `dir`) with SIGTERM: it exits 0 and leaves no lease on `db`.
+pub(crate) fn stop_on(db: &TestDb, child: Child, dir: &Path) {
+    exits_cleanly(child, dir);
+    assert_eq!(db.rows_with_lease(), 0, "{}", log_tail(dir, 20));
+}
+
+/// [`stop_on`] for a `serve` on the SQLite file `notifier.db` in `dir`.
+pub(crate) fn stop(child: Child, dir: &Path) {
+    exits_cleanly(child, dir);
+    assert_eq!(rows_with_lease_owner(&dir.join("notifier.db")), 0);
+}
+
+fn exits_cleanly(mut child: Child, dir: &Path) {
     sigterm(&child);
     let status = wait_exit(&mut child, Duration::from_secs(30), dir);
     assert!(status.success(), "{status:?}: {}", log_tail(dir, 20));
-    assert_eq!(rows_with_lease_owner(&dir.join("notifier.db")), 0);
 }
 
 fn distinct(receiver: &Receiver) -> HashSet<String> {
     receiver.requests().iter().map(|r| r.name()).collect()
 }
 
-#[test]
-fn pause_stops_every_post_and_resume_delivers_the_rest_once() {
+fn pause_stops_every_post_and_resume_delivers_the_rest_once(db: TestDb) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let receiver = Receiver::start(8);
     receiver.set_delay(Duration::from_millis(5));
-    write_config(d, &receiver.url());
-    let names = insert(d, 2000);
+    write_config(d, &db, &receiver.url());
+    let names = insert(&db, 2000);
     let serve = spawn_serve(d);
     wait_for("a part of the backlog", Duration::from_secs(60), || {
         receiver.count() >= 200
@@ -112,15 +129,7 @@ fn pause_stops_every_post_and_resume_delivers_the_rest_once() {
         list.stderr.contains("notifier webhook is paused since"),
         "{list:?}"
     );
-    let conn = rusqlite::Connection::open(d.join("notifier.db")).unwrap();
-    let spent: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM notification WHERE attempts > 0",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(spent, 0, "a wait spent attempts");
+    assert_eq!(db.attempts_spent(), 0, "a wait spent attempts");
 
     run_in(d, &[&cfg[..], &["resume", "webhook"]].concat(), None).ok();
     wait_for("every notification", Duration::from_secs(120), || {
@@ -132,16 +141,15 @@ fn pause_stops_every_post_and_resume_delivers_the_rest_once() {
         "a notification was sent twice"
     );
     assert_eq!(log_count(d, "notifier webhook resumed"), 1);
-    stop(serve, d);
+    stop_on(&db, serve, d);
 }
 
-#[test]
-fn resend_while_serve_delivers_loses_and_breaks_nothing() {
+fn resend_while_serve_delivers_loses_and_breaks_nothing(db: TestDb) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let receiver = Receiver::start(4);
-    write_config(d, &receiver.url());
-    let names = insert(d, 300);
+    write_config(d, &db, &receiver.url());
+    let names = insert(&db, 300);
     // The first ones fail for good: their notifications are failing until resent.
     for n in &names[..20] {
         receiver.status_for(n, 503);
@@ -165,11 +173,11 @@ fn resend_while_serve_delivers_loses_and_breaks_nothing() {
     let r = run_in(d, &[&cfg[..], &["resend", "--failing"]].concat(), None).ok();
     let resent: u64 = r.stdout.trim().parse().unwrap();
     assert!(resent <= 20, "{r:?}");
+    let store = db.open();
     wait_for(
         "every notification delivered",
         Duration::from_secs(60),
         || {
-            let store = SqliteStore::open(d.join("notifier.db")).unwrap();
             let c = store.counts(Timestamp::now()).unwrap();
             c.notified == names.len() as u64
         },
@@ -179,15 +187,14 @@ fn resend_while_serve_delivers_loses_and_breaks_nothing() {
     for n in &names[20..] {
         assert_eq!(receiver.count_for(n), 1, "{n}");
     }
-    stop(serve, d);
+    stop_on(&db, serve, d);
 }
 
-#[test]
-fn operator_commands_refuse_bad_input_with_one_sentence() {
+fn operator_commands_refuse_bad_input_with_one_sentence(db: TestDb) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    std::fs::write(d.join("serve.toml"), "[database]\npath = \"notifier.db\"\n").unwrap();
-    let names = insert(d, 2);
+    std::fs::write(d.join("serve.toml"), db.config_table()).unwrap();
+    let names = insert(&db, 2);
     let cfg = ["--config", "serve.toml"];
     let run = |args: &[&str]| run_in(d, &[&cfg[..], args].concat(), None);
 

@@ -133,6 +133,25 @@ impl TestDb {
         }
     }
 
+    /// The attempts counted on every notification's current round, summed, read from the
+    /// database itself (waits and probes must not add to it).
+    pub fn attempts_spent(&self) -> i64 {
+        match &self.kind {
+            Kind::Sqlite { path, .. } => rusqlite::Connection::open(path)
+                .unwrap()
+                .query_row(
+                    "SELECT coalesce(sum(attempts), 0) FROM notification",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap(),
+            #[cfg(feature = "postgres")]
+            Kind::Postgres(db) => {
+                db.query_i64("SELECT coalesce(sum(attempts), 0)::bigint FROM notification")
+            }
+        }
+    }
+
     /// Each table holding rows about notifications (a `notification_id` column), with how
     /// many of its rows are about notifications that no longer exist.
     pub fn orphans(&self) -> Vec<(String, i64)> {
