@@ -60,7 +60,7 @@ impl Scanner {
             let now = self.shared.clock.now();
             if st.should_poll(at) {
                 self.take_over_dead_owners(now);
-                self.read_holds(&mut st);
+                self.read_holds(&mut st, at);
                 if st.poll_reads_due() {
                     st.polled(at, self.shared.store.next_due());
                 } else {
@@ -178,9 +178,9 @@ impl Scanner {
     }
 
     /// Reads which notifiers are held (paused by an operator, or their circuit open: at
-    /// start, then every poll), says once when a pause changed, and takes the probes due.
-    /// A failed read keeps what was known.
-    fn read_holds(&self, st: &mut ScanState) {
+    /// start, then every poll at `at`), says once when a pause changed, and takes the probes
+    /// due. A failed read keeps what was known.
+    fn read_holds(&self, st: &mut ScanState, at: Instant) {
         let shared = &self.shared;
         let now = shared.clock.now();
         match shared.store.notifiers(now) {
@@ -201,7 +201,7 @@ impl Scanner {
                         log::error!("{}", e.chain());
                     }
                 }
-                st.want_probes(breaker::probes_due(shared, &states, now));
+                st.want_probes(breaker::probes_due(shared, &states, now), at);
             }
             Err(e) => {
                 shared.metrics.store_errors.fetch_add(1, Ordering::Relaxed);

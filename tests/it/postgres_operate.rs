@@ -1,10 +1,7 @@
 //! Operating two instances of the real binary on one PostgreSQL database
-//! (`CLAIR_NOTIFIER_TEST_PG`): the circuit they share opens once and its probes spend no
-//! attempt, `pause` stops both, `resume` delivers everything and the circuit closes once, and
-//! `show --attempts` shows the tries. (The spacing of probes is tested with one instance in
-//! `breaker.rs`, and the store's half of it, one probe per interval between instances, in
-//! the store's contract tests: a probe an instance took waits for its next claim, so two
-//! instances' probes may go out close together.)
+//! (`CLAIR_NOTIFIER_TEST_PG`): the circuit they share opens once, its probes go out spaced
+//! across both and spend no attempt, `pause` stops both, `resume` delivers everything and the
+//! circuit closes once, and `show --attempts` shows the tries.
 
 use std::path::Path;
 use std::process::Child;
@@ -97,6 +94,14 @@ fn two_instances_share_the_circuit_the_pause_and_the_attempt_log() {
     wait_for("three probes", Duration::from_secs(30), || {
         receiver.count() >= before + 3
     });
+    // The store gives out one probe per breaker_probe (500 ms) between the instances, and an
+    // instance gives up a probe it has not claimed work for within a poll (100 ms): probes
+    // of either instance are at least 400 ms apart, less what a loaded machine adds.
+    let probes: Vec<_> = receiver.requests()[before..].iter().map(|r| r.at).collect();
+    for pair in probes.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(gap >= Duration::from_millis(300), "probes {gap:?} apart");
+    }
     assert_eq!(
         attempts_spent(&url),
         spent,

@@ -99,8 +99,9 @@ pub(super) struct ScanState {
     /// Every enabled notifier is held (paused, or its circuit open): nothing is claimed but
     /// probes, nothing counts as due.
     paused: bool,
-    /// Notifiers (by index) whose open circuit gets a probe: the next claimed notifications.
-    probes: Vec<usize>,
+    /// Notifiers (by index) whose open circuit gets a probe (the next claimed notifications),
+    /// each with when the store gave it out; each notifier listed once.
+    probes: Vec<(usize, Instant)>,
 }
 
 impl ScanState {
@@ -178,15 +179,33 @@ impl ScanState {
         self.paused = all;
     }
 
-    /// The open circuits of these notifiers (by index) get a probe: the next claimed
-    /// notifications (while everything is held, only as many are claimed).
-    pub fn want_probes(&mut self, notifiers: Vec<usize>) {
-        self.probes.extend(notifiers);
+    /// The open circuits of these notifiers (by index) get a probe, given out by the store
+    /// at `at`: the next claimed notifications (while everything is held, only as many are
+    /// claimed). A notifier already waiting for its probe keeps one, the newer.
+    pub fn want_probes(&mut self, notifiers: Vec<usize>, at: Instant) {
+        self.expire_probes(at);
+        for i in notifiers {
+            match self.probes.iter_mut().find(|(n, _)| *n == i) {
+                Some(held) => held.1 = at,
+                None => self.probes.push((i, at)),
+            }
+        }
     }
 
-    /// The notifier the next claimed notification probes, if any.
+    /// Gives up, at `at`, the probes no claim used within a poll interval of being given
+    /// out. The store gives one probe per interval between all the instances sharing it; one
+    /// kept until a later claim found work could go out close to another instance's next.
+    /// Given up, it is taken from the store again when next due there.
+    fn expire_probes(&mut self, at: Instant) {
+        let poll = self.poll;
+        self.probes
+            .retain(|&(_, taken)| at.saturating_duration_since(taken) < poll);
+    }
+
+    /// The notifier the next claimed notification probes, if any (of the probes that were
+    /// current when the claim was decided).
     pub fn next_probe(&mut self) -> Option<usize> {
-        self.probes.pop()
+        self.probes.pop().map(|(i, _)| i)
     }
 
     /// Outcomes waiting to be written, to adjust before they are (see
@@ -199,7 +218,9 @@ impl ScanState {
     /// waiting in the queue: claim while work is due and at least half the queue is free,
     /// a small first batch when the workers are idle, growing claims after it; write the
     /// outcomes with a claim, when a batch is full or old, or when nothing else is in flight.
+    /// Probes held for a poll interval unused are given up first.
     pub fn decide(&mut self, now: Timestamp, at: Instant, queued: usize) -> Plan {
+        self.expire_probes(at);
         let free = self.capacity.saturating_sub(queued);
         let due_now = self.woken || self.next_due.is_some_and(|d| d <= now);
         let claim = if self.paused {

@@ -310,13 +310,51 @@ fn while_everything_is_held_only_the_probes_are_claimed() {
     let (mut st, t0, now) = start();
     st.polled(t0, Ok(Some(now)));
     st.set_paused(true);
-    st.want_probes(vec![0]);
+    st.want_probes(vec![0], t0);
     let plan = st.decide(now, t0, 0);
     assert_eq!(plan.claim, 1, "one notification for the probe");
     claim(&mut st, plan, 1, 1, now);
     assert_eq!(st.next_probe(), Some(0));
     assert_eq!(st.next_probe(), None);
     assert_eq!(st.decide(now, t0, 0).claim, 0, "the probe is spent");
+}
+
+#[test]
+fn a_notifier_waits_for_one_probe_however_often_the_store_gives_it_one() {
+    let (mut st, t0, now) = start();
+    st.polled(t0, Ok(Some(now)));
+    st.set_paused(true);
+    st.want_probes(vec![0], t0);
+    st.want_probes(vec![0, 1, 0], t0 + ms(10));
+    let plan = st.decide(now, t0 + ms(10), 0);
+    assert_eq!(plan.claim, 2, "one notification per notifier probed");
+    claim(&mut st, plan, 2, 1, now);
+    let mut probed = [st.next_probe(), st.next_probe()];
+    probed.sort();
+    assert_eq!(probed, [Some(0), Some(1)]);
+    assert_eq!(st.next_probe(), None, "no second probe of notifier 0");
+}
+
+#[test]
+fn a_probe_no_claim_used_within_a_poll_is_given_up() {
+    let (mut st, t0, now) = start();
+    st.polled(t0, Ok(Some(now)));
+    st.set_paused(true);
+    st.want_probes(vec![0], t0);
+    // The claim for it finds nothing due (another instance leased it, say).
+    let plan = st.decide(now, t0, 0);
+    assert_eq!(plan.claim, 1);
+    claim(&mut st, plan, 0, 0, now);
+    st.polled(t0, Ok(Some(now)));
+    // Kept until a poll interval has passed ...
+    assert_eq!(st.decide(now, t0 + POLL - ms(1), 0).claim, 1);
+    // ... then given up: a later claim does not send it.
+    assert_eq!(st.decide(now, t0 + POLL, 0).claim, 0, "held past a poll");
+    assert_eq!(st.next_probe(), None);
+    // The next probe the store gives out is sent.
+    st.want_probes(vec![0], t0 + POLL);
+    assert_eq!(st.decide(now, t0 + POLL, 0).claim, 1);
+    assert_eq!(st.next_probe(), Some(0));
 }
 
 #[test]
