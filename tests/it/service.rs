@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use clair_notifier::attempt::AttemptClass;
 use clair_notifier::{Datastore, NotifierConfig, Service, State, Timestamp};
 
 use crate::common::backends::{TestDb, on_every_backend};
@@ -305,15 +306,29 @@ fn two_services_on_one_database_do_not_double_send(db: TestDb) {
     names.sort();
     names.dedup();
     assert_eq!(names.len(), 2000);
-    // Each notification was claimed by one service only: one successful send each. A POST
-    // the receiver saw but whose answer the sender did not get (a failed attempt, retried)
-    // is the only way to see a name twice.
+    // Each notification was claimed by one service only: one successful send each.
     assert_eq!(sent_a + sent_b, 2000, "successful sends");
-    assert_eq!(
-        reqs.len() as u64,
-        2000 + failed,
-        "every extra request is a recorded failed attempt"
+    // A failed attempt (retried) is the only way to see a name twice: a POST whose answer
+    // did not reach the sender in time. It may also never have reached the receiver (a
+    // connection refused or cut before the request was read), so each failed attempt is at
+    // most one extra POST, not exactly one.
+    let extra = reqs.len() as u64 - 2000;
+    assert!(
+        extra <= failed,
+        "{extra} extra requests, {failed} failed attempts recorded"
     );
+    let mut seen = std::collections::HashMap::<String, u64>::new();
+    for r in &reqs {
+        *seen.entry(r.name()).or_default() += 1;
+    }
+    for (name, n) in seen.into_iter().filter(|&(_, n)| n > 1) {
+        let log = a.attempts(&name).unwrap().unwrap();
+        let failures = log.iter().filter(|t| t.class != AttemptClass::Ok).count();
+        assert!(
+            n <= 1 + failures as u64,
+            "{name} seen {n} times with {failures} failed attempts logged: {log:?}"
+        );
+    }
 }
 
 fn stop_is_prompt_with_a_hanging_receiver_and_leaves_nothing_leased(db: TestDb) {
