@@ -142,10 +142,14 @@ pub fn read(conn: &mut Conn, name: &str) -> Result<Option<Vec<Attempt>>, postgre
         return Ok(None);
     };
     let rows = conn.query(
-        "SELECT n.ok_notifier, n.ok_at, n.ok_ms, n.ok_next_due,
+        concat!(
+            "SELECT n.ok_notifier, n.ok_at, n.ok_ms, n.ok_next_due,
              a.notifier, a.started_at, a.duration_ms, a.class, a.status, a.excerpt, a.next_due
          FROM notification n LEFT JOIN attempt a ON a.notification_id = n.id
-         WHERE n.name = $1 ORDER BY a.seq",
+         WHERE n.id = (",
+            super::query::id_of_name!(),
+            ") ORDER BY a.seq"
+        ),
         &[&key],
     )?;
     let Some(first) = rows.first() else {

@@ -172,12 +172,12 @@ fn copy_tries(
     tx.execute(
         "INSERT INTO attempt (notification_id, seq, notifier, started_at, duration_ms, class,
                               status, excerpt, next_due)
-         SELECT n.id, a.seq, a.notifier, a.started, a.ms, a.class, a.status, a.excerpt,
-                a.next_due
+         SELECT n.notification_id, a.seq, a.notifier, a.started, a.ms, a.class, a.status,
+                a.excerpt, a.next_due
          FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[],
                      $6::text[], $7::integer[], $8::text[], $9::bigint[])
              AS a(name, seq, notifier, started, ms, class, status, excerpt, next_due)
-         JOIN notification n ON n.name = a.name",
+         JOIN notification_name n ON n.name = a.name",
         &rows.params(),
     )?;
     Ok(())

@@ -9,7 +9,7 @@ use crate::time::Timestamp;
 pub const CHANNEL: &str = "clair_notifier";
 
 /// A statement inserting notification rows in a CTE `n` (its own text, with parameters from
-/// `$8`), then their content and layers from the arrays of [`Rows`] (`$1` to `$7`), then
+/// `$8`), then their names (the table that finds a row by name), content and layers from the arrays of [`Rows`] (`$1` to `$7`), then
 /// `$tail`.
 macro_rules! insert_rows {
     ($notification:literal, $tail:literal) => {
@@ -17,6 +17,8 @@ macro_rules! insert_rows {
             "WITH n AS (",
             $notification,
             " RETURNING id, name
+            ), nn AS (
+                INSERT INTO notification_name (name, notification_id) SELECT name, id FROM n
             ), c AS (
                 INSERT INTO content (notification_id, old_vulnerability, new_vulnerability)
                 SELECT n.id, x.old, x.new

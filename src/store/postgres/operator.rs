@@ -16,13 +16,17 @@ pub fn resend(
         return Ok(Resend::Unknown);
     };
     let rows = conn.query(
-        "WITH target AS (SELECT id, read_at FROM notification WHERE name = $1),
+        concat!(
+            "WITH target AS (SELECT id, read_at FROM notification WHERE id = (",
+            super::query::id_of_name!(),
+            ")),
          changed AS (
              UPDATE notification n SET due_at = $2, read_at = NULL, attempts = 0,
                  last_error = NULL, progress = NULL
              FROM target WHERE n.id = target.id AND (target.read_at IS NULL OR $3)
              RETURNING 1)
-         SELECT (SELECT count(*) FROM target), (SELECT count(*) FROM changed)",
+         SELECT (SELECT count(*) FROM target), (SELECT count(*) FROM changed)"
+        ),
         &[&key, &now.as_millis(), &unread],
     )?;
     let (found, changed): (i64, i64) = (rows[0].get(0), rows[0].get(1));

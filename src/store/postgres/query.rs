@@ -54,15 +54,28 @@ pub(super) fn key(name: &str) -> Option<uuid::Uuid> {
     (uuid.hyphenated().to_string() == name).then_some(uuid)
 }
 
+/// The row id of the notification whose name is `$1` (a primary-key lookup in
+/// `notification_name`), for statements that find a notification by name.
+macro_rules! id_of_name {
+    () => {
+        "SELECT notification_id FROM notification_name WHERE name = $1"
+    };
+}
+pub(super) use id_of_name;
+
 pub fn mark_read(conn: &mut Conn, name: &str, now: Timestamp) -> Result<bool, postgres::Error> {
     let Some(key) = key(name) else {
         return Ok(false);
     };
     let rows = conn.query(
-        "UPDATE notification SET read_at = $1, due_at = NULL, progress = NULL,
-             lease_owner = NULL, lease_until = NULL
-         WHERE name = $2 RETURNING id",
-        &[&now.as_millis(), &key],
+        concat!(
+            "UPDATE notification SET read_at = $2, due_at = NULL, progress = NULL,
+                 lease_owner = NULL, lease_until = NULL
+             WHERE id = (",
+            id_of_name!(),
+            ") RETURNING id"
+        ),
+        &[&key, &now.as_millis()],
     )?;
     Ok(!rows.is_empty())
 }
@@ -74,7 +87,9 @@ pub fn summary(
     let sql = concat!(
         "SELECT ",
         summary_columns!(),
-        " FROM notification n WHERE n.name = $1"
+        " FROM notification n WHERE n.id = (",
+        id_of_name!(),
+        ")"
     );
     let rows = by_name(conn, name, sql)?;
     Ok(rows.first().map(summary_row))
@@ -101,7 +116,9 @@ pub fn page(
         "SELECT ",
         summary_columns!(),
         ", c.old_vulnerability, c.new_vulnerability
-         FROM notification n JOIN content c ON c.notification_id = n.id WHERE n.name = $1"
+         FROM notification n JOIN content c ON c.notification_id = n.id WHERE n.id = (",
+        id_of_name!(),
+        ")"
     );
     let rows = by_name(conn, name, sql)?;
     let Some(row) = rows.first() else {

@@ -8,7 +8,7 @@ use crate::store::DeleteRequest;
 const TURN_MS: i64 = 60_000;
 
 /// The turn is taken (or kept) unless another collector's is still running; the oldest read
-/// notifications are then deleted with their content, layers and attempts, skipping rows
+/// notifications are then deleted with their names, content, layers and attempts, skipping rows
 /// another statement holds.
 const DELETE_READ: &str = "
 WITH turn AS (
@@ -18,7 +18,7 @@ WITH turn AS (
        OR split_part(setting.value, ':', 2)::bigint <= $3
     RETURNING 1
 ), victims AS MATERIALIZED (
-    SELECT id FROM notification
+    SELECT id, name FROM notification
     WHERE read_at IS NOT NULL AND read_at <= $4 AND EXISTS (SELECT 1 FROM turn)
     ORDER BY read_at LIMIT $5
     FOR UPDATE SKIP LOCKED
@@ -28,6 +28,8 @@ WITH turn AS (
     DELETE FROM layer WHERE notification_id = ANY(ARRAY(SELECT id FROM victims))
 ), a AS (
     DELETE FROM attempt WHERE notification_id = ANY(ARRAY(SELECT id FROM victims))
+), nn AS (
+    DELETE FROM notification_name WHERE name = ANY(ARRAY(SELECT name FROM victims))
 ), n AS (
     DELETE FROM notification WHERE id = ANY(ARRAY(SELECT id FROM victims)) RETURNING 1
 )

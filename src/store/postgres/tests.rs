@@ -161,3 +161,45 @@ fn instances_opening_at_once_create_the_schema_once() {
     assert_eq!(version[0].get::<_, i64>(0), 1);
     assert_eq!(version[0].get::<_, Option<i32>>(1), Some(schema::VERSION));
 }
+
+/// A database written before names had a table of their own (schema 4) keeps every name:
+/// found, paged and marked read by name after the migration, and new names stay unique.
+#[test]
+fn names_written_before_their_table_existed_are_found_after_the_migration() {
+    let Some(url) = fresh_url() else { return };
+    let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let mut tx = client.transaction().unwrap();
+    tx.batch_execute("CREATE TABLE clair_notifier_schema (version integer NOT NULL)")
+        .unwrap();
+    for sql in &schema::MIGRATIONS[..4] {
+        tx.batch_execute(sql).unwrap();
+    }
+    let name = "5b8c4e0c-5a1e-4c5e-9d62-6a0c7e6a3f10";
+    tx.batch_execute(&format!(
+        "INSERT INTO clair_notifier_schema (version) VALUES (4);
+         INSERT INTO notification (name, created_at, due_at) VALUES ('{name}', 0, 0);
+         INSERT INTO content (notification_id, new_vulnerability)
+             SELECT id, '{{\"Name\":\"CVE-0\"}}' FROM notification;
+         INSERT INTO layer (notification_id, side, seq, name)
+             SELECT id, 1, 0, 'sha256:0' FROM notification;"
+    ))
+    .unwrap();
+    tx.commit().unwrap();
+    drop(client);
+
+    let s = PostgresStore::open(&options(url)).unwrap();
+    assert_eq!(s.summary(name).unwrap().unwrap().name, name);
+    let page = s.page(name, PageCursor::FIRST, 10).unwrap().unwrap();
+    assert_eq!(page.new.unwrap().layers, vec!["sha256:0".to_string()]);
+    let added = s.insert(&[one()], t(1)).unwrap().remove(0);
+    assert_eq!(s.summary(&added).unwrap().unwrap().name, added);
+    assert!(s.mark_read(name, t(2)).unwrap());
+    assert!(!s.mark_read("5b8c4e0c-5a1e-4c5e-9d62-6a0c7e6a3f11", t(2)).unwrap());
+    let names = s
+        .pool
+        .with("reading", |c| {
+            c.query("SELECT count(*) FROM notification_name", &[])
+        })
+        .unwrap();
+    assert_eq!(names[0].get::<_, i64>(0), 2);
+}
