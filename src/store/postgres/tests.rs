@@ -194,7 +194,10 @@ fn names_written_before_their_table_existed_are_found_after_the_migration() {
     let added = s.insert(&[one()], t(1)).unwrap().remove(0);
     assert_eq!(s.summary(&added).unwrap().unwrap().name, added);
     assert!(s.mark_read(name, t(2)).unwrap());
-    assert!(!s.mark_read("5b8c4e0c-5a1e-4c5e-9d62-6a0c7e6a3f11", t(2)).unwrap());
+    assert!(
+        !s.mark_read("5b8c4e0c-5a1e-4c5e-9d62-6a0c7e6a3f11", t(2))
+            .unwrap()
+    );
     let names = s
         .pool
         .with("reading", |c| {
