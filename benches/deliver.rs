@@ -32,8 +32,9 @@ fn env(name: &str, default: usize) -> usize {
 
 /// Context switches of this process's threads so far (`/proc/self/task/*/status`), summed by
 /// thread name with its number dropped (`notify-worker-3` counts as `notify-worker-`):
-/// threads, voluntary (blocked: a futex wait, a read with no data) and involuntary (preempted).
-fn thread_switches() -> std::collections::BTreeMap<String, (u64, u64, u64)> {
+/// threads, voluntary (blocked: a futex wait, a read with no data) and involuntary (preempted),
+/// and CPU time (user + system, clock ticks, from `stat`).
+fn thread_switches() -> std::collections::BTreeMap<String, (u64, u64, u64, u64)> {
     let mut groups = std::collections::BTreeMap::new();
     for task in std::fs::read_dir("/proc/self/task")
         .into_iter()
@@ -53,21 +54,34 @@ fn thread_switches() -> std::collections::BTreeMap<String, (u64, u64, u64)> {
                 .and_then(|v| v.trim().parse().ok())
                 .unwrap_or(0)
         };
-        let g: &mut (u64, u64, u64) = groups.entry(name).or_default();
+        let stat = read("stat");
+        let ticks: u64 = stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .skip(11)
+            .take(2)
+            .filter_map(|v| v.parse::<u64>().ok())
+            .sum();
+        let g: &mut (u64, u64, u64, u64) = groups.entry(name).or_default();
         g.0 += 1;
         g.1 += field("voluntary_ctxt_switches:");
         g.2 += field("nonvoluntary_ctxt_switches:");
+        g.3 += ticks;
     }
     groups
 }
 
-fn print_switches(n: usize, switches: std::collections::BTreeMap<String, (u64, u64, u64)>) {
-    for (group, (threads, voluntary, involuntary)) in switches {
+fn print_switches(n: usize, switches: std::collections::BTreeMap<String, (u64, u64, u64, u64)>) {
+    for (group, (threads, voluntary, involuntary, ticks)) in switches {
         println!(
             "switches {group}: {threads} threads, {voluntary} voluntary ({:.3} a delivery), \
-             {involuntary} involuntary ({:.3} a delivery)",
+             {involuntary} involuntary ({:.3} a delivery), cpu {} ms ({:.2} us a delivery)",
             voluntary as f64 / n as f64,
-            involuntary as f64 / n as f64
+            involuntary as f64 / n as f64,
+            ticks * 10,
+            ticks as f64 * 10_000.0 / n as f64
         );
     }
 }
