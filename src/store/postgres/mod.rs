@@ -30,10 +30,10 @@ mod import;
 mod insert;
 mod listen;
 mod notifiers;
-mod operator;
 mod owners;
 mod pool;
 mod query;
+mod resend;
 mod retention;
 mod schema;
 #[cfg(test)]
@@ -272,13 +272,13 @@ impl Datastore for PostgresStore {
 
     fn resend(&self, name: &str, unread: bool, now: Timestamp) -> Result<Resend> {
         self.pool.with("could not resend in", |c| {
-            operator::resend(c, name, unread, now)
+            resend::resend(c, name, unread, now)
         })
     }
 
     fn resend_failing(&self, now: Timestamp) -> Result<u64> {
         self.pool
-            .with("could not resend in", |c| operator::resend_failing(c, now))
+            .with("could not resend in", |c| resend::resend_failing(c, now))
     }
 
     fn set_paused(&self, notifier: &str, paused: bool, now: Timestamp) -> Result<bool> {

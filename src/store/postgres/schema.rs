@@ -106,7 +106,7 @@ pub const MIGRATIONS: &[&str] = &[
     // 5: names in a table of their own. An outcome moves its row in the due index, and an
     // update that changes an indexed column writes an entry in every index of the table:
     // with the unique index on `name` there, each delivery also wrote into a random leaf of
-    // that B-tree (about a quarter of the server's CPU per delivery). The column stays, with
+    // that B-tree (about a tenth of the server's CPU per delivery). The column stays, with
     // no index, for what reads the row.
     "
     CREATE TABLE notification_name (
