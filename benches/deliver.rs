@@ -54,16 +54,7 @@ fn thread_switches() -> std::collections::BTreeMap<String, (u64, u64, u64, u64)>
                 .and_then(|v| v.trim().parse().ok())
                 .unwrap_or(0)
         };
-        let stat = read("stat");
-        let ticks: u64 = stat
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .split_whitespace()
-            .skip(11)
-            .take(2)
-            .filter_map(|v| v.parse::<u64>().ok())
-            .sum();
+        let ticks = (stat_cpu(task.path().join("stat")) * 100.0).round() as u64;
         let g: &mut (u64, u64, u64, u64) = groups.entry(name).or_default();
         g.0 += 1;
         g.1 += field("voluntary_ctxt_switches:");

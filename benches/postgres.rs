@@ -64,24 +64,6 @@ fn cpu() -> f64 {
     stat_cpu("/proc/self/stat")
 }
 
-/// User + system CPU seconds of the process whose `stat` file is `path` (0 if unreadable).
-fn stat_cpu(path: &str) -> f64 {
-    let stat = std::fs::read_to_string(path).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
-}
-
 /// The service delivering the `n` due notifications of `store` with 8 workers: its rate and
 /// the CPU this process spent per delivery.
 fn service(rx: &Receiver, store: Arc<dyn Datastore>, n: usize) -> (f64, f64) {
@@ -133,7 +115,7 @@ fn backends_cpu(admin: &str, url: &str) -> f64 {
         .map(|r| r.get(0))
         .collect();
     pids.iter()
-        .map(|pid| stat_cpu(&format!("/proc/{pid}/stat")))
+        .map(|pid| stat_cpu(format!("/proc/{pid}/stat")))
         .sum()
 }
 

@@ -354,3 +354,18 @@ pub fn webhook_only(rx: &Receiver, workers: usize, n: usize) -> f64 {
     assert_eq!(rx.distinct(), n, "webhook: receiver saw every name");
     n as f64 / secs
 }
+
+/// User + system CPU seconds of the process or thread whose `stat` file is `path`
+/// (`/proc/self/stat`, `/proc/PID/stat`, `/proc/self/task/TID/stat`); 0 if it cannot be read.
+pub fn stat_cpu(path: impl AsRef<std::path::Path>) -> f64 {
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
+    stat.rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|v| v.parse::<f64>().ok())
+        .sum::<f64>()
+        / 100.0
+}
