@@ -4,17 +4,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use std::time::Duration;
-
-use clair_notifier::attempt::Attempt;
-use clair_notifier::store::{
-    CircuitChange, ClaimRequest, Claimed, Counts, DeleteRequest, LeaseOwner, ListFilter,
-    NotifierState, Outcome, OwnerGuard, Resend, Sends,
-};
-use clair_notifier::{
-    Datastore, NewNotification, NotificationId, NotificationPage, NotificationSummary, PageCursor,
-    Result, SqliteStore, Timestamp, Waker,
-};
+use clair_notifier::store::{ClaimRequest, Claimed, LeaseOwner, Outcome};
+use clair_notifier::{Datastore, NotificationId, Result, SqliteStore, Timestamp};
 
 pub struct Counted {
     pub inner: SqliteStore,
@@ -57,9 +48,6 @@ impl Counted {
 }
 
 impl Datastore for Counted {
-    fn insert(&self, n: &[NewNotification], now: Timestamp) -> Result<Vec<String>> {
-        self.inner.insert(n, now)
-    }
     fn record_and_claim(
         &self,
         owner: LeaseOwner,
@@ -76,12 +64,6 @@ impl Datastore for Counted {
         self.renew.fetch_add(1, Relaxed);
         self.inner.renew(owner, ids, until)
     }
-    fn release(&self, owner: LeaseOwner, ids: &[NotificationId], now: Timestamp) -> Result<()> {
-        self.inner.release(owner, ids, now)
-    }
-    fn hold_owner(&self, owner: LeaseOwner) -> Result<OwnerGuard> {
-        self.inner.hold_owner(owner)
-    }
     fn release_dead_owners(&self, now: Timestamp) -> Result<Vec<(LeaseOwner, usize)>> {
         self.dead_owner_checks.fetch_add(1, Relaxed);
         self.inner.release_dead_owners(now)
@@ -90,55 +72,26 @@ impl Datastore for Counted {
         self.next_due.fetch_add(1, Relaxed);
         self.inner.next_due()
     }
-    fn mark_read(&self, name: &str, now: Timestamp) -> Result<bool> {
-        self.inner.mark_read(name, now)
-    }
-    fn page(&self, name: &str, cursor: PageCursor, limit: u32) -> Result<Option<NotificationPage>> {
-        self.inner.page(name, cursor, limit)
-    }
-    fn summary(&self, name: &str) -> Result<Option<NotificationSummary>> {
-        self.inner.summary(name)
-    }
-    fn list(&self, filter: ListFilter) -> Result<Vec<NotificationSummary>> {
-        self.inner.list(filter)
-    }
-    fn counts(&self, now: Timestamp) -> Result<Counts> {
-        self.inner.counts(now)
-    }
-    fn setting_or_insert(&self, key: &str, value: &str) -> Result<String> {
-        self.inner.setting_or_insert(key, value)
-    }
-    fn delete_read(&self, request: DeleteRequest) -> Result<usize> {
-        self.inner.delete_read(request)
-    }
-    fn delete_attempts(&self, before: Timestamp, limit: usize) -> Result<usize> {
-        self.inner.delete_attempts(before, limit)
-    }
-    fn resend(&self, name: &str, unread: bool, now: Timestamp) -> Result<Resend> {
-        self.inner.resend(name, unread, now)
-    }
-    fn resend_failing(&self, now: Timestamp) -> Result<u64> {
-        self.inner.resend_failing(now)
-    }
-    fn set_paused(&self, notifier: &str, paused: bool, now: Timestamp) -> Result<bool> {
-        self.inner.set_paused(notifier, paused, now)
-    }
-    fn end_wait(&self, notifier: &str, now: Timestamp) -> Result<usize> {
-        self.inner.end_wait(notifier, now)
-    }
-    fn notifiers(&self, now: Timestamp) -> Result<Vec<NotifierState>> {
-        self.inner.notifiers(now)
-    }
-    fn record_sends(&self, sends: &Sends, now: Timestamp) -> Result<CircuitChange> {
-        self.inner.record_sends(sends, now)
-    }
-    fn take_probe(&self, notifier: &str, probe: Duration, now: Timestamp) -> Result<bool> {
-        self.inner.take_probe(notifier, probe, now)
-    }
-    fn attempts(&self, name: &str) -> Result<Option<Vec<Attempt>>> {
-        self.inner.attempts(name)
-    }
-    fn watch(&self, waker: Waker) {
-        self.inner.watch(waker)
-    }
+    forward_to_inner!(
+        insert,
+        release,
+        hold_owner,
+        mark_read,
+        page,
+        summary,
+        list,
+        counts,
+        setting_or_insert,
+        delete_read,
+        delete_attempts,
+        resend,
+        resend_failing,
+        set_paused,
+        end_wait,
+        notifiers,
+        record_sends,
+        take_probe,
+        attempts,
+        watch
+    );
 }

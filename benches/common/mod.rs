@@ -7,6 +7,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+#[macro_use]
+#[path = "../../tests/support/forward.rs"]
+mod forward;
+
 pub mod binary;
 pub mod counted;
 pub mod nginx;

@@ -2,6 +2,10 @@
 
 #![allow(dead_code)]
 
+#[macro_use]
+#[path = "../../support/forward.rs"]
+mod forward;
+
 pub mod backends;
 #[cfg(feature = "cli")]
 pub mod bin;

@@ -8,14 +8,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use clair_notifier::notification::{
-    NewNotification, NotificationId, NotificationPage, NotificationSummary, PageCursor,
-};
-use clair_notifier::store::{
-    CircuitChange, ClaimRequest, Claimed, Counts, DeleteRequest, LeaseOwner, ListFilter,
-    NotifierState, Outcome, OwnerGuard, Resend, Sends,
-};
-use clair_notifier::{Datastore, Result, Timestamp, Waker};
+use clair_notifier::store::{ClaimRequest, Claimed, DeleteRequest, LeaseOwner, Outcome};
+use clair_notifier::{Datastore, Result, Timestamp};
 
 /// One claim as the store saw it.
 #[derive(Debug, Clone)]
@@ -98,12 +92,6 @@ impl Recording {
 }
 
 impl Datastore for Recording {
-    fn insert(&self, n: &[NewNotification], now: Timestamp) -> Result<Vec<String>> {
-        self.inner.insert(n, now)
-    }
-    fn renew(&self, owner: LeaseOwner, ids: &[NotificationId], t: Timestamp) -> Result<usize> {
-        self.inner.renew(owner, ids, t)
-    }
     fn record_and_claim(
         &self,
         owner: LeaseOwner,
@@ -122,9 +110,6 @@ impl Datastore for Recording {
             });
         }
         Ok(claimed)
-    }
-    fn release(&self, owner: LeaseOwner, ids: &[NotificationId], now: Timestamp) -> Result<()> {
-        self.inner.release(owner, ids, now)
     }
     fn next_due(&self) -> Result<Option<Timestamp>> {
         *self.next_due.lock().unwrap() += 1;
@@ -146,58 +131,27 @@ impl Datastore for Recording {
         self.deletes.lock().unwrap().push(n);
         Ok(n)
     }
-    fn mark_read(&self, name: &str, now: Timestamp) -> Result<bool> {
-        self.inner.mark_read(name, now)
-    }
-    fn page(&self, name: &str, c: PageCursor, limit: u32) -> Result<Option<NotificationPage>> {
-        self.inner.page(name, c, limit)
-    }
-    fn summary(&self, name: &str) -> Result<Option<NotificationSummary>> {
-        self.inner.summary(name)
-    }
-    fn list(&self, filter: ListFilter) -> Result<Vec<NotificationSummary>> {
-        self.inner.list(filter)
-    }
-    fn counts(&self, now: Timestamp) -> Result<Counts> {
-        self.inner.counts(now)
-    }
-    fn setting_or_insert(&self, key: &str, value: &str) -> Result<String> {
-        self.inner.setting_or_insert(key, value)
-    }
-    fn hold_owner(&self, owner: LeaseOwner) -> Result<OwnerGuard> {
-        self.inner.hold_owner(owner)
-    }
-    fn release_dead_owners(&self, now: Timestamp) -> Result<Vec<(LeaseOwner, usize)>> {
-        self.inner.release_dead_owners(now)
-    }
-    fn resend(&self, name: &str, unread: bool, now: Timestamp) -> Result<Resend> {
-        self.inner.resend(name, unread, now)
-    }
-    fn resend_failing(&self, now: Timestamp) -> Result<u64> {
-        self.inner.resend_failing(now)
-    }
-    fn set_paused(&self, notifier: &str, paused: bool, now: Timestamp) -> Result<bool> {
-        self.inner.set_paused(notifier, paused, now)
-    }
-    fn delete_attempts(&self, before: Timestamp, limit: usize) -> Result<usize> {
-        self.inner.delete_attempts(before, limit)
-    }
-    fn end_wait(&self, notifier: &str, now: Timestamp) -> Result<usize> {
-        self.inner.end_wait(notifier, now)
-    }
-    fn notifiers(&self, now: Timestamp) -> Result<Vec<NotifierState>> {
-        self.inner.notifiers(now)
-    }
-    fn record_sends(&self, sends: &Sends, now: Timestamp) -> Result<CircuitChange> {
-        self.inner.record_sends(sends, now)
-    }
-    fn take_probe(&self, notifier: &str, probe: Duration, now: Timestamp) -> Result<bool> {
-        self.inner.take_probe(notifier, probe, now)
-    }
-    fn attempts(&self, name: &str) -> Result<Option<Vec<clair_notifier::attempt::Attempt>>> {
-        self.inner.attempts(name)
-    }
-    fn watch(&self, waker: Waker) {
-        self.inner.watch(waker)
-    }
+    forward_to_inner!(
+        insert,
+        renew,
+        release,
+        mark_read,
+        page,
+        summary,
+        list,
+        counts,
+        setting_or_insert,
+        hold_owner,
+        release_dead_owners,
+        resend,
+        resend_failing,
+        set_paused,
+        delete_attempts,
+        end_wait,
+        notifiers,
+        record_sends,
+        take_probe,
+        attempts,
+        watch
+    );
 }
