@@ -76,7 +76,8 @@ pub(crate) fn report(shared: &Shared, sends: Vec<(usize, Vec<bool>)>, now: Times
 }
 
 /// The enabled notifiers whose open circuit is due for a probe at `now` (by index), each
-/// taken in the store so that instances sharing it send one probe between them.
+/// taken in the store so that instances sharing it send one probe between them; none for a
+/// notifier whose last probe here is still queued or being sent.
 pub(crate) fn probes_due(shared: &Shared, states: &[NotifierState], now: Timestamp) -> Vec<usize> {
     let probe = shared.config.breaker.probe;
     let mut due = Vec::new();
@@ -84,7 +85,10 @@ pub(crate) fn probes_due(shared: &Shared, states: &[NotifierState], now: Timesta
         let Some(state) = states.iter().find(|s| &s.notifier == name) else {
             continue;
         };
-        if state.paused.is_some() || state.next_probe.is_none_or(|p| p > now) {
+        if state.paused.is_some()
+            || state.next_probe.is_none_or(|p| p > now)
+            || shared.holds.probing(i)
+        {
             continue;
         }
         match shared.store.take_probe(name, probe, now) {

@@ -20,8 +20,9 @@ pub(crate) struct Holds {
     open: Vec<AtomicBool>,
     /// Consecutive failures known (so that a success is reported to reset them).
     failing: Vec<AtomicBool>,
-    /// Claimed notifications sent as the probe of an open circuit: id → notifier index.
-    probes: Mutex<HashMap<NotificationId, usize>>,
+    /// Claimed notifications sent as the probe of an open circuit, until their delivery is
+    /// over: id → (notifier index, whether a worker has taken the probe).
+    probes: Mutex<HashMap<NotificationId, (usize, bool)>>,
     /// How many `probes` holds (read without the lock on every delivery).
     probe_count: AtomicUsize,
 }
@@ -114,12 +115,26 @@ impl Holds {
     /// Makes the claimed notification `id` the probe of the `i`th notifier's open circuit.
     pub fn add_probe(&self, id: NotificationId, i: usize) {
         let mut probes = self.probes.lock().unwrap_or_else(|e| e.into_inner());
-        probes.insert(id, i);
+        probes.insert(id, (i, false));
         self.probe_count.store(probes.len(), Ordering::Relaxed);
     }
 
-    /// The delivery of `id` is over: a probe it was given and did not use is dropped (its
-    /// notifier had already succeeded in its round).
+    /// Whether a probe of the `i`th notifier is claimed and its delivery not over (waiting
+    /// in the queue or being sent). Until it is, this instance takes no other: workers held
+    /// up by a slow receiver would otherwise send the probes of every interval at once when
+    /// they come free.
+    pub fn probing(&self, i: usize) -> bool {
+        self.probe_count.load(Ordering::Relaxed) > 0
+            && self
+                .probes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .values()
+                .any(|&(n, _)| n == i)
+    }
+
+    /// The delivery of `id` is over (or it never went to the queue): its probe, used or not
+    /// (its notifier had already succeeded in its round), is dropped.
     pub fn forget_probe(&self, id: NotificationId) {
         if self.probe_count.load(Ordering::Relaxed) > 0 {
             let mut probes = self.probes.lock().unwrap_or_else(|e| e.into_inner());
@@ -139,12 +154,13 @@ impl Holds {
             return false;
         }
         let mut probes = self.probes.lock().unwrap_or_else(|e| e.into_inner());
-        let mine = probes.get(&id) == Some(&i);
-        if mine {
-            probes.remove(&id);
-            self.probe_count.store(probes.len(), Ordering::Relaxed);
+        match probes.get_mut(&id) {
+            Some((n, taken)) if *n == i && !*taken => {
+                *taken = true;
+                true
+            }
+            _ => false,
         }
-        mine
     }
 
     /// A notification put aside for held notifiers whose wait is over (one of them resumed
@@ -223,5 +239,26 @@ mod tests {
         o.next_due = Timestamp::from_millis(9);
         p.end_wait(&mut o, Timestamp::from_millis(5));
         assert_eq!(o.next_due, Timestamp::from_millis(9));
+    }
+
+    #[test]
+    fn a_probe_is_sent_once_and_counts_until_its_delivery_is_over() {
+        let p = Holds::new(&["a".into(), "b".into()]);
+        let open = NotifierState {
+            open_since: Some(Timestamp::from_millis(1)),
+            ..state("a", false)
+        };
+        p.apply(&[open]);
+        let (id, other) = (NotificationId::new(7), NotificationId::new(8));
+        assert!(!p.probing(0));
+        p.add_probe(id, 0);
+        assert!(p.probing(0) && !p.probing(1), "claimed, queued");
+        assert!(!p.probe(other, 0), "another notification is no probe");
+        assert!(!p.probe(id, 1), "nor is it one of another notifier");
+        assert!(p.probe(id, 0), "the worker sends it");
+        assert!(!p.probe(id, 0), "once");
+        assert!(p.probing(0), "while it is being sent, no other is taken");
+        p.forget_probe(id);
+        assert!(!p.probing(0), "its delivery is over");
     }
 }

@@ -131,7 +131,7 @@ impl Scanner {
         }
         if st.written(plan, claimed.len(), now) {
             // Everything due now is claimed: learn when the next one is.
-            st.polled(Instant::now(), shared.store.next_due());
+            st.learned(shared.store.next_due());
         }
         if plan.claim > 0 {
             shared
@@ -144,6 +144,7 @@ impl Scanner {
             // Never blocks: at most the free room was claimed.
             if let Err(e) = self.jobs.try_send(c) {
                 let c = e.into_inner();
+                shared.holds.forget_probe(c.id);
                 log::error!("job queue refused {}; it will be released", c.name);
             }
         }

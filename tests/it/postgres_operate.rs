@@ -40,15 +40,23 @@ fn total(dirs: &[tempfile::TempDir], line: &str) -> usize {
     dirs.iter().map(|d| log_count(d.path(), line)).sum()
 }
 
-fn attempts_spent(url: &str) -> i64 {
+fn query_i64(url: &str, sql: &str) -> i64 {
     let mut client = postgres::Client::connect(url, postgres::NoTls).unwrap();
-    let row = client
-        .query_one(
-            "SELECT coalesce(sum(attempts), 0)::bigint FROM notification",
-            &[],
-        )
-        .unwrap();
-    row.get(0)
+    client.query_one(sql, &[]).unwrap().get(0)
+}
+
+fn attempts_spent(url: &str) -> i64 {
+    query_i64(
+        url,
+        "SELECT coalesce(sum(attempts), 0)::bigint FROM notification",
+    )
+}
+
+fn leased(url: &str) -> i64 {
+    query_i64(
+        url,
+        "SELECT count(*) FROM notification WHERE lease_owner IS NOT NULL",
+    )
 }
 
 /// Waits for two more polls of every instance that log `line`.
@@ -89,6 +97,11 @@ fn two_instances_share_the_circuit_the_pause_and_the_attempt_log() {
         total(&dirs, OPENED) >= 1
     });
     two_polls(&dirs, HELD);
+    // Once nothing is leased, sends under way when it opened are over (a slow receiver may
+    // hold one up to the timeout): what comes next are probes.
+    wait_for("sends under way to end", Duration::from_secs(30), || {
+        leased(&url) == 0
+    });
     assert_eq!(total(&dirs, OPENED), 1, "one opening, by one instance");
     let (before, spent) = (receiver.count(), attempts_spent(&url));
     wait_for("three probes", Duration::from_secs(30), || {

@@ -380,3 +380,22 @@ fn while_a_backlog_drains_the_poll_does_not_ask_for_the_next_due_time() {
     );
     assert!(st.poll_reads_due(), "the backlog is drained");
 }
+
+#[test]
+fn short_claims_however_frequent_do_not_put_the_poll_off() {
+    let (mut st, t0, now) = start();
+    st.polled(t0, Ok(Some(now)));
+    // Failed tries coming back due every few milliseconds: claim after claim comes back
+    // short, and each asks the store when the next is due.
+    for k in 1..=20u64 {
+        let at = t0 + POLL * (k as u32) / 20;
+        let plan = st.decide(now, at, 0);
+        assert!(plan.claim > 0, "due work is claimed");
+        assert!(claim(&mut st, plan, 1, k as i64 * 100, now), "short");
+        st.learned(Ok(Some(now)));
+        let next = st.wait(now, at, 0);
+        assert!(next.is_none_or(|w| w.timeout <= POLL), "{next:?}");
+    }
+    // A poll interval after the last poll, the next one (holds, probes, dead owners) is due.
+    assert!(st.should_poll(t0 + POLL), "the poll was put off");
+}
