@@ -1,15 +1,21 @@
 //! The connector chain of the webhook's agent: ureq's own (HTTP CONNECT proxy, TCP, rustls),
-//! with the address guard (see `guard`) before TCP, and one link between TCP and TLS that keeps
-//! socket timeouts steady.
+//! with the address guard (see `guard`) before TCP, and one link between TCP and TLS that
+//! spares the socket system calls:
 //!
-//! ureq hands each socket operation the time that remains of the exchange, and its TCP
-//! transport sets the socket's timeout whenever that value changes; this link rounds it down
-//! to a step of a hundredth of the configured timeout, so on a pooled connection the socket is
-//! left alone (the system calls it saves: BENCHMARKS.md, "Steady socket timeouts"). Rounding
-//! down never lets an exchange outlast its timeout; it may end it up to one step early.
+//! - Steady timeouts. ureq hands each socket operation the time that remains of the exchange,
+//!   and its TCP transport sets the socket's timeout whenever that value changes; this link
+//!   rounds it down to a step of a hundredth of the configured timeout, so on a pooled
+//!   connection the socket is left alone (BENCHMARKS.md, "Steady socket timeouts"). Rounding
+//!   down never lets an exchange outlast its timeout; it may end it up to one step early.
+//! - One write a request. ureq transmits the request head and then the body; this link holds
+//!   what it is given until ureq waits for the answer (or [`HELD_OUTPUT`] bytes wait), so a
+//!   webhook's POST leaves in one write and, on loopback, one segment for the receiver to read.
+//! - One liveness check a reuse. ureq checks that a pooled connection is still open when it
+//!   puts it back and again when it takes it out (three system calls each); a check made
+//!   [`CHECK_KEPT`] ago or less, with nothing sent or read since, answers the second.
 
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ureq::Error;
 
@@ -64,14 +70,27 @@ impl<In: Transport> Connector<In> for SteadyTimeouts {
         Ok(chained.map(|inner| Steady {
             inner,
             step: self.step,
+            held: Vec::new(),
+            open_at: None,
         }))
     }
 }
 
-/// A transport that passes the remaining time down rounded to its step.
+/// Output held back beyond which it is sent without waiting for the rest of the request.
+pub(crate) const HELD_OUTPUT: usize = 16 * 1024;
+
+/// How long a liveness check of an idle connection answers for.
+pub(crate) const CHECK_KEPT: Duration = Duration::from_millis(1);
+
+/// A transport that passes the remaining time down rounded to its step, sends a request in
+/// one write, and checks an idle connection once a reuse.
 pub(crate) struct Steady<T> {
     inner: T,
     step: Duration,
+    /// Output ureq has transmitted that is not sent yet.
+    held: Vec<u8>,
+    /// When the connection was last found open, if nothing was sent or read since.
+    open_at: Option<Instant>,
 }
 
 impl<T> fmt::Debug for Steady<T> {
@@ -84,6 +103,23 @@ impl<T: Transport> Steady<T> {
     fn steady(&self, mut timeout: NextTimeout) -> NextTimeout {
         timeout.after = round_down(timeout.after, self.step);
         timeout
+    }
+
+    /// Sends the output held back, through the inner transport's output buffer.
+    fn send_held(&mut self, timeout: NextTimeout) -> Result<(), Error> {
+        let mut sent = 0;
+        while sent < self.held.len() {
+            let out = self.inner.buffers().output();
+            let n = out.len().min(self.held.len() - sent);
+            if n == 0 {
+                break;
+            }
+            out[..n].copy_from_slice(&self.held[sent..sent + n]);
+            self.inner.transmit_output(n, timeout)?;
+            sent += n;
+        }
+        self.held.clear();
+        Ok(())
     }
 }
 
@@ -106,16 +142,40 @@ impl<T: Transport> Transport for Steady<T> {
 
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), Error> {
         let timeout = self.steady(timeout);
-        self.inner.transmit_output(amount, timeout)
+        self.open_at = None;
+        if self.held.is_empty() && amount >= HELD_OUTPUT {
+            return self.inner.transmit_output(amount, timeout);
+        }
+        let out = &self.inner.buffers().output()[..amount];
+        self.held.extend_from_slice(out);
+        if self.held.len() >= HELD_OUTPUT {
+            self.send_held(timeout)?;
+        }
+        Ok(())
+    }
+
+    fn maybe_await_input(&mut self, timeout: NextTimeout) -> Result<bool, Error> {
+        // The request goes out before any answer is looked for, even one already read.
+        let timeout = self.steady(timeout);
+        self.send_held(timeout)?;
+        self.open_at = None;
+        self.inner.maybe_await_input(timeout)
     }
 
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, Error> {
         let timeout = self.steady(timeout);
+        self.send_held(timeout)?;
+        self.open_at = None;
         self.inner.await_input(timeout)
     }
 
     fn is_open(&mut self) -> bool {
-        self.inner.is_open()
+        if self.held.is_empty() && self.open_at.is_some_and(|t| t.elapsed() <= CHECK_KEPT) {
+            return true;
+        }
+        let open = self.held.is_empty() && self.inner.is_open();
+        self.open_at = open.then(Instant::now);
+        open
     }
 
     fn is_tls(&self) -> bool {
@@ -125,7 +185,135 @@ impl<T: Transport> Transport for Steady<T> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use ureq::unversioned::transport::LazyBuffers;
+
     use super::*;
+
+    /// What the fake transport below was asked to do.
+    #[derive(Debug, Default)]
+    struct Seen {
+        writes: Vec<Vec<u8>>,
+        checks: usize,
+        reads: usize,
+    }
+
+    #[derive(Debug)]
+    struct Fake {
+        buffers: LazyBuffers,
+        seen: Arc<Mutex<Seen>>,
+    }
+
+    impl Transport for Fake {
+        fn buffers(&mut self) -> &mut dyn Buffers {
+            &mut self.buffers
+        }
+
+        fn transmit_output(&mut self, amount: usize, _: NextTimeout) -> Result<(), Error> {
+            let out = self.buffers.output()[..amount].to_vec();
+            self.seen.lock().unwrap().writes.push(out);
+            Ok(())
+        }
+
+        fn await_input(&mut self, _: NextTimeout) -> Result<bool, Error> {
+            self.seen.lock().unwrap().reads += 1;
+            Ok(true)
+        }
+
+        fn is_open(&mut self) -> bool {
+            self.seen.lock().unwrap().checks += 1;
+            true
+        }
+    }
+
+    fn steady(output: usize) -> (Steady<Fake>, Arc<Mutex<Seen>>) {
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let fake = Fake {
+            buffers: LazyBuffers::new(1024, output),
+            seen: seen.clone(),
+        };
+        let t = Steady {
+            inner: fake,
+            step: Duration::from_millis(50),
+            held: Vec::new(),
+            open_at: None,
+        };
+        (t, seen)
+    }
+
+    fn timeout() -> NextTimeout {
+        NextTimeout {
+            after: Remaining::Exact(Duration::from_secs(5)),
+            reason: ureq::Timeout::Global,
+            per_read: None,
+            per_write: None,
+        }
+    }
+
+    /// Writes `bytes` into the transport's output and transmits them, as ureq does.
+    fn transmit(t: &mut Steady<Fake>, bytes: &[u8]) {
+        t.buffers().output()[..bytes.len()].copy_from_slice(bytes);
+        t.transmit_output(bytes.len(), timeout()).unwrap();
+    }
+
+    #[test]
+    fn a_request_goes_out_in_one_write_before_the_answer_is_awaited() {
+        let (mut t, seen) = steady(4096);
+        transmit(&mut t, b"POST /hook HTTP/1.1\r\n\r\n");
+        transmit(&mut t, b"{\"Notification\":{}}");
+        assert!(
+            seen.lock().unwrap().writes.is_empty(),
+            "held until the answer"
+        );
+        t.await_input(timeout()).unwrap();
+        {
+            let seen = seen.lock().unwrap();
+            assert_eq!(
+                seen.writes,
+                vec![b"POST /hook HTTP/1.1\r\n\r\n{\"Notification\":{}}".to_vec()]
+            );
+            assert_eq!(seen.reads, 1);
+        }
+        // Through maybe_await_input too, and nothing is sent twice.
+        transmit(&mut t, b"next");
+        t.maybe_await_input(timeout()).unwrap();
+        assert_eq!(seen.lock().unwrap().writes.len(), 2);
+        assert_eq!(seen.lock().unwrap().writes[1], b"next".to_vec());
+    }
+
+    #[test]
+    fn a_large_output_is_sent_without_waiting_in_pieces_the_inner_buffer_holds() {
+        let (mut t, seen) = steady(HELD_OUTPUT / 4);
+        let piece: Vec<u8> = (0..HELD_OUTPUT / 4).map(|i| i as u8).collect();
+        for _ in 0..4 {
+            transmit(&mut t, &piece);
+        }
+        let seen = seen.lock().unwrap();
+        assert_eq!(
+            seen.writes.len(),
+            4,
+            "sent once the held bytes reached the bound"
+        );
+        assert!(seen.writes.iter().all(|w| *w == piece));
+        assert_eq!(seen.reads, 0);
+    }
+
+    #[test]
+    fn an_idle_connection_is_checked_once_a_reuse_and_again_after_any_io() {
+        let (mut t, seen) = steady(4096);
+        assert!(t.is_open() && t.is_open(), "put back, then taken out");
+        assert_eq!(seen.lock().unwrap().checks, 1);
+        transmit(&mut t, b"x");
+        t.await_input(timeout()).unwrap();
+        assert!(t.is_open());
+        assert_eq!(seen.lock().unwrap().checks, 2, "checked after the exchange");
+        std::thread::sleep(CHECK_KEPT * 2);
+        assert!(t.is_open());
+        assert_eq!(seen.lock().unwrap().checks, 3, "an old check is made again");
+        transmit(&mut t, b"y");
+        assert!(!t.is_open(), "unsent output: not reusable");
+    }
 
     #[test]
     fn remaining_time_is_rounded_down_to_the_step_and_never_up() {
