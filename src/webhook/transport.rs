@@ -11,11 +11,13 @@
 //!   what it is given until ureq waits for the answer (or [`HELD_OUTPUT`] bytes wait), so a
 //!   webhook's POST leaves in one write and, on loopback, one segment for the receiver to read.
 //! - One liveness check a reuse. ureq checks that a pooled connection is still open when it
-//!   puts it back and again when it takes it out (three system calls each); a check made
-//!   [`CHECK_KEPT`] ago or less, with nothing sent or read since, answers the second.
+//!   puts it back after an answer and again when it takes it out for the next request (three
+//!   system calls each). The first is answered without looking (a connection with output
+//!   unsent is not reusable); the second, made just before the connection is used, looks, and
+//!   finds what the first would have found (a closed connection, or bytes nobody asked for).
 
 use std::fmt;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ureq::Error;
 
@@ -71,16 +73,13 @@ impl<In: Transport> Connector<In> for SteadyTimeouts {
             inner,
             step: self.step,
             held: Vec::new(),
-            open_at: None,
+            used: false,
         }))
     }
 }
 
 /// Output held back beyond which it is sent without waiting for the rest of the request.
 pub(crate) const HELD_OUTPUT: usize = 16 * 1024;
-
-/// How long a liveness check of an idle connection answers for.
-pub(crate) const CHECK_KEPT: Duration = Duration::from_millis(1);
 
 /// A transport that passes the remaining time down rounded to its step, sends a request in
 /// one write, and checks an idle connection once a reuse.
@@ -89,8 +88,9 @@ pub(crate) struct Steady<T> {
     step: Duration,
     /// Output ureq has transmitted that is not sent yet.
     held: Vec<u8>,
-    /// When the connection was last found open, if nothing was sent or read since.
-    open_at: Option<Instant>,
+    /// Something was sent or read since the last liveness check: the next check is the one
+    /// ureq makes as it puts the connection back in its pool.
+    used: bool,
 }
 
 impl<T> fmt::Debug for Steady<T> {
@@ -142,7 +142,7 @@ impl<T: Transport> Transport for Steady<T> {
 
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), Error> {
         let timeout = self.steady(timeout);
-        self.open_at = None;
+        self.used = true;
         if self.held.is_empty() && amount >= HELD_OUTPUT {
             return self.inner.transmit_output(amount, timeout);
         }
@@ -158,24 +158,26 @@ impl<T: Transport> Transport for Steady<T> {
         // The request goes out before any answer is looked for, even one already read.
         let timeout = self.steady(timeout);
         self.send_held(timeout)?;
-        self.open_at = None;
+        self.used = true;
         self.inner.maybe_await_input(timeout)
     }
 
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, Error> {
         let timeout = self.steady(timeout);
         self.send_held(timeout)?;
-        self.open_at = None;
+        self.used = true;
         self.inner.await_input(timeout)
     }
 
     fn is_open(&mut self) -> bool {
-        if self.held.is_empty() && self.open_at.is_some_and(|t| t.elapsed() <= CHECK_KEPT) {
+        if !self.held.is_empty() {
+            return false;
+        }
+        if std::mem::take(&mut self.used) {
+            // Put back after an exchange: it is looked at when taken out, before its use.
             return true;
         }
-        let open = self.held.is_empty() && self.inner.is_open();
-        self.open_at = open.then(Instant::now);
-        open
+        self.inner.is_open()
     }
 
     fn is_tls(&self) -> bool {
@@ -237,7 +239,7 @@ mod tests {
             inner: fake,
             step: Duration::from_millis(50),
             held: Vec::new(),
-            open_at: None,
+            used: false,
         };
         (t, seen)
     }
@@ -300,19 +302,23 @@ mod tests {
     }
 
     #[test]
-    fn an_idle_connection_is_checked_once_a_reuse_and_again_after_any_io() {
+    fn a_connection_is_checked_once_a_reuse_when_taken_out() {
         let (mut t, seen) = steady(4096);
-        assert!(t.is_open() && t.is_open(), "put back, then taken out");
+        assert!(t.is_open(), "a new connection, checked");
         assert_eq!(seen.lock().unwrap().checks, 1);
-        transmit(&mut t, b"x");
-        t.await_input(timeout()).unwrap();
-        assert!(t.is_open());
-        assert_eq!(seen.lock().unwrap().checks, 2, "checked after the exchange");
-        std::thread::sleep(CHECK_KEPT * 2);
-        assert!(t.is_open());
-        assert_eq!(seen.lock().unwrap().checks, 3, "an old check is made again");
+        for round in 1..=3 {
+            transmit(&mut t, b"x");
+            t.await_input(timeout()).unwrap();
+            assert!(t.is_open(), "put back after the exchange");
+            assert_eq!(seen.lock().unwrap().checks, round, "not looked at then");
+            assert!(t.is_open(), "taken out for the next request");
+            assert_eq!(seen.lock().unwrap().checks, round + 1, "looked at then");
+        }
+        assert!(t.is_open(), "taken out again after idling in the pool");
+        assert_eq!(seen.lock().unwrap().checks, 5);
         transmit(&mut t, b"y");
         assert!(!t.is_open(), "unsent output: not reusable");
+        assert_eq!(seen.lock().unwrap().checks, 5);
     }
 
     #[test]

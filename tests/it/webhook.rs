@@ -3,6 +3,10 @@
 //! listener that never answers, and a CONNECT proxy.
 
 use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
@@ -205,6 +209,66 @@ fn sequential_posts_share_one_connection() {
     assert_eq!(reqs.len(), 3);
     assert_eq!(server.connections(), 1, "{reqs:?}");
     assert!(reqs.iter().all(|r| r.peer == reqs[0].peer && r.conn == 1));
+}
+
+/// A receiver on 127.0.0.1 that answers the first request of each connection with a 200
+/// (keep-alive, nothing said of closing), then 20 ms later either closes the connection or,
+/// with `stray`, writes bytes nobody asked for and keeps it open. Returns its address and how
+/// many connections it accepted.
+fn one_answer_a_connection(stray: bool) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&accepted);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            count.fetch_add(1, Ordering::SeqCst);
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let lower = line.to_ascii_lowercase();
+                    if let Some(v) = lower.strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap();
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                }
+                let mut body = vec![0; length];
+                reader.read_exact(&mut body).unwrap();
+                stream.write_all(&response(200, &[], b"")).unwrap();
+                std::thread::sleep(Duration::from_millis(20));
+                if stray {
+                    let _ = stream.write_all(b"HTTP/1.1 200 OK\r\n");
+                    std::thread::sleep(Duration::from_secs(5));
+                }
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+#[test]
+fn a_pooled_connection_the_receiver_closed_or_spoiled_is_not_reused() {
+    for stray in [false, true] {
+        let (addr, accepted) = one_answer_a_connection(stray);
+        let w = webhook(&http(&format!("http://{addr}/hook")));
+        for i in 0..3 {
+            if let Err(e) = send(&w, NAME) {
+                panic!("POST {i} (stray bytes: {stray}) failed: {e}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // Each POST found the one before's connection closed or spoiled when it took it out
+        // of the pool, and opened another.
+        assert_eq!(accepted.load(Ordering::SeqCst), 3, "stray bytes: {stray}");
+    }
 }
 
 #[test]
