@@ -110,6 +110,45 @@ fn an_open_circuit_sends_only_spaced_probes_and_a_recovery_delivers_everything(d
     stop_on(&db, serve, d);
 }
 
+/// A receiver that answers each probe only after a second: the instance sends its next probe
+/// once the last one is answered, not one per `breaker_probe` piling up in its queue (which
+/// its workers would send all at once when they came free).
+#[test]
+fn a_slow_receiver_gets_one_probe_at_a_time() {
+    let db = TestDb::sqlite();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let receiver = Receiver::start(4);
+    receiver.set_status(503);
+    receiver.set_delay(Duration::from_secs(1));
+    std::fs::write(
+        d.join("serve.toml"),
+        format!(
+            "{}[notifier]\nworkers = 4\npoll_interval = \"50ms\"\nmax_backoff = \"100ms\"\n\
+             breaker_failures = 3\nbreaker_probe = \"100ms\"\n[notifier.http]\n\
+             endpoint = \"{}\"\n[api]\naddr = \"\"\n",
+            db.config_table(),
+            receiver.url()
+        ),
+    )
+    .unwrap();
+    let batch: Vec<_> = (0..50).map(|i| sample(&format!("CVE-{i}"), 1)).collect();
+    db.open().insert(&batch, Timestamp::now()).unwrap();
+    let serve = spawn_serve(d);
+    wait_for("the circuit to open", Duration::from_secs(30), || {
+        log_count(d, OPENED) == 1
+    });
+    // The sends under way when it opened are answered within a second.
+    std::thread::sleep(Duration::from_millis(1500));
+    let before = receiver.count();
+    std::thread::sleep(Duration::from_secs(3));
+    let probes = receiver.count() - before;
+    // One probe a second at most (each waits for the last one's answer): three in three
+    // seconds, four with the window's edges; one per breaker_probe would be thirty.
+    assert!((1..=4).contains(&probes), "{probes} probes in 3 s");
+    stop_on(&db, serve, d);
+}
+
 #[test]
 fn new_breaker_keys_are_checked_by_name() {
     let dir = tempfile::tempdir().unwrap();
