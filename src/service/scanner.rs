@@ -131,7 +131,7 @@ impl Scanner {
         }
         if st.written(plan, claimed.len(), now) {
             // Everything due now is claimed: learn when the next one is.
-            st.learned(shared.store.next_due());
+            st.learned_next_due(shared.store.next_due());
         }
         if plan.claim > 0 {
             shared

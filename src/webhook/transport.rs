@@ -29,47 +29,48 @@ use ureq::unversioned::transport::{
 };
 
 /// ureq's connector chain for HTTP CONNECT proxies, TCP and rustls, with the address guard
-/// before TCP and [`SteadyTimeouts`] between TCP and TLS.
+/// before TCP and [`FrugalLink`] between TCP and TLS.
 pub(crate) fn connector(
     timeout: Duration,
     policy: Policy,
 ) -> impl Connector<(), Out = impl Transport> {
     ().chain(ConnectProxyConnector::default())
         .chain(Guarded::new(policy, TcpConnector::default()))
-        .chain(SteadyTimeouts::new(timeout))
+        .chain(FrugalLink::new(timeout))
         .chain(RustlsConnector::default())
 }
 
-/// Wraps the transport below it in a [`Steady`] one.
-pub(crate) struct SteadyTimeouts {
+/// The link that spares system calls: wraps the transport below it (TCP) in a [`Frugal`]
+/// one, with socket timeouts in steps of a hundredth of the webhook's `timeout`.
+pub(crate) struct FrugalLink {
     step: Duration,
 }
 
-impl SteadyTimeouts {
-    pub(crate) fn new(timeout: Duration) -> SteadyTimeouts {
-        SteadyTimeouts {
+impl FrugalLink {
+    pub(crate) fn new(timeout: Duration) -> FrugalLink {
+        FrugalLink {
             step: (timeout / 100).max(Duration::from_millis(1)),
         }
     }
 }
 
-impl fmt::Debug for SteadyTimeouts {
+impl fmt::Debug for FrugalLink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SteadyTimeouts")
+        f.debug_struct("FrugalLink")
             .field("step", &self.step)
             .finish()
     }
 }
 
-impl<In: Transport> Connector<In> for SteadyTimeouts {
-    type Out = Steady<In>;
+impl<In: Transport> Connector<In> for FrugalLink {
+    type Out = Frugal<In>;
 
     fn connect(
         &self,
         _details: &ConnectionDetails,
         chained: Option<In>,
     ) -> Result<Option<Self::Out>, Error> {
-        Ok(chained.map(|inner| Steady {
+        Ok(chained.map(|inner| Frugal {
             inner,
             step: self.step,
             held: Vec::new(),
@@ -83,7 +84,7 @@ pub(crate) const HELD_OUTPUT: usize = 16 * 1024;
 
 /// A transport that passes the remaining time down rounded to its step, sends a request in
 /// one write, and checks an idle connection once a reuse.
-pub(crate) struct Steady<T> {
+pub(crate) struct Frugal<T> {
     inner: T,
     step: Duration,
     /// Output ureq has transmitted that is not sent yet.
@@ -93,13 +94,17 @@ pub(crate) struct Steady<T> {
     used: bool,
 }
 
-impl<T> fmt::Debug for Steady<T> {
+impl<T> fmt::Debug for Frugal<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Steady").field("step", &self.step).finish()
+        f.debug_struct("Frugal")
+            .field("step", &self.step)
+            .field("held", &self.held.len())
+            .field("used", &self.used)
+            .finish()
     }
 }
 
-impl<T: Transport> Steady<T> {
+impl<T: Transport> Frugal<T> {
     fn steady(&self, mut timeout: NextTimeout) -> NextTimeout {
         timeout.after = round_down(timeout.after, self.step);
         timeout
@@ -112,7 +117,11 @@ impl<T: Transport> Steady<T> {
             let out = self.inner.buffers().output();
             let n = out.len().min(self.held.len() - sent);
             if n == 0 {
-                break;
+                // ureq's buffers always have room; if one had none, say so rather than drop
+                // the request's bytes.
+                return Err(Error::Io(std::io::Error::other(
+                    "the transport below has no output buffer",
+                )));
             }
             out[..n].copy_from_slice(&self.held[sent..sent + n]);
             self.inner.transmit_output(n, timeout)?;
@@ -135,7 +144,7 @@ fn round_down(remaining: Remaining, step: Duration) -> Remaining {
     }
 }
 
-impl<T: Transport> Transport for Steady<T> {
+impl<T: Transport> Transport for Frugal<T> {
     fn buffers(&mut self) -> &mut dyn Buffers {
         self.inner.buffers()
     }
@@ -229,13 +238,13 @@ mod tests {
         }
     }
 
-    fn steady(output: usize) -> (Steady<Fake>, Arc<Mutex<Seen>>) {
+    fn frugal(output: usize) -> (Frugal<Fake>, Arc<Mutex<Seen>>) {
         let seen = Arc::new(Mutex::new(Seen::default()));
         let fake = Fake {
             buffers: LazyBuffers::new(1024, output),
             seen: seen.clone(),
         };
-        let t = Steady {
+        let t = Frugal {
             inner: fake,
             step: Duration::from_millis(50),
             held: Vec::new(),
@@ -254,14 +263,14 @@ mod tests {
     }
 
     /// Writes `bytes` into the transport's output and transmits them, as ureq does.
-    fn transmit(t: &mut Steady<Fake>, bytes: &[u8]) {
+    fn transmit(t: &mut Frugal<Fake>, bytes: &[u8]) {
         t.buffers().output()[..bytes.len()].copy_from_slice(bytes);
         t.transmit_output(bytes.len(), timeout()).unwrap();
     }
 
     #[test]
     fn a_request_goes_out_in_one_write_before_the_answer_is_awaited() {
-        let (mut t, seen) = steady(4096);
+        let (mut t, seen) = frugal(4096);
         transmit(&mut t, b"POST /hook HTTP/1.1\r\n\r\n");
         transmit(&mut t, b"{\"Notification\":{}}");
         assert!(
@@ -286,7 +295,7 @@ mod tests {
 
     #[test]
     fn a_large_output_is_sent_without_waiting_in_pieces_the_inner_buffer_holds() {
-        let (mut t, seen) = steady(HELD_OUTPUT / 4);
+        let (mut t, seen) = frugal(HELD_OUTPUT / 4);
         let piece: Vec<u8> = (0..HELD_OUTPUT / 4).map(|i| i as u8).collect();
         for _ in 0..4 {
             transmit(&mut t, &piece);
@@ -303,7 +312,7 @@ mod tests {
 
     #[test]
     fn a_connection_is_checked_once_a_reuse_when_taken_out() {
-        let (mut t, seen) = steady(4096);
+        let (mut t, seen) = frugal(4096);
         assert!(t.is_open(), "a new connection, checked");
         assert_eq!(seen.lock().unwrap().checks, 1);
         for round in 1..=3 {
@@ -348,11 +357,11 @@ mod tests {
     #[test]
     fn the_step_is_a_hundredth_of_the_timeout_and_at_least_a_millisecond() {
         assert_eq!(
-            SteadyTimeouts::new(Duration::from_secs(5)).step,
+            FrugalLink::new(Duration::from_secs(5)).step,
             Duration::from_millis(50)
         );
         assert_eq!(
-            SteadyTimeouts::new(Duration::from_millis(20)).step,
+            FrugalLink::new(Duration::from_millis(20)).step,
             Duration::from_millis(1)
         );
     }

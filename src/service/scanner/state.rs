@@ -167,14 +167,14 @@ impl ScanState {
     /// The store was asked for the next due time at `at`; a failed read keeps what was known.
     pub fn polled(&mut self, at: Instant, read: Result<Option<Timestamp>>) {
         self.last_poll = Some(at);
-        self.learned(read);
+        self.learned_next_due(read);
     }
 
     /// The store was asked for the next due time outside a poll (after a claim that got less
     /// than it asked): the next poll, which also reads the holds, the probes and the dead
     /// owners, stays due when it was. (Counted as a poll, short claims coming faster than the
     /// poll interval would put those reads off for as long as they came.)
-    pub fn learned(&mut self, read: Result<Option<Timestamp>>) {
+    pub fn learned_next_due(&mut self, read: Result<Option<Timestamp>>) {
         match read {
             Ok(d) => self.next_due = d,
             Err(e) => log::error!("{}", e.chain()),

@@ -392,7 +392,7 @@ fn short_claims_however_frequent_do_not_put_the_poll_off() {
         let plan = st.decide(now, at, 0);
         assert!(plan.claim > 0, "due work is claimed");
         assert!(claim(&mut st, plan, 1, k as i64 * 100, now), "short");
-        st.learned(Ok(Some(now)));
+        st.learned_next_due(Ok(Some(now)));
         let next = st.wait(now, at, 0);
         assert!(next.is_none_or(|w| w.timeout <= POLL), "{next:?}");
     }
