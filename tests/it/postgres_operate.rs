@@ -7,14 +7,14 @@ use std::path::Path;
 use std::process::Child;
 use std::time::Duration;
 
-use clair_notifier::{Datastore, Timestamp};
+use clair_notifier::Timestamp;
 
 use crate::cli::run_in;
+use crate::common::backends::TestDb;
 use crate::common::bin::{log_count, log_tail, sigterm, wait_exit};
 use crate::common::receiver::Receiver;
 use crate::common::{sample, wait_for};
 use crate::operate::spawn_serve;
-use crate::postgres::{fresh_db, open};
 
 const OPENED: &str = "circuit of notifier webhook opened";
 const CLOSED: &str = "circuit of notifier webhook closed";
@@ -22,14 +22,15 @@ const PAUSED: &str = "notifier webhook is paused";
 const HELD: &str = "every notifier is held";
 const CFG: [&str; 2] = ["--config", "serve.toml"];
 
-fn instance(url: &str, endpoint: &str) -> tempfile::TempDir {
+fn instance(db: &TestDb, endpoint: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("serve.toml"),
         format!(
-            "[database]\nurl = \"{url}\"\n[notifier]\nworkers = 4\npoll_interval = \"100ms\"\n\
+            "{}[notifier]\nworkers = 4\npoll_interval = \"100ms\"\n\
              max_backoff = \"200ms\"\nbreaker_failures = 5\nbreaker_probe = \"500ms\"\n\
-             [notifier.http]\nendpoint = \"{endpoint}\"\n[api]\naddr = \"\"\n"
+             [notifier.http]\nendpoint = \"{endpoint}\"\n[api]\naddr = \"\"\n",
+            db.config_table()
         ),
     )
     .unwrap();
@@ -38,25 +39,6 @@ fn instance(url: &str, endpoint: &str) -> tempfile::TempDir {
 
 fn total(dirs: &[tempfile::TempDir], line: &str) -> usize {
     dirs.iter().map(|d| log_count(d.path(), line)).sum()
-}
-
-fn query_i64(url: &str, sql: &str) -> i64 {
-    let mut client = postgres::Client::connect(url, postgres::NoTls).unwrap();
-    client.query_one(sql, &[]).unwrap().get(0)
-}
-
-fn attempts_spent(url: &str) -> i64 {
-    query_i64(
-        url,
-        "SELECT coalesce(sum(attempts), 0)::bigint FROM notification",
-    )
-}
-
-fn leased(url: &str) -> i64 {
-    query_i64(
-        url,
-        "SELECT count(*) FROM notification WHERE lease_owner IS NOT NULL",
-    )
 }
 
 /// Waits for two more polls of every instance that log `line`.
@@ -81,15 +63,15 @@ fn stop(mut child: Child, dir: &Path) {
 
 #[test]
 fn two_instances_share_the_circuit_the_pause_and_the_attempt_log() {
-    let Some(url) = fresh_db() else { return };
-    let store = open(&url);
+    let Some(db) = TestDb::postgres() else { return };
+    let store = db.open();
     let receiver = Receiver::start(4);
     receiver.set_status(503);
     let batch: Vec<_> = (0..200).map(|i| sample(&format!("CVE-{i}"), 1)).collect();
     let names = store.insert(&batch, Timestamp::now()).unwrap();
     let dirs = [
-        instance(&url, &receiver.url()),
-        instance(&url, &receiver.url()),
+        instance(&db, &receiver.url()),
+        instance(&db, &receiver.url()),
     ];
     let serves: Vec<Child> = dirs.iter().map(|d| spawn_serve(d.path())).collect();
 
@@ -100,10 +82,10 @@ fn two_instances_share_the_circuit_the_pause_and_the_attempt_log() {
     // Once nothing is leased, sends under way when it opened are over (a slow receiver may
     // hold one up to the timeout): what comes next are probes.
     wait_for("sends under way to end", Duration::from_secs(30), || {
-        leased(&url) == 0
+        db.rows_with_lease() == 0
     });
     assert_eq!(total(&dirs, OPENED), 1, "one opening, by one instance");
-    let (before, spent) = (receiver.count(), attempts_spent(&url));
+    let (before, spent) = (receiver.count(), db.attempts_spent());
     wait_for("three probes", Duration::from_secs(30), || {
         receiver.count() >= before + 3
     });
@@ -116,7 +98,7 @@ fn two_instances_share_the_circuit_the_pause_and_the_attempt_log() {
         assert!(gap >= Duration::from_millis(300), "probes {gap:?} apart");
     }
     assert_eq!(
-        attempts_spent(&url),
+        db.attempts_spent(),
         spent,
         "a probe or a wait spent an attempt"
     );
